@@ -1,0 +1,124 @@
+/**
+ * The Atoll base ABI: the only channel between an appliance image and the world.
+ *
+ * In the spirit of Solo5's solo5.h: a handful of calls, each with a status result instead of
+ * host exceptions, so that the same contract can be served by a Node process (`node`), a sealed
+ * V8 (`spt`) or a C base around QuickJS (`virtio`). Errors are returned as negative status codes
+ * (the errno values of Linux, so that a C base can pass them through unchanged); the library OS
+ * turns them into exceptions of its own realm (see src/lib/runtime/base.ts).
+ *
+ * docs/abi.md is the reference for every call's semantics, errors and limits; keep the two in step.
+ * This file holds types and constants only: it is imported by both the tenders and the image.
+ */
+
+/** Bumped on any incompatible change to the calls below. */
+export const ABI_VERSION = 1;
+
+/** Status codes. Success is 0 (or a non-negative count); failures are negative. */
+export const Status = {
+  OK: 0,
+  /** Nothing to read now; call yield and try again. */
+  AGAIN: -11,
+  /** Bad argument: wrong type, unknown handle, misaligned or out-of-range offset, short buffer. */
+  EINVAL: -22,
+  /** The host's I/O failed (the tender logs the cause). */
+  EIO: -5,
+  /** The device is not declared by the image's manifest or not attached by the tender. */
+  ENODEV: -19,
+  /** The frame is larger than the device's MTU allows. */
+  EMSGSIZE: -90,
+} as const;
+export type StatusCode = (typeof Status)[keyof typeof Status];
+
+/** Readiness sets from yield are bit sets over net handles, so a base serves at most 32 net devices. */
+export const MAX_NET_DEVICES = 32;
+/** Largest Ethernet header a frame may carry above the MTU: 14 bytes plus one 802.1Q tag. */
+export const ETHERNET_HEADER_ROOM = 18;
+
+export interface NetInfo {
+  /** Small integer naming the device in netRead/netWrite and in yield's readiness set. */
+  readonly handle: number;
+  /** The device's MAC address, 6 bytes. */
+  readonly mac: Uint8Array;
+  /** Largest IP datagram the link carries; a frame may be up to mtu + ETHERNET_HEADER_ROOM bytes. */
+  readonly mtu: number;
+}
+
+export interface BlockInfo {
+  readonly handle: number;
+  /** Size of the device in bytes: a multiple of blockSize. */
+  readonly capacity: number;
+  /** Transfer unit in bytes (512 on every tender so far). */
+  readonly blockSize: number;
+}
+
+/** The appliance's command line, split by the tender. */
+export interface CommandLine {
+  /** Arguments after `--` on the `atoll run` command line. */
+  readonly args: readonly string[];
+  /**
+   * Boot parameters the tender passes from its own flags, keyed by dotted names:
+   * `net.<device>.ipv4` = "198.18.0.2/24" or "198.18.0.2/24@198.18.0.1" (from --ipv4),
+   * `log` = "info,arp:debug" (from --log). Unknown keys are ignored by the library OS.
+   */
+  readonly params: Readonly<Record<string, string>>;
+}
+
+export interface Base {
+  readonly abiVersion: number;
+  /** The appliance's command line. */
+  readonly cmdline: CommandLine;
+
+  /** Writes bytes to the console. Returns OK or EIO. Never blocks for long: output may be dropped under pressure. */
+  consoleWrite(bytes: Uint8Array): number;
+
+  /** Nanoseconds since an arbitrary point before the image started; never goes backwards. Exact below 2^53 ns (104 days). */
+  clockMonotonic(): number;
+  /** Nanoseconds since the Unix epoch, as the host believes; may jump. Precise to about 0.25 µs (float64). */
+  clockWall(): number;
+
+  /**
+   * Suspends the appliance until the monotonic clock reaches `deadline` (ns) or a net device has
+   * input pending, whichever comes first, and resolves to the set of net handles with pending
+   * input (bit `1 << handle`; 0 when the deadline passed). A deadline in the past polls without
+   * waiting. All promise continuations pending in the image run before the appliance is
+   * suspended: this is the image's only way to sleep. At most one yield may be outstanding.
+   */
+  yield(deadline: number): Promise<number>;
+
+  /** Looks up a net device declared in the manifest and attached by the tender: NetInfo, or ENODEV. */
+  netAcquire(name: string): NetInfo | number;
+  /**
+   * Reads one frame into `buffer` (which must hold mtu + ETHERNET_HEADER_ROOM bytes): returns its
+   * length (> 0), AGAIN when no frame is pending, or EINVAL.
+   */
+  netRead(handle: number, buffer: Uint8Array): number;
+  /** Sends one whole Ethernet frame (all of `frame`). Returns OK, EMSGSIZE, EINVAL or EIO. Frames may be dropped, as on a wire. */
+  netWrite(handle: number, frame: Uint8Array): number;
+
+  /** Looks up a block device declared in the manifest and attached by the tender: BlockInfo, or ENODEV. */
+  blockAcquire(name: string): BlockInfo | number;
+  /**
+   * Reads `buffer.length` bytes at byte `offset`. Both must be multiples of blockSize and the
+   * range must lie within capacity; any number of blocks may move in one call. OK, EINVAL or EIO.
+   */
+  blockRead(handle: number, offset: number, buffer: Uint8Array): number;
+  /** Writes `data` at `offset`, with the same rules as blockRead. OK, EINVAL or EIO. */
+  blockWrite(handle: number, offset: number, data: Uint8Array): number;
+
+  /** Fills `buffer` with cryptographically secure random bytes (at most 65536 a call). OK or EINVAL. */
+  entropy(buffer: Uint8Array): number;
+
+  /** Ends the appliance with an exit status (0..255). Does not return. */
+  exit(code: number): never;
+  /** Ends the appliance abnormally, reporting `reason`; the tender exits with status 255. Does not return. */
+  abort(reason: string): never;
+}
+
+/** What an image's code evaluates to: the tender calls `start` once with the base. */
+export interface ImageEntry {
+  start(base: Base): void;
+}
+
+/** The exit status a tender uses when an image calls abort (as Solo5 does). */
+export const ABORT_EXIT_STATUS = 255;

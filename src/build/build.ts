@@ -1,0 +1,235 @@
+/**
+ * `atoll build`: turns an appliance directory into a sealed image.
+ *
+ * esbuild bundles the appliance's main module with exactly the library-OS modules it imports
+ * (imports of "atoll" and "atoll/..." resolve to this package's src/lib) into one script whose
+ * completion value is the image entry. Host modules (node:*, fs, net, ...) are refused at build
+ * time: an appliance reaches the world only through the base ABI.
+ */
+import { builtinModules } from "node:module";
+import { existsSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
+import { isAbsolute, join, relative, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import * as vm from "node:vm";
+import type { Message, Plugin } from "esbuild";
+import { ABI_VERSION } from "../abi/base.ts";
+import { atollVersion, packageRoot } from "../host/package-root.ts";
+import { encodeImage, IMAGE_EXTENSION } from "../image/format.ts";
+import { validateDeviceNames, validateName, ManifestError, type Manifest } from "../image/manifest.ts";
+
+export class BuildError extends Error {
+  override readonly name = "BuildError";
+}
+
+export const CONFIG_FILES = ["atoll.config.ts", "atoll.config.js", "atoll.config.mjs"];
+const CONFIG_KEYS = ["name", "entry", "net", "block"];
+const IMAGE_GLOBAL = "__atollImage";
+
+export interface ApplianceConfig {
+  readonly name: string;
+  /** Absolute path of the main module. */
+  readonly entry: string;
+  readonly net: readonly string[];
+  readonly block: readonly string[];
+}
+
+export interface BuildResult {
+  readonly imagePath: string;
+  readonly manifest: Manifest;
+  readonly size: number;
+}
+
+export function findConfig(appDir: string): string | undefined {
+  for (const file of CONFIG_FILES) {
+    const path = join(appDir, file);
+    if (existsSync(path)) return path;
+  }
+  return undefined;
+}
+
+function libraryAlias(): Record<string, string> {
+  return { atoll: join(packageRoot(), "src", "lib") };
+}
+
+function formatMessages(messages: readonly Message[]): string {
+  return messages
+    .slice(0, 3)
+    .map((message) => {
+      const at = message.location === null ? "" : `${message.location.file}:${message.location.line}:${message.location.column}: `;
+      return `${at}${message.text}`;
+    })
+    .join("; ");
+}
+
+function isEsbuildFailure(error: unknown): error is { errors: Message[] } {
+  return typeof error === "object" && error !== null && Array.isArray(Reflect.get(error, "errors"));
+}
+
+/** Refuses host modules with a message that says why, instead of esbuild's "could not resolve". */
+const noHostModules: Plugin = {
+  name: "atoll-no-host-modules",
+  setup(build) {
+    const hostModules = new Set(builtinModules);
+    build.onResolve({ filter: /^[a-z_:/]+$/ }, (args) => {
+      const prefixed = args.path.startsWith("node:");
+      if (!prefixed && !hostModules.has(args.path)) return undefined;
+      return {
+        errors: [
+          {
+            text: `'${args.path}' is a host module: an appliance reaches the world only through the base ABI (use the atoll/... library modules)`,
+          },
+        ],
+      };
+    });
+  },
+};
+
+/** Loads and validates atoll.config.ts. Throws BuildError with a one-line reason. */
+export async function loadConfig(appDir: string): Promise<ApplianceConfig> {
+  const configPath = findConfig(appDir);
+  if (configPath === undefined) {
+    throw new BuildError(`no atoll.config.ts in ${appDir}: create one (\`atoll new <dir>\` scaffolds an appliance)`);
+  }
+  const esbuild = await import("esbuild");
+  let code: string;
+  try {
+    const result = await esbuild.build({
+      entryPoints: [configPath],
+      bundle: true,
+      write: false,
+      platform: "node",
+      format: "cjs",
+      target: "node20",
+      logLevel: "silent",
+      alias: libraryAlias(),
+    });
+    code = result.outputFiles[0]?.text ?? "";
+  } catch (error) {
+    if (isEsbuildFailure(error)) throw new BuildError(`${relative(process.cwd(), configPath)}: ${formatMessages(error.errors)}`);
+    throw error;
+  }
+  const module: { exports: unknown } = { exports: {} };
+  const factory: unknown = vm.runInThisContext(`(function (module, exports) {${code}\n})`, { filename: configPath });
+  if (typeof factory !== "function") throw new BuildError(`${configPath}: could not be evaluated`);
+  try {
+    factory(module, module.exports);
+  } catch (error) {
+    throw new BuildError(`${configPath}: threw while loading: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  const exported: unknown = typeof module.exports === "object" && module.exports !== null ? Reflect.get(module.exports, "default") : undefined;
+  return validateConfig(exported, appDir, configPath);
+}
+
+export function validateConfig(value: unknown, appDir: string, configPath: string): ApplianceConfig {
+  const where = relative(process.cwd(), configPath) || configPath;
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new BuildError(`${where}: the default export must be defineConfig({ name: ..., net: [...] })`);
+  }
+  for (const key of Object.keys(value)) {
+    if (!CONFIG_KEYS.includes(key)) throw new BuildError(`${where}: unknown setting '${key}' (known: ${CONFIG_KEYS.join(", ")})`);
+  }
+  try {
+    const name = validateName(Reflect.get(value, "name"));
+    const net = validateDeviceNames("net", Reflect.get(value, "net"));
+    const block = validateDeviceNames("block", Reflect.get(value, "block"));
+    for (const device of net) if (block.includes(device)) throw new ManifestError(`device '${device}' is declared both as net and as block`);
+    const entrySetting: unknown = Reflect.get(value, "entry") ?? "src/main.ts";
+    if (typeof entrySetting !== "string") throw new ManifestError("'entry' must be a path such as \"src/main.ts\"");
+    const entry = isAbsolute(entrySetting) ? entrySetting : resolve(appDir, entrySetting);
+    if (!existsSync(entry)) throw new ManifestError(`entry ${entrySetting} does not exist`);
+    return { name, entry, net, block };
+  } catch (error) {
+    if (error instanceof ManifestError) throw new BuildError(`${where}: ${error.message}`);
+    throw error;
+  }
+}
+
+function buildTime(): string {
+  // SOURCE_DATE_EPOCH makes builds reproducible (reproducible-builds.org); otherwise: now.
+  const epoch = process.env.SOURCE_DATE_EPOCH;
+  if (epoch !== undefined && /^\d+$/.test(epoch)) return new Date(Number(epoch) * 1000).toISOString();
+  return new Date().toISOString();
+}
+
+export interface BuildOptions {
+  /** Where to write the image; default <appDir>/dist. */
+  readonly outDir?: string | undefined;
+  readonly minify?: boolean | undefined;
+}
+
+/** Bundles and seals an appliance. Throws BuildError with a one-line reason. */
+export async function buildAppliance(appDirInput: string, options: BuildOptions = {}): Promise<BuildResult> {
+  const appDir = resolve(appDirInput);
+  if (!existsSync(appDir)) throw new BuildError(`${appDirInput} does not exist`);
+  const config = await loadConfig(appDir);
+  const esbuild = await import("esbuild");
+  const outDir = resolve(options.outDir ?? join(appDir, "dist"));
+  const outfile = join(outDir, `${config.name}.js`);
+  const shim = [
+    `import main from ${JSON.stringify(config.entry)};`,
+    `import { boot } from "atoll/runtime/boot";`,
+    `export function start(base) { boot(base, main); }`,
+  ].join("\n");
+  let code: string;
+  let sourceMap: string;
+  try {
+    const result = await esbuild.build({
+      stdin: { contents: shim, resolveDir: appDir, sourcefile: "atoll-entry.js", loader: "js" },
+      bundle: true,
+      write: false,
+      outfile,
+      format: "iife",
+      globalName: IMAGE_GLOBAL,
+      // The script's completion value is the entry, so a tender needs no global to find it.
+      footer: { js: `${IMAGE_GLOBAL};` },
+      platform: "neutral",
+      mainFields: ["module", "main"],
+      target: "es2022",
+      sourcemap: "external",
+      minify: options.minify ?? false,
+      legalComments: "none",
+      logLevel: "silent",
+      alias: libraryAlias(),
+      plugins: [noHostModules],
+    });
+    const js = result.outputFiles.find((file) => file.path.endsWith(".js"));
+    const map = result.outputFiles.find((file) => file.path.endsWith(".js.map"));
+    if (js === undefined || map === undefined) throw new BuildError("esbuild produced no output");
+    code = js.text.replace(/\n\/\/# sourceMappingURL=.*\n?$/, "\n");
+    sourceMap = absoluteSources(map.text, outDir);
+  } catch (error) {
+    if (isEsbuildFailure(error)) throw new BuildError(`build failed: ${formatMessages(error.errors)}`);
+    throw error;
+  }
+  const manifest: Manifest = {
+    name: config.name,
+    net: config.net,
+    block: config.block,
+    builtBy: `atoll ${atollVersion()}`,
+    buildTime: buildTime(),
+    abiVersion: ABI_VERSION,
+  };
+  const image = encodeImage({ manifest, code, sourceMap });
+  mkdirSync(outDir, { recursive: true });
+  const imagePath = join(outDir, `${config.name}${IMAGE_EXTENSION}`);
+  // Write then rename, so a tender never sees half an image.
+  const temporary = `${imagePath}.${process.pid}.tmp`;
+  writeFileSync(temporary, image);
+  renameSync(temporary, imagePath);
+  return { imagePath, manifest, size: image.length };
+}
+
+/** DevTools resolves source paths against the script URL; absolute file URLs make them open from anywhere. */
+function absoluteSources(mapText: string, outDir: string): string {
+  const map: unknown = JSON.parse(mapText);
+  if (typeof map !== "object" || map === null) return mapText;
+  const sources: unknown = Reflect.get(map, "sources");
+  if (Array.isArray(sources)) {
+    Reflect.set(
+      map,
+      "sources",
+      sources.map((source: unknown) => (typeof source === "string" && !source.startsWith("<") ? pathToFileURL(resolve(outDir, source)).href : source)),
+    );
+  }
+  return JSON.stringify(map);
+}

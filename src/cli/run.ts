@@ -1,0 +1,103 @@
+/** `atoll run`: run an image (or an appliance directory, built first) on a tender. */
+import { existsSync, statSync, writeFileSync } from "node:fs";
+import { parseLevelSpec } from "../lib/logs/levels.ts";
+import { parseIpv4Config } from "../lib/net/ipv4-config.ts";
+import { deviceMap, flag, parseCommandLine, stringList, stringValue } from "./args.ts";
+import { CommandError, UsageError } from "./errors.ts";
+
+export const RUN_HELP = `Usage: atoll run <image|appdir> [options] [-- <appliance args>]
+
+Runs an appliance image on a tender. Given an appliance directory, builds it first.
+The appliance's exit status is the command's; 125 means atoll could not start it.
+
+Options:
+  --tender <name>              tender to run on: node (default)
+  --net <dev>=tap:<iface>      attach net device <dev> to an existing TAP interface
+  --ipv4 <dev>=<addr>/<len>[@<gateway>]
+                               static IPv4 configuration for net device <dev>
+  --block <dev>=<file>         attach block device <dev> to a file (size: a multiple of 512)
+  --pcap <dev>=<file>          write every frame of net device <dev> to a pcap file
+  --log <level>[,<source>:<level>...]
+                               log levels: quiet, error, warn, info (default), debug
+  --inspect                    open the V8 inspector on 127.0.0.1:9229 (chrome://inspect)
+  --inspect-brk                as --inspect, and wait for a debugger before the image starts
+  -h, --help                   show this help
+
+Example:
+  ip tuntap add dev tap0 mode tap && ip addr add 198.18.0.1/24 dev tap0 && ip link set tap0 up
+  atoll run dist/ping.atoll --net service=tap:tap0 --ipv4 service=198.18.0.2/24
+`;
+
+const TENDERS = ["node"];
+
+export async function runCommand(argv: readonly string[]): Promise<void> {
+  const parsed = parseCommandLine(
+    "run",
+    argv,
+    {
+      tender: { type: "string" },
+      net: { type: "string", multiple: true },
+      ipv4: { type: "string", multiple: true },
+      block: { type: "string", multiple: true },
+      pcap: { type: "string", multiple: true },
+      log: { type: "string" },
+      inspect: { type: "boolean" },
+      "inspect-brk": { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    },
+    1,
+  );
+  if (flag(parsed, "help")) {
+    process.stdout.write(RUN_HELP);
+    return;
+  }
+  const target = parsed.positionals[0];
+  if (target === undefined) throw new UsageError("atoll run: which image? e.g. `atoll run dist/hello.atoll` (see `atoll run --help`)");
+
+  const tender = stringValue(parsed, "tender") ?? "node";
+  if (!TENDERS.includes(tender)) throw new UsageError(`atoll run: unknown tender '${tender}' (available: ${TENDERS.join(", ")})`);
+
+  const netSpecs = deviceMap("run", "net", stringList(parsed, "net"), "service=tap:tap0");
+  const nets = new Map<string, { kind: "tap"; ifname: string }>();
+  for (const [device, spec] of netSpecs) {
+    const match = /^tap:(.+)$/.exec(spec);
+    if (match?.[1] === undefined) throw new UsageError(`atoll run: --net ${device}=${spec}: unknown attachment; use tap:<iface>, e.g. --net ${device}=tap:tap0`);
+    nets.set(device, { kind: "tap", ifname: match[1] });
+  }
+  const ipv4 = deviceMap("run", "ipv4", stringList(parsed, "ipv4"), "service=198.18.0.2/24");
+  for (const [device, spec] of ipv4) {
+    const config = parseIpv4Config(spec);
+    if (typeof config === "string") throw new UsageError(`atoll run: --ipv4 ${device}=${spec}: ${config}`);
+  }
+  const blocks = deviceMap("run", "block", stringList(parsed, "block"), "storage=disk.img");
+  const pcaps = deviceMap("run", "pcap", stringList(parsed, "pcap"), "service=service.pcap");
+  const log = stringValue(parsed, "log");
+  if (log !== undefined) {
+    const spec = parseLevelSpec(log);
+    if (typeof spec === "string") throw new UsageError(`atoll run: --log ${log}: ${spec}`);
+  }
+  const inspect = flag(parsed, "inspect-brk") ? "inspect-brk" : flag(parsed, "inspect") ? "inspect" : undefined;
+
+  let imagePath = target;
+  if (existsSync(target) && statSync(target).isDirectory()) {
+    const { buildAppliance, findConfig, BuildError } = await import("../build/build.ts");
+    if (findConfig(target) === undefined) {
+      throw new CommandError(`atoll run: ${target} is a directory without atoll.config.ts: give an .atoll image or an appliance directory`);
+    }
+    try {
+      imagePath = (await buildAppliance(target)).imagePath;
+    } catch (error) {
+      if (error instanceof BuildError) throw new CommandError(`atoll run: ${error.message}`);
+      throw error;
+    }
+  }
+
+  const { runImage } = await import("../tenders/node/tender.ts");
+  const traceTarget = process.env.ATOLL_BOOT_TRACE;
+  runImage({ imagePath, nets, ipv4, blocks, pcaps, log, inspect, args: parsed.rest }, (trace) => {
+    if (traceTarget === undefined || traceTarget === "") return;
+    const line = `${JSON.stringify(trace)}\n`;
+    if (traceTarget === "1" || traceTarget === "stderr") process.stderr.write(line);
+    else writeFileSync(traceTarget, line);
+  });
+}

@@ -1,0 +1,116 @@
+/**
+ * Devices as the library OS presents them: thin, allocation-free wrappers over the base's net and
+ * block calls that turn status codes into AbiErrors and keep counters.
+ */
+import { ETHERNET_HEADER_ROOM, Status, type Base } from "../../abi/base.ts";
+import { AbiError } from "./base.ts";
+import type { Scheduler } from "./scheduler.ts";
+
+/** Frames read per readiness event at most, so one busy device cannot starve timers or other devices. */
+const MAX_FRAMES_PER_WAKEUP = 256;
+
+export interface NetCounters {
+  rxFrames: number;
+  rxBytes: number;
+  txFrames: number;
+  txBytes: number;
+  /** Frames the base refused or failed to send (EIO): dropped, as on a wire. */
+  txErrors: number;
+}
+
+export type FrameListener = (frame: Uint8Array) => void;
+
+export class NetDevice {
+  readonly counters: NetCounters = { rxFrames: 0, rxBytes: 0, txFrames: 0, txBytes: 0, txErrors: 0 };
+  private readonly receiveBuffer: Uint8Array;
+  private listener: FrameListener | undefined;
+  private unwatch: (() => void) | undefined;
+
+  constructor(
+    private readonly base: Base,
+    private readonly scheduler: Scheduler,
+    readonly name: string,
+    readonly handle: number,
+    readonly mac: Uint8Array,
+    readonly mtu: number,
+  ) {
+    this.receiveBuffer = new Uint8Array(mtu + ETHERNET_HEADER_ROOM);
+  }
+
+  /** Largest frame this device carries: the MTU plus an Ethernet header with one VLAN tag. */
+  get maxFrameLength(): number {
+    return this.receiveBuffer.length;
+  }
+
+  /**
+   * Delivers every received frame to `listener`. The frame is a view into a buffer that is reused
+   * for the next frame: copy what must outlive the call. Replaces any earlier listener.
+   */
+  onFrame(listener: FrameListener): void {
+    this.listener = listener;
+    this.unwatch ??= this.scheduler.watchNet(this.handle, () => this.drain());
+  }
+
+  /** Stops delivering frames; the device stays usable for sending. */
+  close(): void {
+    this.unwatch?.();
+    this.unwatch = undefined;
+    this.listener = undefined;
+  }
+
+  /** Sends one Ethernet frame. Throws AbiError for frames the device can never carry (EINVAL, EMSGSIZE); counts and drops on I/O errors. */
+  send(frame: Uint8Array): void {
+    const status = this.base.netWrite(this.handle, frame);
+    if (status === Status.OK) {
+      this.counters.txFrames++;
+      this.counters.txBytes += frame.length;
+    } else if (status === Status.EIO) {
+      this.counters.txErrors++;
+    } else {
+      throw new AbiError("netWrite", status, `device '${this.name}', ${frame.length}-byte frame`);
+    }
+  }
+
+  private drain(): void {
+    for (let n = 0; n < MAX_FRAMES_PER_WAKEUP; n++) {
+      const length = this.base.netRead(this.handle, this.receiveBuffer);
+      if (length === Status.AGAIN) return;
+      if (length < 0) throw new AbiError("netRead", length, `device '${this.name}'`);
+      this.counters.rxFrames++;
+      this.counters.rxBytes += length;
+      this.listener?.(this.receiveBuffer.subarray(0, length));
+    }
+  }
+}
+
+export class BlockDevice {
+  constructor(
+    private readonly base: Base,
+    readonly name: string,
+    readonly handle: number,
+    /** Bytes. */
+    readonly capacity: number,
+    readonly blockSize: number,
+  ) {}
+
+  /** Reads `buffer.length` bytes at `offset`; both must be multiples of blockSize. */
+  readInto(offset: number, buffer: Uint8Array): void {
+    const status = this.base.blockRead(this.handle, offset, buffer);
+    if (status !== Status.OK) throw new AbiError("blockRead", status, this.describe(offset, buffer.length));
+  }
+
+  read(offset: number, length: number): Uint8Array {
+    const buffer = new Uint8Array(length);
+    this.readInto(offset, buffer);
+    return buffer;
+  }
+
+  write(offset: number, data: Uint8Array): void {
+    const status = this.base.blockWrite(this.handle, offset, data);
+    if (status !== Status.OK) throw new AbiError("blockWrite", status, this.describe(offset, data.length));
+  }
+
+  private describe(offset: number, length: number): string {
+    return `device '${this.name}', offset ${offset}, ${length} bytes, block size ${this.blockSize}, capacity ${this.capacity}`;
+  }
+}

@@ -1,0 +1,20 @@
+/**
+ * Globals an image has at run time beyond ECMAScript (installed by src/lib/runtime/globals.ts from
+ * the base ABI), for type-checking code that runs inside an image. Host code gets these from
+ * @types/node instead, which is why the root tsconfig leaves this file out.
+ */
+interface AtollConsole {
+  log(...values: unknown[]): void;
+  info(...values: unknown[]): void;
+  warn(...values: unknown[]): void;
+  error(...values: unknown[]): void;
+  debug(...values: unknown[]): void;
+  trace(...values: unknown[]): void;
+}
+declare var console: AtollConsole;
+declare function setTimeout(callback: (...args: unknown[]) => void, delayMs?: number, ...args: unknown[]): number;
+declare function setInterval(callback: (...args: unknown[]) => void, delayMs?: number, ...args: unknown[]): number;
+declare function clearTimeout(id: number | undefined): void;
+declare function clearInterval(id: number | undefined): void;
+declare function queueMicrotask(callback: () => void): void;
+declare var crypto: { getRandomValues<T extends ArrayBufferView>(array: T): T };

@@ -1,0 +1,212 @@
+/**
+ * The base ABI as the node tender serves it. Every call checks its arguments as if the image were
+ * hostile (it will be, under `spt`): wrong types, unknown handles and out-of-range offsets return
+ * EINVAL and never reach the host.
+ */
+import { randomFillSync } from "node:crypto";
+import { writeSync } from "node:fs";
+import { types } from "node:util";
+import { ABI_VERSION, ETHERNET_HEADER_ROOM, MAX_NET_DEVICES, Status, type Base, type BlockInfo, type CommandLine, type NetInfo } from "../../abi/base.ts";
+import type { FileBlockDevice } from "./block.ts";
+import type { PcapWriter } from "./pcap.ts";
+
+/** A host-side net backend (a TAP today; the user-mode link later). */
+export interface HostNetBackend {
+  /** File descriptor to poll for input. */
+  readonly fd: number;
+  readonly mtu: number;
+  /** Reads one frame: its length, 0 when none is pending, or a negative errno. */
+  read(buffer: Uint8Array): number;
+  /** Writes one frame: bytes written or a negative errno. */
+  write(frame: Uint8Array): number;
+  close(): void;
+}
+
+export interface HostNet {
+  readonly name: string;
+  readonly mac: Uint8Array;
+  readonly backend: HostNetBackend;
+  readonly pcap?: PcapWriter | undefined;
+}
+
+export interface HostBlock {
+  readonly name: string;
+  readonly device: FileBlockDevice;
+}
+
+export interface NodeBaseOptions {
+  readonly cmdline: CommandLine;
+  readonly nets: readonly HostNet[];
+  readonly blocks: readonly HostBlock[];
+  /** Longest single wait in yield; the inspector needs the event loop to turn now and then. */
+  readonly maxWaitNs: number;
+  readonly poll: (fds: Int32Array, timeoutNs: number) => number;
+  readonly onExit: (code: number) => never;
+  readonly onAbort: (reason: string) => never;
+  /** Called for host-side I/O failures worth a line on stderr. */
+  readonly warn: (message: string) => void;
+}
+
+const MAX_ENTROPY = 65536;
+const EAGAIN = 11;
+
+function isHandle(value: unknown, count: number): value is number {
+  return typeof value === "number" && Number.isInteger(value) && value >= 0 && value < count;
+}
+
+function isBytes(value: unknown): value is Uint8Array {
+  // Cross-realm: the image's Uint8Array is not the host's, so instanceof would fail.
+  return types.isUint8Array(value);
+}
+
+export function createNodeBase(options: NodeBaseOptions): Base {
+  const { nets, blocks } = options;
+  if (nets.length > MAX_NET_DEVICES) throw new Error(`at most ${MAX_NET_DEVICES} net devices are supported`);
+  const pollFds = Int32Array.from(nets.map((net) => net.backend.fd));
+  const captures = nets.flatMap((net) => (net.pcap === undefined ? [] : [net.pcap]));
+  const startNs = process.hrtime.bigint();
+  let yielding = false;
+
+  const monotonic = (): number => Number(process.hrtime.bigint() - startNs);
+
+  const wait = (deadline: number): number => {
+    const timeout = Math.min(deadline - monotonic(), options.maxWaitNs);
+    if (timeout > 0) for (const capture of captures) capture.flush();
+    const ready = options.poll(pollFds, timeout > 0 ? timeout : 0);
+    return ready < 0 ? 0 : ready;
+  };
+
+  const base: Base = {
+    abiVersion: ABI_VERSION,
+    cmdline: options.cmdline,
+
+    consoleWrite(bytes) {
+      if (!isBytes(bytes)) return Status.EINVAL;
+      let done = 0;
+      for (let attempts = 0; done < bytes.length && attempts < 1000; attempts++) {
+        try {
+          done += writeSync(1, bytes, done, bytes.length - done);
+        } catch (error) {
+          // A non-blocking stdout (a pipe) can say EAGAIN: retry a little, then drop, as a console may.
+          if (!(error instanceof Error && "code" in error && error.code === "EAGAIN")) return Status.EIO;
+        }
+      }
+      return done === bytes.length ? Status.OK : Status.EIO;
+    },
+
+    clockMonotonic: monotonic,
+    clockWall: () => Math.round((performance.timeOrigin + performance.now()) * 1e6),
+
+    yield(deadline) {
+      if (typeof deadline !== "number" || Number.isNaN(deadline)) return Promise.resolve(Status.EINVAL);
+      if (yielding) return Promise.resolve(Status.EINVAL);
+      yielding = true;
+      return new Promise<number>((resolve) => {
+        // setImmediate runs after the image's pending continuations have drained: the ABI's promise.
+        const turn = (): void => {
+          const ready = wait(deadline);
+          if (ready === 0 && monotonic() < deadline) {
+            // Woken early (the wait cap, or a signal): let the event loop turn, then wait again.
+            setImmediate(turn);
+            return;
+          }
+          yielding = false;
+          resolve(ready);
+        };
+        setImmediate(turn);
+      });
+    },
+
+    netAcquire(name) {
+      if (typeof name !== "string") return Status.EINVAL;
+      const handle = nets.findIndex((net) => net.name === name);
+      const net = nets[handle];
+      if (net === undefined) return Status.ENODEV;
+      const info: NetInfo = { handle, mac: net.mac.slice(), mtu: net.backend.mtu };
+      return info;
+    },
+
+    netRead(handle, buffer) {
+      if (!isHandle(handle, nets.length) || !isBytes(buffer)) return Status.EINVAL;
+      const net = nets[handle];
+      if (net === undefined || buffer.length < net.backend.mtu + ETHERNET_HEADER_ROOM) return Status.EINVAL;
+      const n = net.backend.read(buffer);
+      if (n === 0 || n === -EAGAIN) return Status.AGAIN;
+      if (n < 0) {
+        options.warn(`net device '${net.name}': read failed (errno ${-n})`);
+        return Status.AGAIN;
+      }
+      net.pcap?.record(buffer.subarray(0, n));
+      return n;
+    },
+
+    netWrite(handle, frame) {
+      if (!isHandle(handle, nets.length) || !isBytes(frame)) return Status.EINVAL;
+      const net = nets[handle];
+      if (net === undefined || frame.length < 14) return Status.EINVAL;
+      if (frame.length > net.backend.mtu + ETHERNET_HEADER_ROOM) return Status.EMSGSIZE;
+      net.pcap?.record(frame);
+      const n = net.backend.write(frame);
+      return n === frame.length ? Status.OK : Status.EIO;
+    },
+
+    blockAcquire(name) {
+      if (typeof name !== "string") return Status.EINVAL;
+      const handle = blocks.findIndex((block) => block.name === name);
+      const block = blocks[handle];
+      if (block === undefined) return Status.ENODEV;
+      const info: BlockInfo = { handle, capacity: block.device.capacity, blockSize: 512 };
+      return info;
+    },
+
+    blockRead(handle, offset, buffer) {
+      const block = checkBlockRange(handle, offset, buffer);
+      if (block === undefined) return Status.EINVAL;
+      try {
+        block.device.read(offset, buffer);
+        return Status.OK;
+      } catch (error) {
+        options.warn(`block device '${block.name}': read at ${offset} failed: ${String(error)}`);
+        return Status.EIO;
+      }
+    },
+
+    blockWrite(handle, offset, data) {
+      const block = checkBlockRange(handle, offset, data);
+      if (block === undefined) return Status.EINVAL;
+      try {
+        block.device.write(offset, data);
+        return Status.OK;
+      } catch (error) {
+        options.warn(`block device '${block.name}': write at ${offset} failed: ${String(error)}`);
+        return Status.EIO;
+      }
+    },
+
+    entropy(buffer) {
+      if (!isBytes(buffer) || buffer.length > MAX_ENTROPY) return Status.EINVAL;
+      randomFillSync(buffer);
+      return Status.OK;
+    },
+
+    exit(code) {
+      return options.onExit(typeof code === "number" && Number.isInteger(code) && code >= 0 && code <= 255 ? code : 255);
+    },
+
+    abort(reason) {
+      return options.onAbort(typeof reason === "string" ? reason : "abort called without a reason");
+    },
+  };
+
+  function checkBlockRange(handle: unknown, offset: unknown, buffer: unknown): HostBlock | undefined {
+    if (!isHandle(handle, blocks.length) || !isBytes(buffer)) return undefined;
+    const block = blocks[handle];
+    if (block === undefined || typeof offset !== "number" || !Number.isInteger(offset) || offset < 0) return undefined;
+    const size = 512;
+    if (offset % size !== 0 || buffer.length % size !== 0 || buffer.length === 0) return undefined;
+    if (offset + buffer.length > block.device.capacity) return undefined;
+    return block;
+  }
+
+  return Object.freeze(base);
+}

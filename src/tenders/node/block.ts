@@ -1,0 +1,68 @@
+/** Block devices backed by host files, for the node tender. */
+import { closeSync, fstatSync, openSync, readSync, writeSync, fsyncSync } from "node:fs";
+
+export const BLOCK_SIZE = 512;
+
+export class TenderError extends Error {
+  override readonly name = "TenderError";
+}
+
+export class FileBlockDevice {
+  readonly fd: number;
+  readonly capacity: number;
+
+  constructor(
+    readonly name: string,
+    readonly path: string,
+  ) {
+    try {
+      this.fd = openSync(path, "r+");
+    } catch (error) {
+      const code = error instanceof Error && "code" in error ? String(error.code) : "";
+      if (code === "ENOENT") {
+        throw new TenderError(`block device '${name}': file ${path} does not exist: create it, e.g. \`truncate -s 64M ${path}\``);
+      }
+      if (code === "EACCES" || code === "EPERM" || code === "EROFS") {
+        throw new TenderError(`block device '${name}': cannot open ${path} for reading and writing (${code}): check its permissions`);
+      }
+      if (code === "EISDIR") throw new TenderError(`block device '${name}': ${path} is a directory; give a file`);
+      throw new TenderError(`block device '${name}': cannot open ${path}: ${error instanceof Error ? error.message : String(error)}`);
+    }
+    const stat = fstatSync(this.fd);
+    if (!stat.isFile() && !stat.isBlockDevice()) {
+      closeSync(this.fd);
+      throw new TenderError(`block device '${name}': ${path} is not a regular file`);
+    }
+    if (stat.size % BLOCK_SIZE !== 0 || stat.size === 0) {
+      closeSync(this.fd);
+      throw new TenderError(
+        `block device '${name}': ${path} is ${stat.size} bytes, not a positive multiple of ${BLOCK_SIZE}: resize it, e.g. \`truncate -s 64M ${path}\``,
+      );
+    }
+    this.capacity = stat.size;
+  }
+
+  /** Reads exactly buffer.length bytes at offset; throws on a short read or I/O error. */
+  read(offset: number, buffer: Uint8Array): void {
+    let done = 0;
+    while (done < buffer.length) {
+      const n = readSync(this.fd, buffer, done, buffer.length - done, offset + done);
+      if (n === 0) throw new Error(`short read at ${offset + done}`);
+      done += n;
+    }
+  }
+
+  write(offset: number, data: Uint8Array): void {
+    let done = 0;
+    while (done < data.length) done += writeSync(this.fd, data, done, data.length - done, offset + done);
+  }
+
+  close(): void {
+    // Data written through the base must survive the appliance: make it durable before the fd goes.
+    try {
+      fsyncSync(this.fd);
+    } finally {
+      closeSync(this.fd);
+    }
+  }
+}

@@ -1,0 +1,66 @@
+/**
+ * Loader for the `atoll_native` N-API addon (native/atoll_native.c), which gives the `node`
+ * tender the Linux calls Node lacks: attaching to a TAP device and polling raw fds.
+ *
+ * The addon lives under the package root's build/Release/ (see src/host/package-root.ts).
+ */
+import { existsSync } from "node:fs";
+import { createRequire } from "node:module";
+import { join } from "node:path";
+import { currentFile, packageRoot } from "../../host/package-root.ts";
+
+/** The addon's exports; see native/atoll_native.c for the exact contract of each call. */
+export interface NativeAddon {
+  /** Attaches to an existing TAP interface; returns a non-blocking, close-on-exec fd. Throws an
+   * Error with `code` (errno name) and `syscall` on failure, ENODEV if the interface is absent. */
+  tapOpen(name: string): number;
+  /** The interface's MTU (SIOCGIFMTU). Throws like tapOpen. */
+  ifMtu(name: string): number;
+  /** Bytes read into `buf` (honouring its byteOffset/length), or a negative errno (-11 when empty). */
+  read(fd: number, buf: Uint8Array): number;
+  /** Bytes written, or a negative errno. */
+  write(fd: number, buf: Uint8Array): number;
+  /** ppoll for POLLIN on up to 32 fds: bit i set when fds[i] is readable or in error, 0 on timeout
+   * or signal, a negative errno on failure. `timeoutNs` <= 0 polls without waiting. */
+  poll(fds: Int32Array, timeoutNs: number): number;
+  /** Closes the fd; throws only on EBADF, which means a double close. */
+  close(fd: number): void;
+}
+
+const ADDON_RELATIVE_PATH = join("build", "Release", "atoll_native.node");
+const EXPECTED_FUNCTIONS = ["tapOpen", "ifMtu", "read", "write", "poll", "close"] as const;
+
+let cached: NativeAddon | undefined;
+
+/** Loads the addon once per process; throws a one-line Error saying how to fix a missing build. */
+export function loadNative(): NativeAddon {
+  if (cached !== undefined) return cached;
+  const here = currentFile();
+  const root = packageRoot();
+  const addonPath = join(root, ADDON_RELATIVE_PATH);
+  if (!existsSync(addonPath)) {
+    throw new Error(
+      "atoll: native addon not built (build/Release/atoll_native.node missing): run `npm run build:native`",
+    );
+  }
+  let loaded: unknown;
+  try {
+    loaded = createRequire(here)(addonPath);
+  } catch (error) {
+    const reason = error instanceof Error ? error.message.split("\n")[0] : String(error);
+    throw new Error(`atoll: native addon ${addonPath} failed to load (${reason}): run \`npm run build:native\``);
+  }
+  // A build from an older checkout would otherwise fail later with "x is not a function".
+  const missing = EXPECTED_FUNCTIONS.filter((name) => !hasFunction(loaded, name));
+  if (missing.length > 0) {
+    throw new Error(
+      `atoll: native addon ${addonPath} is out of date (missing ${missing.join(", ")}): run \`npm run build:native\``,
+    );
+  }
+  cached = loaded as NativeAddon;
+  return cached;
+}
+
+function hasFunction(value: unknown, name: string): boolean {
+  return typeof value === "object" && value !== null && typeof Reflect.get(value, name) === "function";
+}

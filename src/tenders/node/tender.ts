@@ -1,0 +1,282 @@
+/**
+ * The `node` tender: runs an image in a plain Node.js process, in a fresh V8 context that holds
+ * nothing but the base ABI. It is the developer loop (fast start, --inspect with source maps);
+ * the sealed `spt` tender builds on the same pieces.
+ *
+ * Order of work: read and verify the image, check that its declared devices and the attached ones
+ * match, open the devices, build the base, evaluate the image's code (with a V8 code cache keyed by
+ * the image hash), and call its start. From then on the image drives everything through the base.
+ */
+import { randomBytes } from "node:crypto";
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { join } from "node:path";
+import * as inspector from "node:inspector";
+import * as vm from "node:vm";
+import { ABI_VERSION, ABORT_EXIT_STATUS, type Base, type CommandLine } from "../../abi/base.ts";
+import { decodeImage, ImageError, type Image } from "../../image/format.ts";
+import { FileBlockDevice, TenderError } from "./block.ts";
+import { createNodeBase, type HostBlock, type HostNet, type HostNetBackend } from "./base.ts";
+import { loadNative } from "./native.ts";
+import { PcapWriter } from "./pcap.ts";
+import { openTap } from "./tap.ts";
+
+export { TenderError } from "./block.ts";
+
+export type NetAttachment = { readonly kind: "tap"; readonly ifname: string };
+
+export interface RunOptions {
+  readonly imagePath: string;
+  /** Device name → how to attach it. */
+  readonly nets: ReadonlyMap<string, NetAttachment>;
+  /** Device name → "addr/len" or "addr/len@gateway" (already validated). */
+  readonly ipv4: ReadonlyMap<string, string>;
+  readonly blocks: ReadonlyMap<string, string>;
+  readonly pcaps: ReadonlyMap<string, string>;
+  readonly log?: string | undefined;
+  readonly inspect?: "inspect" | "inspect-brk" | undefined;
+  readonly args: readonly string[];
+}
+
+/** Milestones of a boot, in ms since the process started (performance.now()), for bench:boot. */
+export interface BootTrace {
+  tenderStart: number;
+  imageRead: number;
+  imageVerified: number;
+  devicesOpen: number;
+  contextReady: number;
+  imageEvaluated: number;
+  startCalled: number;
+  codeCache: "hit" | "miss" | "off";
+}
+
+const INSPECT_MAX_WAIT_NS = 20_000_000;
+const MAX_WAIT_NS = 3_600_000_000_000;
+
+function readImageFile(path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (error) {
+    const code = error instanceof Error && "code" in error ? String(error.code) : "";
+    if (code === "ENOENT") throw new TenderError(`image ${path} does not exist: build one with \`atoll build <appdir>\``);
+    if (code === "EISDIR") throw new TenderError(`${path} is a directory without atoll.config.ts: give an .atoll image or an appliance directory`);
+    throw new TenderError(`cannot read image ${path}: ${error instanceof Error ? error.message : String(error)}`);
+  }
+}
+
+function verifyImage(path: string, bytes: Buffer): Image {
+  try {
+    return decodeImage(bytes);
+  } catch (error) {
+    if (error instanceof ImageError) throw new TenderError(`${path}: ${error.message}`);
+    throw error;
+  }
+}
+
+/** Checks that the image's declared devices and the attached ones match exactly. */
+export function checkDevices(image: Image, options: Pick<RunOptions, "nets" | "ipv4" | "blocks" | "pcaps">): void {
+  const { manifest } = image;
+  const declared = (list: readonly string[]): string => (list.length === 0 ? "none" : list.join(", "));
+  for (const name of manifest.net) {
+    if (!options.nets.has(name)) {
+      throw new TenderError(`image '${manifest.name}' needs net device '${name}': attach it with --net ${name}=tap:<iface>`);
+    }
+  }
+  for (const name of manifest.block) {
+    if (!options.blocks.has(name)) {
+      throw new TenderError(`image '${manifest.name}' needs block device '${name}': attach it with --block ${name}=<file>`);
+    }
+  }
+  const checkNetFlag = (flag: string, names: Iterable<string>): void => {
+    for (const name of names) {
+      if (!manifest.net.includes(name)) {
+        throw new TenderError(`${flag} ${name}=...: image '${manifest.name}' declares no net device '${name}' (its net devices: ${declared(manifest.net)})`);
+      }
+    }
+  };
+  checkNetFlag("--net", options.nets.keys());
+  checkNetFlag("--ipv4", options.ipv4.keys());
+  checkNetFlag("--pcap", options.pcaps.keys());
+  for (const name of options.blocks.keys()) {
+    if (!manifest.block.includes(name)) {
+      throw new TenderError(`--block ${name}=...: image '${manifest.name}' declares no block device '${name}' (its block devices: ${declared(manifest.block)})`);
+    }
+  }
+  if (image.manifest.abiVersion !== ABI_VERSION) {
+    throw new TenderError(`image '${manifest.name}' speaks base ABI ${manifest.abiVersion}, this tender serves ${ABI_VERSION}: rebuild it with this atoll`);
+  }
+}
+
+/** A random locally administered unicast MAC (RFC 7042 §2.1: the U/L bit set, the I/G bit clear). */
+function randomMac(): Uint8Array {
+  const mac = new Uint8Array(randomBytes(6));
+  mac[0] = ((mac[0] ?? 0) & 0xfe) | 0x02;
+  return mac;
+}
+
+function openNet(attachment: NetAttachment): HostNetBackend {
+  const tap = openTap(attachment.ifname);
+  return {
+    fd: tap.fd,
+    mtu: tap.mtu,
+    read: (buffer) => tap.read(buffer),
+    write: (frame) => tap.write(frame),
+    close: () => tap.close(),
+  };
+}
+
+function codeCachePath(image: Image): string | undefined {
+  if (process.env.ATOLL_CODE_CACHE === "0") return undefined;
+  const base = process.env.XDG_CACHE_HOME ?? join(homedir(), ".cache");
+  return join(base, "atoll", `v8-${image.sha256.slice(0, 32)}-${process.version}-${process.arch}.bin`);
+}
+
+function readCodeCache(path: string | undefined): Buffer | undefined {
+  if (path === undefined) return undefined;
+  try {
+    return readFileSync(path);
+  } catch {
+    return undefined;
+  }
+}
+
+function writeCodeCache(path: string, data: Buffer): void {
+  try {
+    mkdirSync(join(path, ".."), { recursive: true });
+    const temporary = `${path}.${process.pid}.tmp`;
+    writeFileSync(temporary, data);
+    renameSync(temporary, path);
+  } catch {
+    // A read-only home or full disk only costs the next boot its cache.
+  }
+}
+
+function isImageEntry(value: unknown): value is { start: (base: Base) => void } {
+  return typeof value === "object" && value !== null && typeof Reflect.get(value, "start") === "function";
+}
+
+/**
+ * Runs an image to completion. Never returns: the process exits with the appliance's status, or
+ * with 125 (reported on stderr) when the tender cannot start it.
+ */
+export function runImage(options: RunOptions, onTrace?: (trace: BootTrace) => void): void {
+  const trace: BootTrace = {
+    tenderStart: performance.now(),
+    imageRead: 0,
+    imageVerified: 0,
+    devicesOpen: 0,
+    contextReady: 0,
+    imageEvaluated: 0,
+    startCalled: 0,
+    codeCache: "off",
+  };
+  const bytes = readImageFile(options.imagePath);
+  trace.imageRead = performance.now();
+  const image = verifyImage(options.imagePath, bytes);
+  trace.imageVerified = performance.now();
+  checkDevices(image, options);
+
+  const native = loadNative();
+  const nets: HostNet[] = [];
+  const blocks: HostBlock[] = [];
+  const pcaps: PcapWriter[] = [];
+  const closeAll = (): void => {
+    for (const pcap of pcaps) pcap.close();
+    for (const net of nets) net.backend.close();
+    for (const block of blocks) block.device.close();
+  };
+  try {
+    for (const name of image.manifest.net) {
+      const attachment = options.nets.get(name);
+      if (attachment === undefined) continue;
+      const pcapPath = options.pcaps.get(name);
+      const pcap = pcapPath === undefined ? undefined : new PcapWriter(pcapPath);
+      if (pcap !== undefined) pcaps.push(pcap);
+      nets.push({ name, mac: randomMac(), backend: openNet(attachment), pcap });
+    }
+    for (const name of image.manifest.block) {
+      const path = options.blocks.get(name);
+      if (path !== undefined) blocks.push({ name, device: new FileBlockDevice(name, path) });
+    }
+  } catch (error) {
+    closeAll();
+    throw error;
+  }
+  trace.devicesOpen = performance.now();
+
+  const params: Record<string, string> = {};
+  for (const [name, value] of options.ipv4) params[`net.${name}.ipv4`] = value;
+  if (options.log !== undefined) params.log = options.log;
+  const cmdline: CommandLine = Object.freeze({ args: Object.freeze([...options.args]), params: Object.freeze(params) });
+
+  let ended = false;
+  const end = (status: number): never => {
+    if (!ended) {
+      ended = true;
+      try {
+        closeAll();
+      } catch (error) {
+        process.stderr.write(`atoll: closing devices failed: ${error instanceof Error ? error.message : String(error)}\n`);
+      }
+    }
+    process.exit(status);
+  };
+  const abort = (reason: string): never => {
+    process.stderr.write(`atoll: appliance '${image.manifest.name}' aborted: ${reason}\n`);
+    return end(ABORT_EXIT_STATUS);
+  };
+
+  const base = createNodeBase({
+    cmdline,
+    nets,
+    blocks,
+    maxWaitNs: options.inspect === undefined ? MAX_WAIT_NS : INSPECT_MAX_WAIT_NS,
+    poll: (fds, timeoutNs) => native.poll(fds, timeoutNs),
+    onExit: end,
+    onAbort: abort,
+    warn: (message) => process.stderr.write(`atoll: ${message}\n`),
+  });
+
+  process.on("SIGINT", () => end(130));
+  process.on("SIGTERM", () => end(143));
+  process.on("uncaughtException", (error) => abort(error.stack ?? String(error)));
+  process.on("unhandledRejection", (reason) => abort(`unhandled promise rejection: ${reason instanceof Error ? (reason.stack ?? reason.message) : String(reason)}`));
+  process.on("beforeExit", () => abort("the image stopped without calling exit (its scheduler is no longer yielding)"));
+
+  const context = vm.createContext({}, { name: `atoll:${image.manifest.name}` });
+  trace.contextReady = performance.now();
+
+  let code = image.code;
+  const filename = `atoll://${image.manifest.name}/image.js`;
+  if (options.inspect !== undefined) {
+    // DevTools reads source maps from the script itself; only debugging sessions pay for it.
+    if (image.sourceMap !== undefined) code += `\n//# sourceMappingURL=data:application/json;base64,${Buffer.from(image.sourceMap).toString("base64")}`;
+    inspector.open(undefined, "127.0.0.1");
+    process.stderr.write(`atoll: debugger listening on ${inspector.url() ?? "?"} (open chrome://inspect)\n`);
+    if (options.inspect === "inspect-brk") {
+      process.stderr.write("atoll: waiting for a debugger to attach\n");
+      inspector.waitForDebugger();
+    }
+  }
+  const cachePath = options.inspect === undefined ? codeCachePath(image) : undefined;
+  const cachedData = readCodeCache(cachePath);
+  const script = new vm.Script(code, { filename, ...(cachedData === undefined ? {} : { cachedData }) });
+  const entry: unknown = script.runInContext(context, { displayErrors: true });
+  trace.imageEvaluated = performance.now();
+  if (!isImageEntry(entry)) {
+    closeAll();
+    throw new TenderError(`${options.imagePath}: the image's code did not evaluate to an entry with start(base): rebuild it with \`atoll build\``);
+  }
+  if (options.inspect === "inspect-brk") debuggerBreak(context);
+  entry.start(base);
+  trace.startCalled = performance.now();
+  if (cachePath !== undefined) {
+    trace.codeCache = cachedData !== undefined && !script.cachedDataRejected ? "hit" : "miss";
+    if (trace.codeCache === "miss") writeCodeCache(cachePath, script.createCachedData());
+  }
+  onTrace?.(trace);
+}
+
+function debuggerBreak(context: vm.Context): void {
+  vm.runInContext("debugger;", context, { filename: "atoll://break-before-start.js" });
+}
