@@ -33,7 +33,7 @@ export function parseCommandLine(command: string, argv: readonly string[], optio
 function describeParseError(error: unknown): string {
   if (!(error instanceof Error)) return String(error);
   const code = "code" in error ? error.code : undefined;
-  const option = /'(-[^']*)'/.exec(error.message)?.[1];
+  const option = /'(-[^' ]*)/.exec(error.message)?.[1];
   if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") return `unknown option '${option ?? "?"}'`;
   if (code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE") {
     if (/argument missing/.test(error.message)) return `option '${option ?? "?"}' needs a value`;

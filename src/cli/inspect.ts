@@ -27,7 +27,7 @@ export function inspectCommand(argv: readonly string[]): void {
   } catch (error) {
     const code = error instanceof Error && "code" in error ? String(error.code) : "";
     throw new CommandError(
-      code === "ENOENT" ? `atoll inspect: ${path} does not exist` : `atoll inspect: cannot read ${path}: ${error instanceof Error ? error.message : String(error)}`,
+      code === "ENOENT" ? `atoll inspect: image ${path} does not exist: build one with \`atoll build <appdir>\`` : `atoll inspect: cannot read ${path}: ${error instanceof Error ? error.message : String(error)}`,
     );
   }
   let image;
