@@ -21,7 +21,7 @@ export const Status = {
   AGAIN: -11,
   /** Bad argument: wrong type, unknown handle, misaligned or out-of-range offset, short buffer. */
   EINVAL: -22,
-  /** The host's I/O failed (the tender logs the cause). */
+  /** The host's I/O failed (for block and net reads the tender logs the cause). */
   EIO: -5,
   /** The device is not declared by the image's manifest or not attached by the tender. */
   ENODEV: -19,
@@ -74,7 +74,7 @@ export interface Base {
 
   /** Nanoseconds since an arbitrary point before the image started; never goes backwards. Exact below 2^53 ns (104 days). */
   clockMonotonic(): number;
-  /** Nanoseconds since the Unix epoch, as the host believes; may jump. Precise to about 0.25 µs (float64). */
+  /** Nanoseconds since the Unix epoch, as the host believes; may jump. A float64 (precise to 0.25 µs at best; the node tender gives 1 ms). */
   clockWall(): number;
 
   /**
@@ -82,7 +82,8 @@ export interface Base {
    * input pending, whichever comes first, and resolves to the set of net handles with pending
    * input (bit `1 << handle`; 0 when the deadline passed). A deadline in the past polls without
    * waiting. All promise continuations pending in the image run before the appliance is
-   * suspended: this is the image's only way to sleep. At most one yield may be outstanding.
+   * suspended: this is the image's only way to sleep. Only acquired devices are reported. At most
+   * one yield may be outstanding (a second one resolves to EINVAL).
    */
   yield(deadline: number): Promise<number>;
 
@@ -90,10 +91,14 @@ export interface Base {
   netAcquire(name: string): NetInfo | number;
   /**
    * Reads one frame into `buffer` (which must hold mtu + ETHERNET_HEADER_ROOM bytes): returns its
-   * length (> 0), AGAIN when no frame is pending, or EINVAL.
+   * length (> 0), AGAIN when no frame is pending, EINVAL, or EIO when the device failed (the
+   * tender logs why, e.g. the TAP interface was deleted).
    */
   netRead(handle: number, buffer: Uint8Array): number;
-  /** Sends one whole Ethernet frame (all of `frame`). Returns OK, EMSGSIZE, EINVAL or EIO. Frames may be dropped, as on a wire. */
+  /**
+   * Sends one whole Ethernet frame (all of `frame`, at least 14 bytes). Returns OK, EMSGSIZE,
+   * EINVAL or EIO (not sent: e.g. the host's queue is full). Frames may be dropped, as on a wire.
+   */
   netWrite(handle: number, frame: Uint8Array): number;
 
   /** Looks up a block device declared in the manifest and attached by the tender: BlockInfo, or ENODEV. */

@@ -9,7 +9,6 @@
 import { builtinModules } from "node:module";
 import { existsSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { isAbsolute, join, relative, resolve } from "node:path";
-import { pathToFileURL } from "node:url";
 import * as vm from "node:vm";
 import type { Message, Plugin } from "esbuild";
 import { ABI_VERSION } from "../abi/base.ts";
@@ -70,7 +69,7 @@ const noHostModules: Plugin = {
   name: "atoll-no-host-modules",
   setup(build) {
     const hostModules = new Set(builtinModules);
-    build.onResolve({ filter: /^[a-z_:/]+$/ }, (args) => {
+    build.onResolve({ filter: /^[a-z0-9_:/]+$/ }, (args) => {
       const prefixed = args.path.startsWith("node:");
       if (!prefixed && !hostModules.has(args.path)) return undefined;
       return {
@@ -147,8 +146,9 @@ export function validateConfig(value: unknown, appDir: string, configPath: strin
 function buildTime(): string {
   // SOURCE_DATE_EPOCH makes builds reproducible (reproducible-builds.org); otherwise: now.
   const epoch = process.env.SOURCE_DATE_EPOCH;
-  if (epoch !== undefined && /^\d+$/.test(epoch)) return new Date(Number(epoch) * 1000).toISOString();
-  return new Date().toISOString();
+  if (epoch === undefined || epoch === "") return new Date().toISOString();
+  if (!/^\d{1,12}$/.test(epoch)) throw new BuildError(`SOURCE_DATE_EPOCH=${epoch} is not a number of seconds since 1970: unset it or give e.g. $(git log -1 --format=%ct)`);
+  return new Date(Number(epoch) * 1000).toISOString();
 }
 
 export interface BuildOptions {
@@ -189,6 +189,8 @@ export async function buildAppliance(appDirInput: string, options: BuildOptions 
       minify: options.minify ?? false,
       legalComments: "none",
       logLevel: "silent",
+      // Paths in comments and the source map are then relative to the appliance, not to where atoll ran.
+      absWorkingDir: appDir,
       alias: libraryAlias(),
       plugins: [noHostModules],
     });
@@ -196,7 +198,7 @@ export async function buildAppliance(appDirInput: string, options: BuildOptions 
     const map = result.outputFiles.find((file) => file.path.endsWith(".js.map"));
     if (js === undefined || map === undefined) throw new BuildError("esbuild produced no output");
     code = js.text.replace(/\n\/\/# sourceMappingURL=.*\n?$/, "\n");
-    sourceMap = absoluteSources(map.text, outDir);
+    sourceMap = applianceRelativeSources(map.text, outDir, appDir, config.name);
   } catch (error) {
     if (isEsbuildFailure(error)) throw new BuildError(`build failed: ${formatMessages(error.errors)}`);
     throw error;
@@ -219,16 +221,27 @@ export async function buildAppliance(appDirInput: string, options: BuildOptions 
   return { imagePath, manifest, size: image.length };
 }
 
-/** DevTools resolves source paths against the script URL; absolute file URLs make them open from anywhere. */
-function absoluteSources(mapText: string, outDir: string): string {
+/**
+ * Source map paths name files as `atoll://<name>/<path inside the appliance>` (library files as
+ * `atoll://<name>/atoll/<path>`): stable wherever the appliance and atoll are checked out, so that
+ * builds are reproducible, and readable in DevTools, which shows the embedded sourcesContent.
+ */
+function applianceRelativeSources(mapText: string, outDir: string, appDir: string, name: string): string {
   const map: unknown = JSON.parse(mapText);
   if (typeof map !== "object" || map === null) return mapText;
   const sources: unknown = Reflect.get(map, "sources");
+  const library = join(packageRoot(), "src", "lib");
   if (Array.isArray(sources)) {
     Reflect.set(
       map,
       "sources",
-      sources.map((source: unknown) => (typeof source === "string" && !source.startsWith("<") ? pathToFileURL(resolve(outDir, source)).href : source)),
+      sources.map((source: unknown) => {
+        if (typeof source !== "string" || source.startsWith("<")) return source;
+        const absolute = resolve(outDir, source);
+        const inLibrary = relative(library, absolute);
+        const path = inLibrary.startsWith("..") ? relative(appDir, absolute) : `atoll/${inLibrary}`;
+        return `atoll://${name}/${path.split("\\").join("/")}`;
+      }),
     );
   }
   return JSON.stringify(map);

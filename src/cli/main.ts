@@ -53,7 +53,7 @@ export async function main(argv: readonly string[]): Promise<void> {
     const isRun = name === "run";
     if (error instanceof UsageError) fail(error.message, isRun ? EXIT_RUN_FAILED : EXIT_USAGE);
     else if (error instanceof CommandError) fail(error.message, isRun ? EXIT_RUN_FAILED : EXIT_FAILURE);
-    else if (error instanceof Error && isUserFacing(error)) fail(`atoll ${name}: ${error.message}`, isRun ? EXIT_RUN_FAILED : EXIT_FAILURE);
+    else if (error instanceof Error && isUserFacing(error)) fail(`atoll ${name}: ${error.message.replace(/^atoll: /, "")}`, isRun ? EXIT_RUN_FAILED : EXIT_FAILURE);
     else throw error;
   }
 }

@@ -1,5 +1,5 @@
 /** `atoll new`: scaffold an appliance from one of the examples, ready to build and run as is. */
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import { packageRoot } from "../host/package-root.ts";
 import { flag, parseCommandLine, stringValue } from "./args.ts";
@@ -58,6 +58,7 @@ export function newCommand(argv: readonly string[]): void {
     throw new UsageError(`atoll new: name '${name}' is invalid: use lower-case letters, digits and '-', starting with a letter`);
   }
   const target = resolve(dir);
+  if (existsSync(target) && !statSync(target).isDirectory()) throw new CommandError(`atoll new: ${dir} exists and is not a directory: choose a new directory`);
   if (existsSync(target) && readdirSync(target).length > 0) throw new CommandError(`atoll new: ${dir} exists and is not empty: choose a new directory`);
 
   const root = packageRoot();
@@ -105,7 +106,7 @@ export function newCommand(argv: readonly string[]): void {
   symlinkSync(root, join(target, "node_modules", "atoll"), "dir");
   symlinkSync(join(root, "bin", "atoll.cjs"), join(target, "node_modules", ".bin", "atoll"));
 
-  process.stdout.write(
-    `Created ${dir} from template '${template}'. Next:\n  cd ${dir}\n  npx atoll build\n  npx atoll run dist/${name}.atoll${template === "hello" ? "" : " --help"}\n`,
-  );
+  const quoted = /^[\w./-]+$/.test(dir) ? dir : `'${dir.replace(/'/g, "'\\''")}'`;
+  const devices = readFileSync(configPath, "utf8").includes("net:") ? " --net <dev>=tap:<iface> (see atoll run --help)" : "";
+  process.stdout.write(`Created ${dir} from template '${template}'. Next:\n  cd ${quoted}\n  npx atoll build\n  npx atoll run dist/${name}.atoll${devices}\n`);
 }

@@ -22,6 +22,8 @@ export interface Manifest {
 const NAME_PATTERN = /^[a-z][a-z0-9-]{0,62}$/;
 const DEVICE_PATTERN = /^[a-z][a-z0-9_-]{0,30}$/;
 const MAX_DEVICES = 32;
+/** As Date.prototype.toISOString writes it: 2026-11-27T09:30:55.859Z. */
+const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$/;
 
 export class ManifestError extends Error {
   override readonly name = "ManifestError";
@@ -79,8 +81,8 @@ export function parseManifest(json: string): Manifest {
   for (const device of net) {
     if (block.includes(device)) throw new ManifestError(`device '${device}' is declared both as net and as block`);
   }
-  if (typeof value.builtBy !== "string" || value.builtBy.length > 200) throw new ManifestError("manifest field 'builtBy' must be a string");
-  if (typeof value.buildTime !== "string" || Number.isNaN(Date.parse(value.buildTime))) {
+  if (typeof value.builtBy !== "string" || value.builtBy.length > 200) throw new ManifestError("manifest field 'builtBy' must be a string of at most 200 characters");
+  if (typeof value.buildTime !== "string" || !ISO_TIME.test(value.buildTime) || Number.isNaN(Date.parse(value.buildTime))) {
     throw new ManifestError("manifest field 'buildTime' must be an ISO 8601 time");
   }
   if (typeof value.abiVersion !== "number" || !Number.isInteger(value.abiVersion) || value.abiVersion < 1) {

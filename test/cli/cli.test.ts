@@ -182,6 +182,8 @@ test("build errors are one line: no config, bad name, host modules, syntax", (t)
   config(`{ name: "ok" }`);
   writeFileSync(join(dir, "src", "main.ts"), `import { readFileSync } from "node:fs";\nexport default function main(): number { return readFileSync("/etc/passwd").length; }\n`);
   assert.match(oneLine(atoll(["build", dir]).stderr), /'node:fs' is a host module: an appliance reaches the world only through the base ABI/);
+  writeFileSync(join(dir, "src", "main.ts"), `import { getHeapStatistics } from "v8";\nexport default function main(): number { return getHeapStatistics().total_heap_size > 0 ? 0 : 1; }\n`);
+  assert.match(oneLine(atoll(["build", dir]).stderr), /'v8' is a host module/);
   writeFileSync(join(dir, "src", "main.ts"), `export default function main( { return 0; }\n`);
   const syntax = atoll(["build", dir]);
   assert.equal(syntax.status, 1);
@@ -199,6 +201,29 @@ test("an appliance that throws aborts with status 255 and says why", (t) => {
   const run = atoll(["run", join(dir, "dist", "crash.atoll")]);
   assert.equal(run.status, 255);
   assert.match(run.stderr, /atoll: appliance 'crash' aborted: Error: kaboom/);
+});
+
+test("an image whose code fails to load is refused with 125, not run", (t) => {
+  const dir = temporaryDirectory(t);
+  mkdirSync(join(dir, "src"));
+  writeFileSync(join(dir, "atoll.config.ts"), `export default { name: "broken" };\n`);
+  writeFileSync(join(dir, "src", "main.ts"), `const value: number = (globalThis as unknown as { missing: { x: number } }).missing.x;\nexport default function main(): number { return value; }\n`);
+  assert.equal(atoll(["build", dir]).status, 0);
+  const run = atoll(["run", join(dir, "dist", "broken.atoll")]);
+  assert.equal(run.status, 125);
+  assert.match(oneLine(run.stderr), /the image failed to load: TypeError: Cannot read properties of undefined/);
+});
+
+test("SOURCE_DATE_EPOCH makes builds reproducible wherever they run", (t) => {
+  const dir = temporaryDirectory(t);
+  const env = { ...process.env, SOURCE_DATE_EPOCH: "1700000000" };
+  const first = atoll(["build", join(ROOT, "examples", "hello"), "--outdir", join(dir, "a")], { env });
+  const second = atoll(["build", ".", "--outdir", join(dir, "b")], { env, cwd: join(ROOT, "examples", "hello") });
+  assert.equal(first.status, 0, first.stderr);
+  assert.equal(second.status, 0, second.stderr);
+  assert.deepEqual(readFileSync(join(dir, "a", "hello.atoll")), readFileSync(join(dir, "b", "hello.atoll")));
+  const bad = atoll(["build", join(ROOT, "examples", "hello"), "--outdir", join(dir, "c")], { env: { ...process.env, SOURCE_DATE_EPOCH: "yesterday" } });
+  assert.match(oneLine(bad.stderr), /SOURCE_DATE_EPOCH=yesterday is not a number/);
 });
 
 test("atoll new → atoll build → atoll run in a fresh directory, through npx", (t) => {

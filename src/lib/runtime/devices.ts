@@ -16,25 +16,29 @@ export interface NetCounters {
   txBytes: number;
   /** Frames the base refused or failed to send (EIO): dropped, as on a wire. */
   txErrors: number;
+  /** Frames received while no listener was set: read and dropped, so they cannot pile up. */
+  rxNoListener: number;
 }
 
 export type FrameListener = (frame: Uint8Array) => void;
 
 export class NetDevice {
-  readonly counters: NetCounters = { rxFrames: 0, rxBytes: 0, txFrames: 0, txBytes: 0, txErrors: 0 };
+  readonly counters: NetCounters = { rxFrames: 0, rxBytes: 0, txFrames: 0, txBytes: 0, txErrors: 0, rxNoListener: 0 };
   private readonly receiveBuffer: Uint8Array;
   private listener: FrameListener | undefined;
-  private unwatch: (() => void) | undefined;
 
   constructor(
     private readonly base: Base,
-    private readonly scheduler: Scheduler,
+    scheduler: Scheduler,
     readonly name: string,
     readonly handle: number,
     readonly mac: Uint8Array,
     readonly mtu: number,
   ) {
     this.receiveBuffer = new Uint8Array(mtu + ETHERNET_HEADER_ROOM);
+    // Watched from acquisition on: pending input must be read (or dropped) or every yield would
+    // return at once and the appliance would spin.
+    scheduler.watchNet(handle, () => this.drain());
   }
 
   /** Largest frame this device carries: the MTU plus an Ethernet header with one VLAN tag. */
@@ -48,13 +52,10 @@ export class NetDevice {
    */
   onFrame(listener: FrameListener): void {
     this.listener = listener;
-    this.unwatch ??= this.scheduler.watchNet(this.handle, () => this.drain());
   }
 
-  /** Stops delivering frames; the device stays usable for sending. */
+  /** Stops delivering frames (they are dropped and counted from now on); the device stays usable for sending. */
   close(): void {
-    this.unwatch?.();
-    this.unwatch = undefined;
     this.listener = undefined;
   }
 
@@ -78,7 +79,8 @@ export class NetDevice {
       if (length < 0) throw new AbiError("netRead", length, `device '${this.name}'`);
       this.counters.rxFrames++;
       this.counters.rxBytes += length;
-      this.listener?.(this.receiveBuffer.subarray(0, length));
+      if (this.listener === undefined) this.counters.rxNoListener++;
+      else this.listener(this.receiveBuffer.subarray(0, length));
     }
   }
 }

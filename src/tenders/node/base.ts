@@ -7,7 +7,7 @@ import { randomFillSync } from "node:crypto";
 import { writeSync } from "node:fs";
 import { types } from "node:util";
 import { ABI_VERSION, ETHERNET_HEADER_ROOM, MAX_NET_DEVICES, Status, type Base, type BlockInfo, type CommandLine, type NetInfo } from "../../abi/base.ts";
-import type { FileBlockDevice } from "./block.ts";
+import { BLOCK_SIZE, type FileBlockDevice } from "./block.ts";
 import type { PcapWriter } from "./pcap.ts";
 
 /** A host-side net backend (a TAP today; the user-mode link later). */
@@ -62,7 +62,8 @@ function isBytes(value: unknown): value is Uint8Array {
 export function createNodeBase(options: NodeBaseOptions): Base {
   const { nets, blocks } = options;
   if (nets.length > MAX_NET_DEVICES) throw new Error(`at most ${MAX_NET_DEVICES} net devices are supported`);
-  const pollFds = Int32Array.from(nets.map((net) => net.backend.fd));
+  // Only acquired devices are polled: input on a device the image never asked for must not wake it.
+  const pollFds = new Int32Array(nets.length).fill(-1);
   const captures = nets.flatMap((net) => (net.pcap === undefined ? [] : [net.pcap]));
   const startNs = process.hrtime.bigint();
   let yielding = false;
@@ -95,7 +96,8 @@ export function createNodeBase(options: NodeBaseOptions): Base {
     },
 
     clockMonotonic: monotonic,
-    clockWall: () => Math.round((performance.timeOrigin + performance.now()) * 1e6),
+    // Date.now follows changes to the host's clock (the ABI says wall time may jump), at 1 ms precision.
+    clockWall: () => Date.now() * 1e6,
 
     yield(deadline) {
       if (typeof deadline !== "number" || Number.isNaN(deadline)) return Promise.resolve(Status.EINVAL);
@@ -122,6 +124,7 @@ export function createNodeBase(options: NodeBaseOptions): Base {
       const handle = nets.findIndex((net) => net.name === name);
       const net = nets[handle];
       if (net === undefined) return Status.ENODEV;
+      pollFds[handle] = net.backend.fd;
       const info: NetInfo = { handle, mac: net.mac.slice(), mtu: net.backend.mtu };
       return info;
     },
@@ -130,11 +133,17 @@ export function createNodeBase(options: NodeBaseOptions): Base {
       if (!isHandle(handle, nets.length) || !isBytes(buffer)) return Status.EINVAL;
       const net = nets[handle];
       if (net === undefined || buffer.length < net.backend.mtu + ETHERNET_HEADER_ROOM) return Status.EINVAL;
-      const n = net.backend.read(buffer);
+      let n: number;
+      try {
+        n = net.backend.read(buffer);
+      } catch (error) {
+        options.warn(`net device '${net.name}': read failed: ${error instanceof Error ? error.message : String(error)}`);
+        return Status.EIO;
+      }
       if (n === 0 || n === -EAGAIN) return Status.AGAIN;
       if (n < 0) {
         options.warn(`net device '${net.name}': read failed (errno ${-n})`);
-        return Status.AGAIN;
+        return Status.EIO;
       }
       net.pcap?.record(buffer.subarray(0, n));
       return n;
@@ -145,9 +154,10 @@ export function createNodeBase(options: NodeBaseOptions): Base {
       const net = nets[handle];
       if (net === undefined || frame.length < 14) return Status.EINVAL;
       if (frame.length > net.backend.mtu + ETHERNET_HEADER_ROOM) return Status.EMSGSIZE;
-      net.pcap?.record(frame);
       const n = net.backend.write(frame);
-      return n === frame.length ? Status.OK : Status.EIO;
+      if (n !== frame.length) return Status.EIO;
+      net.pcap?.record(frame);
+      return Status.OK;
     },
 
     blockAcquire(name) {
@@ -155,7 +165,7 @@ export function createNodeBase(options: NodeBaseOptions): Base {
       const handle = blocks.findIndex((block) => block.name === name);
       const block = blocks[handle];
       if (block === undefined) return Status.ENODEV;
-      const info: BlockInfo = { handle, capacity: block.device.capacity, blockSize: 512 };
+      const info: BlockInfo = { handle, capacity: block.device.capacity, blockSize: BLOCK_SIZE };
       return info;
     },
 
@@ -202,8 +212,7 @@ export function createNodeBase(options: NodeBaseOptions): Base {
     if (!isHandle(handle, blocks.length) || !isBytes(buffer)) return undefined;
     const block = blocks[handle];
     if (block === undefined || typeof offset !== "number" || !Number.isInteger(offset) || offset < 0) return undefined;
-    const size = 512;
-    if (offset % size !== 0 || buffer.length % size !== 0 || buffer.length === 0) return undefined;
+    if (offset % BLOCK_SIZE !== 0 || buffer.length % BLOCK_SIZE !== 0 || buffer.length === 0) return undefined;
     if (offset + buffer.length > block.device.capacity) return undefined;
     return block;
   }

@@ -29,9 +29,9 @@ export class FileBlockDevice {
       throw new TenderError(`block device '${name}': cannot open ${path}: ${error instanceof Error ? error.message : String(error)}`);
     }
     const stat = fstatSync(this.fd);
-    if (!stat.isFile() && !stat.isBlockDevice()) {
+    if (!stat.isFile()) {
       closeSync(this.fd);
-      throw new TenderError(`block device '${name}': ${path} is not a regular file`);
+      throw new TenderError(`block device '${name}': ${path} is not a regular file: give a disk image file, e.g. made with \`truncate -s 64M disk.img\``);
     }
     if (stat.size % BLOCK_SIZE !== 0 || stat.size === 0) {
       closeSync(this.fd);

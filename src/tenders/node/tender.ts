@@ -8,10 +8,11 @@
  * the image hash), and call its start. From then on the image drives everything through the base.
  */
 import { randomBytes } from "node:crypto";
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import * as inspector from "node:inspector";
+import { types } from "node:util";
 import * as vm from "node:vm";
 import { ABI_VERSION, ABORT_EXIT_STATUS, type Base, type CommandLine } from "../../abi/base.ts";
 import { decodeImage, ImageError, type Image } from "../../image/format.ts";
@@ -76,6 +77,9 @@ function verifyImage(path: string, bytes: Buffer): Image {
 /** Checks that the image's declared devices and the attached ones match exactly. */
 export function checkDevices(image: Image, options: Pick<RunOptions, "nets" | "ipv4" | "blocks" | "pcaps">): void {
   const { manifest } = image;
+  if (manifest.abiVersion !== ABI_VERSION) {
+    throw new TenderError(`image '${manifest.name}' speaks base ABI ${manifest.abiVersion}, this tender serves ${ABI_VERSION}: rebuild it with this atoll`);
+  }
   const declared = (list: readonly string[]): string => (list.length === 0 ? "none" : list.join(", "));
   for (const name of manifest.net) {
     if (!options.nets.has(name)) {
@@ -102,9 +106,6 @@ export function checkDevices(image: Image, options: Pick<RunOptions, "nets" | "i
       throw new TenderError(`--block ${name}=...: image '${manifest.name}' declares no block device '${name}' (its block devices: ${declared(manifest.block)})`);
     }
   }
-  if (image.manifest.abiVersion !== ABI_VERSION) {
-    throw new TenderError(`image '${manifest.name}' speaks base ABI ${manifest.abiVersion}, this tender serves ${ABI_VERSION}: rebuild it with this atoll`);
-  }
 }
 
 /** A random locally administered unicast MAC (RFC 7042 §2.1: the U/L bit set, the I/G bit clear). */
@@ -127,7 +128,8 @@ function openNet(attachment: NetAttachment): HostNetBackend {
 
 function codeCachePath(image: Image): string | undefined {
   if (process.env.ATOLL_CODE_CACHE === "0") return undefined;
-  const base = process.env.XDG_CACHE_HOME ?? join(homedir(), ".cache");
+  const xdg = process.env.XDG_CACHE_HOME;
+  const base = xdg === undefined || xdg === "" ? join(homedir(), ".cache") : xdg;
   return join(base, "atoll", `v8-${image.sha256.slice(0, 32)}-${process.version}-${process.arch}.bin`);
 }
 
@@ -140,15 +142,44 @@ function readCodeCache(path: string | undefined): Buffer | undefined {
   }
 }
 
+/** Code caches kept at most; older ones go when a new one is written (only on a cache miss). */
+const MAX_CODE_CACHES = 64;
+
+function pruneCodeCaches(dir: string): void {
+  const entries = readdirSync(dir)
+    .filter((name) => name.startsWith("v8-") && name.endsWith(".bin"))
+    .map((name) => ({ path: join(dir, name), mtime: statSync(join(dir, name)).mtimeMs }))
+    .sort((a, b) => b.mtime - a.mtime);
+  for (const stale of entries.slice(MAX_CODE_CACHES)) unlinkSync(stale.path);
+}
+
 function writeCodeCache(path: string, data: Buffer): void {
   try {
     mkdirSync(join(path, ".."), { recursive: true });
+    pruneCodeCaches(join(path, ".."));
     const temporary = `${path}.${process.pid}.tmp`;
     writeFileSync(temporary, data);
     renameSync(temporary, path);
   } catch {
     // A read-only home or full disk only costs the next boot its cache.
   }
+}
+
+/** An error's stack or message, also for errors from the image's realm (where instanceof Error fails). */
+export function describeError(error: unknown): string {
+  if (types.isNativeError(error)) {
+    const stack: unknown = Reflect.get(error, "stack");
+    return typeof stack === "string" ? stack : `${error.name}: ${error.message}`;
+  }
+  return String(error);
+}
+
+/** "TypeError: x is undefined (atoll://name/image.js:27:5)": the error and where it was thrown, on one line. */
+function summarizeError(error: unknown): string {
+  if (!types.isNativeError(error)) return String(error).split("\n")[0] ?? "";
+  const stack: unknown = Reflect.get(error, "stack");
+  const frame = typeof stack === "string" ? /\n\s+at (?:.*\()?([^()\s]+:\d+:\d+)\)?/.exec(stack)?.[1] : undefined;
+  return `${error.name}: ${error.message.split("\n")[0] ?? ""}${frame === undefined ? "" : ` (${frame})`}`;
 }
 
 function isImageEntry(value: unknown): value is { start: (base: Base) => void } {
@@ -216,13 +247,13 @@ export function runImage(options: RunOptions, onTrace?: (trace: BootTrace) => vo
       try {
         closeAll();
       } catch (error) {
-        process.stderr.write(`atoll: closing devices failed: ${error instanceof Error ? error.message : String(error)}\n`);
+        process.stderr.write(`atoll: closing devices failed: ${describeError(error)}\n`);
       }
     }
     process.exit(status);
   };
   const abort = (reason: string): never => {
-    process.stderr.write(`atoll: appliance '${image.manifest.name}' aborted: ${reason}\n`);
+    if (!ended) process.stderr.write(`atoll: appliance '${image.manifest.name}' aborted: ${reason}\n`);
     return end(ABORT_EXIT_STATUS);
   };
 
@@ -237,11 +268,6 @@ export function runImage(options: RunOptions, onTrace?: (trace: BootTrace) => vo
     warn: (message) => process.stderr.write(`atoll: ${message}\n`),
   });
 
-  process.on("SIGINT", () => end(130));
-  process.on("SIGTERM", () => end(143));
-  process.on("uncaughtException", (error) => abort(error.stack ?? String(error)));
-  process.on("unhandledRejection", (reason) => abort(`unhandled promise rejection: ${reason instanceof Error ? (reason.stack ?? reason.message) : String(reason)}`));
-  process.on("beforeExit", () => abort("the image stopped without calling exit (its scheduler is no longer yielding)"));
 
   const context = vm.createContext({}, { name: `atoll:${image.manifest.name}` });
   trace.contextReady = performance.now();
@@ -261,12 +287,24 @@ export function runImage(options: RunOptions, onTrace?: (trace: BootTrace) => vo
   const cachePath = options.inspect === undefined ? codeCachePath(image) : undefined;
   const cachedData = readCodeCache(cachePath);
   const script = new vm.Script(code, { filename, ...(cachedData === undefined ? {} : { cachedData }) });
-  const entry: unknown = script.runInContext(context, { displayErrors: true });
+  let entry: unknown;
+  try {
+    entry = script.runInContext(context);
+  } catch (error) {
+    closeAll();
+    throw new TenderError(`${options.imagePath}: the image failed to load: ${summarizeError(error)}`);
+  }
   trace.imageEvaluated = performance.now();
   if (!isImageEntry(entry)) {
     closeAll();
     throw new TenderError(`${options.imagePath}: the image's code did not evaluate to an entry with start(base): rebuild it with \`atoll build\``);
   }
+  // From here on the appliance is running: its failures end it with abort's status, not 125.
+  process.on("SIGINT", () => end(130));
+  process.on("SIGTERM", () => end(143));
+  process.on("uncaughtException", (error) => abort(describeError(error)));
+  process.on("unhandledRejection", (reason) => abort(`unhandled promise rejection: ${describeError(reason)}`));
+  process.on("beforeExit", () => abort("the image stopped without calling exit (its scheduler is no longer yielding)"));
   if (options.inspect === "inspect-brk") debuggerBreak(context);
   entry.start(base);
   trace.startCalled = performance.now();
