@@ -222,15 +222,15 @@ export async function buildAppliance(appDirInput: string, options: BuildOptions 
 }
 
 /**
- * Source map paths name files as `atoll://<name>/<path inside the appliance>` (library files as
- * `atoll://<name>/atoll/<path>`): stable wherever the appliance and atoll are checked out, so that
+ * Source map paths name files as `atoll://<name>/<path inside the appliance>` (atoll's own files as
+ * `atoll://<name>/atoll/<path under src/>`): stable wherever the appliance and atoll are checked out, so that
  * builds are reproducible, and readable in DevTools, which shows the embedded sourcesContent.
  */
 function applianceRelativeSources(mapText: string, outDir: string, appDir: string, name: string): string {
   const map: unknown = JSON.parse(mapText);
   if (typeof map !== "object" || map === null) return mapText;
   const sources: unknown = Reflect.get(map, "sources");
-  const library = join(packageRoot(), "src", "lib");
+  const atollSources = join(packageRoot(), "src");
   if (Array.isArray(sources)) {
     Reflect.set(
       map,
@@ -238,8 +238,8 @@ function applianceRelativeSources(mapText: string, outDir: string, appDir: strin
       sources.map((source: unknown) => {
         if (typeof source !== "string" || source.startsWith("<")) return source;
         const absolute = resolve(outDir, source);
-        const inLibrary = relative(library, absolute);
-        const path = inLibrary.startsWith("..") ? relative(appDir, absolute) : `atoll/${inLibrary}`;
+        const inAtoll = relative(atollSources, absolute);
+        const path = inAtoll.startsWith("..") ? relative(appDir, absolute) : `atoll/${inAtoll}`;
         return `atoll://${name}/${path.split("\\").join("/")}`;
       }),
     );
