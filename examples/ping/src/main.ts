@@ -1,31 +1,13 @@
 /**
- * Answers ARP and ping (ICMP echo) on its net device "service", at the address given with
- * `atoll run ... --ipv4 service=<addr>/<len>`.
+ * Answers ARP and ping on its net device "service" with Atoll's IPv4 stack: the address comes from
+ * `atoll run ... --ipv4 service=<addr>/<len>[@<gateway>]`, or from DHCP when none is given. Any
+ * size that reassembles is answered (up to 65507 bytes of ICMP data), and the reply is fragmented
+ * to the link's MTU. `--log debug` prints every layer's counters at exit.
  */
-import { registerCounters, type Appliance } from "atoll";
-import { MacAddress, Ipv4Address } from "atoll/wire/address";
-import { parseIpv4Config, ipv4ParamName } from "atoll/net/ipv4-config";
-import { PingResponder } from "./responder.ts";
+import type { Appliance } from "atoll";
+import { openStack } from "atoll/net";
 
-export default function main(app: Appliance): number | void {
-  const setting = app.params[ipv4ParamName("service")];
-  if (setting === undefined) {
-    app.log.error("no IPv4 address for net device 'service': run with --ipv4 service=<addr>/<len>, e.g. --ipv4 service=198.18.0.2/24");
-    return 2;
-  }
-  const config = parseIpv4Config(setting);
-  if (typeof config === "string") {
-    app.log.error(`bad IPv4 configuration ${config}`);
-    return 2;
-  }
-  const device = app.net("service");
-  const mac = MacAddress.read(device.mac, 0);
-  const responder = new PingResponder(mac, config.cidr.address, device.maxFrameLength);
-  registerCounters("ping", () => ({ ...responder.counters }));
-  device.onFrame((frame) => {
-    const reply = responder.handle(frame);
-    if (reply !== undefined) device.send(reply);
-  });
-  device.send(responder.announcement());
-  app.log.info(`answering ARP and ping at ${Ipv4Address.format(config.cidr.address)} (${MacAddress.format(mac)})`);
+export default async function main(app: Appliance): Promise<void> {
+  await openStack(app, "service", { hostname: "atoll-ping" });
+  app.log.info("answering ARP and ping");
 }

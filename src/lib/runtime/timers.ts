@@ -40,11 +40,16 @@ export class TimerQueue {
 
   /** Removes and returns the earliest live timer due at `now`, or undefined. Timers with equal deadlines fire in the order they were added. */
   popDue(now: number): (() => void) | undefined {
+    return this.popDueTimer(now)?.callback;
+  }
+
+  /** As popDue, with the timer's deadline (a virtual clock moves to it before firing). */
+  popDueTimer(now: number): { readonly deadline: number; readonly callback: () => void } | undefined {
     this.prune();
     const top = this.heap[0];
     if (top === undefined || top.deadline > now) return undefined;
     this.removeTop();
-    return top.callback;
+    return top;
   }
 
   private prune(): void {

@@ -1,0 +1,147 @@
+/**
+ * The network stack's public API: `import { openStack } from "atoll/net"`.
+ *
+ *   const stack = await openStack(app, "service");
+ *   const socket = stack.udp.bind(7);
+ *   socket.onDatagram((payload, from) => socket.send(payload, from));
+ *
+ * `createStack` builds one over any Link and Timers (tests use testing/virtual-link.ts);
+ * `openStack` builds one over an appliance's net device, configured statically from the boot
+ * parameter `net.<device>.ipv4` (`atoll run --ipv4`) or else by DHCP.
+ */
+import * as logs from "../logs/index.ts";
+import { Ipv4Address } from "../wire/address.ts";
+import { registerCounters } from "../runtime/counters.ts";
+import type { Appliance } from "../runtime/boot.ts";
+import { baseRandom, linkFromDevice, timersFromScheduler } from "./adapters.ts";
+import { DhcpClient, type DhcpLease } from "./dhcp-client.ts";
+import { ipv4ParamName, parseIpv4Config, type Ipv4Config } from "./ipv4-config.ts";
+import { STACK_LAYERS, Stack, type StackLimits } from "./stack.ts";
+
+export {
+  Stack,
+  createStack,
+  STACK_LAYERS,
+  RECEIVE_DROP_COUNTERS,
+  layerReceiveDrops,
+  totalReceiveDrops,
+  unbalancedCounters,
+  type StackOptions,
+  type StackLimits,
+  type StackCounters,
+  type StackLayer,
+  type DhcpPort,
+} from "./stack.ts";
+export {
+  UdpLayer,
+  UdpSocket,
+  UdpSocketError,
+  UDP_MAX_PAYLOAD,
+  EPHEMERAL_PORT_FIRST,
+  EPHEMERAL_PORT_LAST,
+  type UdpEndpoint,
+  type UdpDatagram,
+  type UdpBindOptions,
+  type UdpSendOptions,
+  type UdpCounters,
+  type DatagramListener,
+  type SocketErrorListener,
+} from "./udp.ts";
+export {
+  Ipv4Layer,
+  NetError,
+  QueuedDatagram,
+  DEFAULT_IPV4_LIMITS,
+  type NetErrorCode,
+  type Ipv4Datagram,
+  type Ipv4Destination,
+  type Ipv4ErrorReport,
+  type Ipv4ErrorSender,
+  type Ipv4ProtocolHandler,
+  type Ipv4SendOptions,
+  type Ipv4Route,
+  type Ipv4Limits,
+  type Ipv4Counters,
+  type Ipv4ArpLayer,
+} from "./ipv4.ts";
+export {
+  IcmpLayer,
+  TokenBucket,
+  DEFAULT_ICMP_LIMITS,
+  type PingOptions,
+  type PingReply,
+  type IcmpLimits,
+  type IcmpCounters,
+} from "./icmp.ts";
+export { ArpLayer, DEFAULT_ARP_LIMITS, type ArpLimits, type ArpCounters } from "./arp.ts";
+export {
+  EthernetInterface,
+  type EthernetCounters,
+  type LinkDestination,
+  type NetLogger,
+  type NetLogFactory,
+} from "./ethernet.ts";
+export { parseIpv4Config, ipv4ParamName, type Ipv4Config } from "./ipv4-config.ts";
+export type { Clock, Counters, Link, RandomSource, TimerHandle, Timers } from "./types.ts";
+export { baseRandom, linkFromDevice, timersFromScheduler } from "./adapters.ts";
+
+export interface OpenStackOptions {
+  /** Sent to the DHCP server (option 12) when the address comes from DHCP. */
+  hostname?: string;
+  limits?: StackLimits;
+}
+
+/**
+ * Builds the stack over the appliance's net device `device`, registers its counters (as
+ * `net.<device>.<layer>`) and resolves once it has an address: at once with the boot parameter
+ * `net.<device>.ipv4`, else when a DHCP server grants a lease (which may take a while; it keeps
+ * trying). Throws on a malformed boot parameter.
+ */
+export async function openStack(app: Appliance, device: string, options: OpenStackOptions = {}): Promise<Stack> {
+  const log = logs.source("net");
+  const parameter = ipv4ParamName(device);
+  const setting = app.params[parameter];
+  let config: Ipv4Config | undefined;
+  if (setting !== undefined) {
+    const parsed = parseIpv4Config(setting);
+    if (typeof parsed === "string") throw new Error(`bad boot parameter ${parameter}: ${parsed}`);
+    config = parsed;
+  }
+  const netDevice = app.net(device);
+  const timers = timersFromScheduler(app.scheduler);
+  const random = baseRandom();
+  const stack = new Stack({ link: linkFromDevice(netDevice), timers, random, ipv4: config, log: logs.source, limits: options.limits });
+  for (const layer of STACK_LAYERS) registerCounters(`net.${device}.${layer}`, () => ({ ...stack.counters()[layer] }));
+  if (config !== undefined) {
+    log.info(`${device}: ${describeConfig(config)} (static)`);
+    return stack;
+  }
+  return new Promise<Stack>((resolve) => {
+    const port = stack.openDhcpPort((message) => client.receive(message));
+    const client = new DhcpClient({
+      mac: stack.mac,
+      timers,
+      random,
+      transport: port,
+      hostname: options.hostname,
+      onBound(lease: DhcpLease) {
+        const leased: Ipv4Config = { cidr: lease.cidr, gateway: lease.gateway };
+        const changed = stack.ipv4Config === undefined || describeConfig(stack.ipv4Config) !== describeConfig(leased);
+        stack.setIpv4(leased);
+        if (changed) log.info(`${device}: ${describeConfig(leased)} (DHCP from ${Ipv4Address.format(lease.server)}, ${lease.leaseSeconds} s)`);
+        resolve(stack);
+      },
+      onLost() {
+        log.warn(`${device}: DHCP lease lost; no address until a new one`);
+        stack.setIpv4(undefined);
+      },
+    });
+    registerCounters(`net.${device}.dhcp`, () => ({ ...client.counters }));
+    client.start();
+  });
+}
+
+function describeConfig(config: Ipv4Config): string {
+  const gateway = config.gateway === undefined ? "no gateway" : `gateway ${Ipv4Address.format(config.gateway)}`;
+  return `${config.cidr.toString()}, ${gateway}`;
+}
