@@ -1,23 +1,22 @@
 /**
  * Echo services on net device "service" (address from --ipv4, else DHCP):
- * - UDP echo (RFC 862) on port 7: every datagram goes back to its sender unchanged.
+ * - UDP echo (RFC 862) on port 7: every datagram goes back to its sender unchanged;
+ * - TCP echo (RFC 862) on port 7: every byte goes back, until the client closes;
+ * - TCP discard (RFC 863) on port 9: every byte is read and dropped.
+ *
+ *   atoll run dist/echo.atoll --net service=tap:tap0 --ipv4 service=198.18.0.2/24
+ *   echo hello | nc -N 198.18.0.2 7
  */
 import type { Appliance } from "atoll";
 import { openStack } from "atoll/net";
-
-/** RFC 862: "the echo service is defined as a datagram based application on UDP ... port 7". */
-const ECHO_PORT = 7;
+import { attachTcp } from "atoll/net/tcp";
+import { DISCARD_PORT, ECHO_PORT, serveTcpDiscard, serveTcpEcho, serveUdpEcho } from "./services.ts";
 
 export default async function main(app: Appliance): Promise<void> {
   const stack = await openStack(app, "service", { hostname: "atoll-echo" });
-  const udpEcho = stack.udp.bind(ECHO_PORT);
-  udpEcho.onDatagram((payload, from) => {
-    try {
-      udpEcho.send(payload, from);
-    } catch (error) {
-      // A reply that cannot be sent at once (no route back) is dropped, as a lost datagram would be.
-      app.log.debug(`udp echo: reply to ${from.port} dropped: ${String(error)}`);
-    }
-  });
-  app.log.info(`UDP echo on port ${ECHO_PORT}`);
+  const tcp = attachTcp(stack, { countersName: "net.service.tcp" });
+  serveUdpEcho(stack, app.log);
+  serveTcpEcho(tcp, app.log);
+  serveTcpDiscard(tcp, app.log);
+  app.log.info(`echo on UDP and TCP port ${ECHO_PORT}, discard on TCP port ${DISCARD_PORT}`);
 }

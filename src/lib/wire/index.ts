@@ -12,3 +12,4 @@ export * from "./ipv4.ts";
 export * from "./icmpv4.ts";
 export * from "./udp.ts";
 export * from "./dhcp.ts";
+export * from "./tcp.ts";

@@ -1,0 +1,148 @@
+/**
+ * The byte buffers of a connection, as rings over one Uint8Array each, allocated on first use
+ * (a half-open connection costs no buffer memory) and never reallocated.
+ *
+ * - SendBuffer holds what the application wrote and the peer has not acknowledged: the
+ *   retransmission queue is the buffer itself, so a retransmission may be cut differently from
+ *   the original (after a path MTU change, for instance).
+ * - ReceiveBuffer holds in-order data the application has not read and, past it, out-of-order
+ *   data at its place in the window: a gap filled later makes it readable without a copy.
+ */
+
+export class SendBuffer {
+  private storage: Uint8Array | undefined;
+  /** Index of the oldest byte held. */
+  private head = 0;
+  /** Bytes held: unacknowledged and unsent. */
+  length = 0;
+
+  constructor(readonly capacity: number) {}
+
+  get free(): number {
+    return this.capacity - this.length;
+  }
+
+  /** Copies as much of source[start, end) as fits; returns how many bytes were taken. */
+  append(source: Uint8Array, start: number, end: number): number {
+    const count = Math.min(end - start, this.capacity - this.length);
+    if (count <= 0) return 0;
+    const storage = (this.storage ??= new Uint8Array(this.capacity));
+    const capacity = this.capacity;
+    let tail = this.head + this.length;
+    if (tail >= capacity) tail -= capacity;
+    const first = Math.min(count, capacity - tail);
+    storage.set(source.subarray(start, start + first), tail);
+    if (first < count) storage.set(source.subarray(start + first, start + count), 0);
+    this.length += count;
+    return count;
+  }
+
+  /** Drops the `count` oldest bytes (acknowledged by the peer). */
+  release(count: number): void {
+    const n = Math.min(count, this.length);
+    this.length -= n;
+    this.head += n;
+    if (this.head >= this.capacity) this.head -= this.capacity;
+    if (this.length === 0) this.head = 0;
+  }
+
+  /** Copies `count` bytes starting `offset` bytes after the oldest into `into` at `at`. */
+  copyOut(offset: number, count: number, into: Uint8Array, at: number): void {
+    const storage = this.storage;
+    if (storage === undefined || count <= 0) return;
+    const capacity = this.capacity;
+    let from = this.head + offset;
+    if (from >= capacity) from -= capacity;
+    const first = Math.min(count, capacity - from);
+    into.set(storage.subarray(from, from + first), at);
+    if (first < count) into.set(storage.subarray(0, count - first), at + first);
+  }
+
+  /** Frees the memory (a closed connection keeps no buffer). */
+  dispose(): void {
+    this.storage = undefined;
+    this.head = 0;
+    this.length = 0;
+  }
+}
+
+export class ReceiveBuffer {
+  private storage: Uint8Array | undefined;
+  /** Index of the oldest unread byte. */
+  private head = 0;
+  /** In-order bytes the application has not read. */
+  readable = 0;
+
+  /**
+   * `size` is what the window may offer; `slack` is extra room for the rounding of a scaled
+   * window, which can offer up to 2^scale - 1 bytes more than the free space (RFC 7323 §2.3).
+   */
+  constructor(
+    readonly size: number,
+    private readonly slack: number,
+  ) {}
+
+  get capacity(): number {
+    return this.size + this.slack;
+  }
+
+  /** Free space by the configured size: the most the window may offer beyond the readable bytes. */
+  get free(): number {
+    return Math.max(0, this.size - this.readable);
+  }
+
+  /** Room for data `offset` bytes past the readable bytes: how much of a segment there can be kept. */
+  roomAt(offset: number): number {
+    return Math.max(0, this.capacity - this.readable - offset);
+  }
+
+  /**
+   * Copies source[start, end) to its place `offset` bytes past the readable bytes (0: the next
+   * in-order byte). The caller has checked `roomAt`.
+   */
+  place(offset: number, source: Uint8Array, start: number, end: number): void {
+    const count = end - start;
+    if (count <= 0) return;
+    const capacity = this.capacity;
+    const storage = (this.storage ??= new Uint8Array(capacity));
+    let at = this.head + this.readable + offset;
+    while (at >= capacity) at -= capacity;
+    const first = Math.min(count, capacity - at);
+    storage.set(source.subarray(start, start + first), at);
+    if (first < count) storage.set(source.subarray(start + first, end), 0);
+  }
+
+  /** Makes `count` more placed bytes readable (the receive sequence advanced over them). */
+  commit(count: number): void {
+    this.readable += count;
+  }
+
+  /** Takes up to `max` readable bytes as a new array, or undefined when there are none. */
+  read(max: number): Uint8Array | undefined {
+    const count = Math.min(max, this.readable);
+    const storage = this.storage;
+    if (count <= 0 || storage === undefined) return undefined;
+    const out = new Uint8Array(count);
+    const capacity = this.capacity;
+    const first = Math.min(count, capacity - this.head);
+    out.set(storage.subarray(this.head, this.head + first));
+    if (first < count) out.set(storage.subarray(0, count - first), first);
+    this.head += count;
+    if (this.head >= capacity) this.head -= capacity;
+    this.readable -= count;
+    return out;
+  }
+
+  /** Drops every readable byte (data that arrives after the application closed). */
+  discardReadable(): void {
+    this.head += this.readable;
+    while (this.head >= this.capacity) this.head -= this.capacity;
+    this.readable = 0;
+  }
+
+  dispose(): void {
+    this.storage = undefined;
+    this.head = 0;
+    this.readable = 0;
+  }
+}

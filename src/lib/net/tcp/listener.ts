@@ -1,0 +1,191 @@
+/**
+ * A listening port: the LISTEN state of RFC 9293 (§3.10.7.2) with a bounded half-open queue and
+ * SYN cookies past it (RFC 4987 §3.6), and an accept queue for applications that pull flows with
+ * `accept()` or `for await` instead of passing a callback.
+ *
+ * A SYN makes a connection in SYN-RECEIVED (its buffers are allocated only once data flows).
+ * While `backlog` such connections wait for their handshake to end, further SYNs are answered
+ * with a cookie SYN-ACK and no state (or dropped, with `synCookies: "never"`), so that a SYN
+ * flood cannot exhaust memory and legitimate clients still get through.
+ */
+import type { Ipv4Address } from "../../wire/address.ts";
+import { TcpFlag } from "../../wire/tcp.ts";
+import type { Timers } from "../types.ts";
+import type { CookieOptions, PassiveOpenOwner, TcpConnection } from "./connection.ts";
+import { COOKIE_LIFETIME_MS, checkCookie, decodeCookieTimestamp } from "./cookies.ts";
+import type { TcpCounters } from "./counters.ts";
+import { TcpFlow } from "./flow.ts";
+import { NetError } from "../ipv4.ts";
+import type { Segment } from "./segment.ts";
+import { seqAdd } from "./seq.ts";
+import type { ConnectionSettings, LayerSettings } from "./settings.ts";
+import type { TcpSecrets } from "./isn.ts";
+
+/** What a listener needs from the layer. */
+export interface ListenerHost {
+  readonly timers: Timers;
+  readonly counters: TcpCounters;
+  readonly secrets: TcpSecrets;
+  readonly settings: LayerSettings;
+  /** Makes a connection in SYN-RECEIVED for `syn` and enters it in the demultiplexing table. */
+  openPassive(listener: TcpListener, syn: Segment): TcpConnection;
+  /** Makes an ESTABLISHED connection from a valid cookie's ACK. */
+  openFromCookie(listener: TcpListener, ack: Segment, iss: number, options: CookieOptions): TcpConnection;
+  /** Answers a SYN with a cookie SYN-ACK. */
+  sendCookieSynAck(listener: TcpListener, syn: Segment): void;
+  /** RFC 9293 §3.10.7.1/.2: the RST for a segment nobody takes. */
+  sendResetFor(segment: Segment): void;
+  /** The listener closed: free its port. */
+  releaseListener(listener: TcpListener): void;
+}
+
+export type FlowHandler = (flow: TcpFlow) => void;
+
+export class TcpListener implements PassiveOpenOwner, AsyncIterable<TcpFlow> {
+  /** Connections in SYN-RECEIVED. */
+  private halfOpen = 0;
+  private readonly queue: TcpFlow[] = [];
+  private readonly waiters: { resolve(flow: TcpFlow): void; reject(error: Error): void }[] = [];
+  private readonly halfOpenConnections = new Set<TcpConnection>();
+  private lastCookieAt = -Infinity;
+  private isClosed = false;
+
+  constructor(
+    private readonly host: ListenerHost,
+    readonly port: number,
+    /** 0.0.0.0: any of our addresses. */
+    readonly address: Ipv4Address,
+    /** Settings for the connections it accepts. */
+    readonly settings: ConnectionSettings,
+    /** Half-open connections before cookies, and flows waiting for `accept` at most. */
+    readonly backlog: number,
+    private readonly onFlow: FlowHandler | undefined,
+  ) {}
+
+  get closed(): boolean {
+    return this.isClosed;
+  }
+
+  /** Connections in SYN-RECEIVED now. */
+  get halfOpenCount(): number {
+    return this.halfOpen;
+  }
+
+  /** The next accepted flow (when no callback was given to `listen`). Rejects with NetError "closed" once closed. */
+  accept(): Promise<TcpFlow> {
+    const flow = this.queue.shift();
+    if (flow !== undefined) return Promise.resolve(flow);
+    if (this.isClosed) return Promise.reject(new NetError("closed", `tcp: listener on port ${this.port} is closed`));
+    return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<TcpFlow, void, undefined> {
+    for (;;) {
+      let flow: TcpFlow;
+      try {
+        flow = await this.accept();
+      } catch (error) {
+        if (error instanceof NetError && error.code === "closed") return;
+        throw error;
+      }
+      yield flow;
+    }
+  }
+
+  /** Stops listening: half-open connections are reset, queued flows aborted, `accept` rejects. */
+  close(): void {
+    if (this.isClosed) return;
+    this.isClosed = true;
+    this.host.releaseListener(this);
+    for (const connection of [...this.halfOpenConnections]) connection.abort();
+    for (const flow of this.queue.splice(0)) flow.abort();
+    const error = new NetError("closed", `tcp: listener on port ${this.port} is closed`);
+    for (const waiter of this.waiters.splice(0)) waiter.reject(error);
+  }
+
+  /** Whether a segment to `dst` is for this listener. */
+  accepts(dst: Ipv4Address): boolean {
+    return this.address === 0 || this.address === dst;
+  }
+
+  /** RFC 9293 §3.10.7.2: a segment for the LISTEN state. Never throws on any input. */
+  receive(segment: Segment): void {
+    const counters = this.host.counters;
+    if (segment.has(TcpFlag.Rst)) {
+      counters.listenDrops++;
+      return;
+    }
+    if (segment.has(TcpFlag.Ack)) {
+      if (!segment.has(TcpFlag.Syn) && this.host.timers.now() - this.lastCookieAt <= COOKIE_LIFETIME_MS && this.completeCookie(segment)) return;
+      // "Any acknowledgment is bad if it arrives on a connection still in the LISTEN state."
+      this.host.sendResetFor(segment);
+      return;
+    }
+    if (!segment.has(TcpFlag.Syn) || segment.has(TcpFlag.Fin)) {
+      // No SYN: nothing to do (RFC 9293). SYN+FIN: no stack sends it, scanners do (Linux drops it too).
+      counters.listenDrops++;
+      return;
+    }
+    if (this.onFlow === undefined && this.queue.length >= this.backlog) {
+      counters.listenDrops++;
+      return;
+    }
+    if (this.halfOpen >= this.backlog) {
+      if (this.host.settings.synCookies === "never") {
+        counters.listenDrops++;
+        return;
+      }
+      this.lastCookieAt = this.host.timers.now();
+      this.host.sendCookieSynAck(this, segment);
+      return;
+    }
+    this.halfOpen++;
+    const connection = this.host.openPassive(this, segment);
+    if (connection.state === "SYN-RECEIVED") this.halfOpenConnections.add(connection);
+  }
+
+  /** The ACK of a cookie SYN-ACK: checks the cookie and, if good, makes the connection. */
+  private completeCookie(segment: Segment): boolean {
+    const host = this.host;
+    const clientIsn = seqAdd(segment.seq, -1);
+    const iss = seqAdd(segment.ack, -1);
+    const tuple = { local: segment.dst, localPort: segment.dstPort, remote: segment.src, remotePort: segment.srcPort };
+    const mss = checkCookie(host.secrets, tuple, clientIsn, iss, host.timers.now());
+    if (mss < 0) {
+      host.counters.synCookiesFailed++;
+      return false;
+    }
+    host.counters.synCookiesValidated++;
+    const options = segment.options;
+    const decoded = options.timestamps ? decodeCookieTimestamp(options.tsEcho) : { windowScale: -1, sackPermitted: false };
+    this.halfOpen++;
+    host.openFromCookie(this, segment, iss, {
+      mss,
+      windowScale: decoded.windowScale,
+      sackPermitted: decoded.sackPermitted,
+      tsValue: options.timestamps ? options.tsValue : undefined,
+    });
+    return true;
+  }
+
+  handshakeEnded(connection: TcpConnection, established: boolean): void {
+    this.halfOpen--;
+    this.halfOpenConnections.delete(connection);
+    if (!established) return;
+    if (this.isClosed) {
+      connection.abort();
+      return;
+    }
+    const flow = new TcpFlow(connection);
+    const onFlow = this.onFlow;
+    if (onFlow !== undefined) {
+      // Not from inside the connection's processing: the handler runs as a microtask, and an
+      // exception in it surfaces as a rejection (the scheduler ends the appliance, as for a bug).
+      void Promise.resolve(flow).then(onFlow);
+      return;
+    }
+    const waiter = this.waiters.shift();
+    if (waiter !== undefined) waiter.resolve(flow);
+    else this.queue.push(flow);
+  }
+}

@@ -1,0 +1,182 @@
+/**
+ * What can be tuned, per layer and per connection, with defaults and the RFC behind each. The
+ * layer's options set defaults for every connection; `connect` and `listen` override the
+ * per-connection ones.
+ */
+import type { CongestionAlgorithm } from "./congestion.ts";
+
+/** Options of one connection (`connect`, `listen`, or the layer's defaults). */
+export interface FlowOptions {
+  /** Disable Nagle's algorithm (RFC 896; RFC 9293 §3.7.4): send small segments at once. Default false. */
+  noDelay?: boolean;
+  /**
+   * Keep-alive probes (RFC 1122 §4.2.3.6; off by default, as that section asks): `true` for the
+   * defaults below, or the timings.
+   */
+  keepAlive?: boolean | KeepAliveOptions;
+  /**
+   * RFC 5482 user timeout: give up, with a "timeout" error, after this long without the peer
+   * acknowledging anything while data is outstanding. 0 (default): only the retransmission limit.
+   */
+  userTimeoutMs?: number;
+  /** Default "cubic" (RFC 9438); "newreno" (RFC 5681, RFC 6582). */
+  congestion?: CongestionAlgorithm;
+  /** Bytes the application may have written and the peer not yet acknowledged (default 256 KiB). */
+  sendBufferSize?: number;
+  /** Bytes received and not yet read; the most the advertised window offers (default 256 KiB). */
+  receiveBufferSize?: number;
+}
+
+export interface KeepAliveOptions {
+  /** Idle time before the first probe; RFC 1122 §4.2.3.6: no less than two hours by default. */
+  idleMs?: number;
+  /** Time between unanswered probes (Linux: 75 s). */
+  intervalMs?: number;
+  /** Unanswered probes before the connection is dropped (Linux: 9). */
+  probes?: number;
+}
+
+/** Layer-wide options: defaults for every connection, and what only the layer decides. */
+export interface TcpLayerOptions extends FlowOptions {
+  /** RFC 9293 §3.4.2: TIME-WAIT lasts 2·MSL; MSL 30 s gives Linux's 60 s. */
+  timeWaitMs?: number;
+  /** How long an application-closed connection may sit in FIN-WAIT-2 waiting for the peer's FIN (Linux: 60 s). */
+  finWait2TimeoutMs?: number;
+  /** RFC 6298 §2.1: 1 s. */
+  initialRtoMs?: number;
+  /** RFC 6298 §2.4 asks for 1 s; 200 ms is Linux's, which the brief allows. */
+  minRtoMs?: number;
+  /** RFC 6298 §2.5: a maximum of at least 60 s. */
+  maxRtoMs?: number;
+  /** Retransmissions of one segment before the connection is dropped (RFC 1122 §4.2.3.5 R2; Linux tcp_retries2 = 15). */
+  maxRetransmits?: number;
+  /** SYN retransmissions before connect fails (Linux tcp_syn_retries = 6: about 2 minutes, RFC 1122's R2 for SYNs is 3). */
+  maxSynRetransmits?: number;
+  /** RFC 1122 §4.2.3.2: at most 500 ms; 40 ms like Linux. */
+  delayedAckMs?: number;
+  /** RFC 6928: ten segments. */
+  initialWindowSegments?: number;
+  /** Offer and accept SACK (RFC 2018). Default true. */
+  sack?: boolean;
+  /** Offer and accept timestamps (RFC 7323). Default true. */
+  timestamps?: boolean;
+  /** Offer and accept window scaling (RFC 7323). Default true. */
+  windowScaling?: boolean;
+  /** RFC 5961 §7: challenge ACKs a connection sends a second at most. */
+  challengeAckLimit?: number;
+  /** Half-open connections per listener before SYN cookies (or drops); also the default backlog. */
+  backlog?: number;
+  /** When the half-open queue is full: "auto" (default) answers with SYN cookies, "never" drops. */
+  synCookies?: "auto" | "never";
+  /** Send segments with "don't fragment" and follow ICMP "fragmentation needed" (RFC 1191). Default true. */
+  pathMtuDiscovery?: boolean;
+}
+
+/** Every setting of one connection, resolved. */
+export interface ConnectionSettings {
+  readonly noDelay: boolean;
+  readonly keepAlive: boolean;
+  readonly keepAliveIdleMs: number;
+  readonly keepAliveIntervalMs: number;
+  readonly keepAliveProbes: number;
+  readonly userTimeoutMs: number;
+  readonly congestion: CongestionAlgorithm;
+  readonly sendBufferSize: number;
+  readonly receiveBufferSize: number;
+  readonly timeWaitMs: number;
+  readonly finWait2TimeoutMs: number;
+  readonly initialRtoMs: number;
+  readonly minRtoMs: number;
+  readonly maxRtoMs: number;
+  readonly maxRetransmits: number;
+  readonly maxSynRetransmits: number;
+  readonly delayedAckMs: number;
+  readonly initialWindowSegments: number;
+  readonly sack: boolean;
+  readonly timestamps: boolean;
+  readonly windowScaling: boolean;
+  readonly challengeAckLimit: number;
+  readonly pathMtuDiscovery: boolean;
+}
+
+export interface LayerSettings extends ConnectionSettings {
+  readonly backlog: number;
+  readonly synCookies: "auto" | "never";
+}
+
+export const DEFAULT_TCP_SETTINGS: LayerSettings = {
+  noDelay: false,
+  keepAlive: false,
+  keepAliveIdleMs: 2 * 60 * 60 * 1000,
+  keepAliveIntervalMs: 75_000,
+  keepAliveProbes: 9,
+  userTimeoutMs: 0,
+  congestion: "cubic",
+  sendBufferSize: 256 * 1024,
+  receiveBufferSize: 256 * 1024,
+  timeWaitMs: 60_000,
+  finWait2TimeoutMs: 60_000,
+  initialRtoMs: 1000,
+  minRtoMs: 200,
+  maxRtoMs: 60_000,
+  maxRetransmits: 15,
+  maxSynRetransmits: 6,
+  delayedAckMs: 40,
+  initialWindowSegments: 10,
+  sack: true,
+  timestamps: true,
+  windowScaling: true,
+  challengeAckLimit: 10,
+  pathMtuDiscovery: true,
+  backlog: 128,
+  synCookies: "auto",
+};
+
+function positive(name: string, value: number | undefined, fallback: number, minimum = 0): number {
+  if (value === undefined) return fallback;
+  if (!Number.isFinite(value) || value < minimum) throw new RangeError(`tcp: ${name} ${value} is not a number ≥ ${minimum}`);
+  return value;
+}
+
+/** The layer's settings from its options; throws RangeError on a value out of range. */
+export function resolveLayerSettings(options: TcpLayerOptions = {}): LayerSettings {
+  const base = resolveFlowSettings(DEFAULT_TCP_SETTINGS, options);
+  const defaults = DEFAULT_TCP_SETTINGS;
+  return {
+    ...base,
+    timeWaitMs: positive("timeWaitMs", options.timeWaitMs, defaults.timeWaitMs),
+    finWait2TimeoutMs: positive("finWait2TimeoutMs", options.finWait2TimeoutMs, defaults.finWait2TimeoutMs),
+    initialRtoMs: positive("initialRtoMs", options.initialRtoMs, defaults.initialRtoMs, 1),
+    minRtoMs: positive("minRtoMs", options.minRtoMs, defaults.minRtoMs, 1),
+    maxRtoMs: positive("maxRtoMs", options.maxRtoMs, defaults.maxRtoMs, 1),
+    maxRetransmits: positive("maxRetransmits", options.maxRetransmits, defaults.maxRetransmits, 1),
+    maxSynRetransmits: positive("maxSynRetransmits", options.maxSynRetransmits, defaults.maxSynRetransmits, 0),
+    delayedAckMs: positive("delayedAckMs", options.delayedAckMs, defaults.delayedAckMs),
+    initialWindowSegments: positive("initialWindowSegments", options.initialWindowSegments, defaults.initialWindowSegments, 1),
+    sack: options.sack ?? defaults.sack,
+    timestamps: options.timestamps ?? defaults.timestamps,
+    windowScaling: options.windowScaling ?? defaults.windowScaling,
+    challengeAckLimit: positive("challengeAckLimit", options.challengeAckLimit, defaults.challengeAckLimit),
+    pathMtuDiscovery: options.pathMtuDiscovery ?? defaults.pathMtuDiscovery,
+    backlog: positive("backlog", options.backlog, defaults.backlog, 1),
+    synCookies: options.synCookies ?? defaults.synCookies,
+  };
+}
+
+/** A connection's settings: the layer's, with the per-connection options applied. */
+export function resolveFlowSettings<Settings extends ConnectionSettings>(layer: Settings, options: FlowOptions = {}): Settings {
+  const keepAlive = options.keepAlive;
+  const keepAliveTimes: KeepAliveOptions = typeof keepAlive === "object" ? keepAlive : {};
+  return {
+    ...layer,
+    noDelay: options.noDelay ?? layer.noDelay,
+    keepAlive: keepAlive === undefined ? layer.keepAlive : keepAlive !== false,
+    keepAliveIdleMs: positive("keepAlive.idleMs", keepAliveTimes.idleMs, layer.keepAliveIdleMs, 1),
+    keepAliveIntervalMs: positive("keepAlive.intervalMs", keepAliveTimes.intervalMs, layer.keepAliveIntervalMs, 1),
+    keepAliveProbes: positive("keepAlive.probes", keepAliveTimes.probes, layer.keepAliveProbes, 1),
+    userTimeoutMs: positive("userTimeoutMs", options.userTimeoutMs, layer.userTimeoutMs),
+    congestion: options.congestion ?? layer.congestion,
+    sendBufferSize: positive("sendBufferSize", options.sendBufferSize, layer.sendBufferSize, 1),
+    receiveBufferSize: positive("receiveBufferSize", options.receiveBufferSize, layer.receiveBufferSize, 1),
+  };
+}
