@@ -18,3 +18,18 @@ declare function clearTimeout(id: number | undefined): void;
 declare function clearInterval(id: number | undefined): void;
 declare function queueMicrotask(callback: () => void): void;
 declare var crypto: { getRandomValues<T extends ArrayBufferView>(array: T): T };
+
+// Web-standard classes, present once an appliance calls installWebGlobals() from "atoll/web"
+// (serveHttp does), so that Workers/Deno-style handler code type-checks without imports.
+declare var Headers: typeof import("../web/headers.ts").Headers;
+declare var Request: typeof import("../web/request.ts").Request;
+declare var Response: typeof import("../web/response.ts").Response;
+declare var URL: typeof import("../web/url.ts").URL;
+declare var URLSearchParams: typeof import("../web/url.ts").URLSearchParams;
+declare var TextEncoder: typeof import("../web/encoding.ts").TextEncoder;
+declare var TextDecoder: typeof import("../web/encoding.ts").TextDecoder;
+type Headers = import("../web/headers.ts").Headers;
+type Request = import("../web/request.ts").Request;
+type Response = import("../web/response.ts").Response;
+type URL = import("../web/url.ts").URL;
+type URLSearchParams = import("../web/url.ts").URLSearchParams;
