@@ -472,11 +472,12 @@ export class Ipv4Layer {
     const config = this.current;
     const src = header.src;
     // RFC 1122 §3.2.1.3: a source must be one host's address (or 0.0.0.0, which DHCP clients
-    // use), and never a loopback address from the wire.
+    // use), and never a loopback address from the wire. Nor our own address (a "martian", as
+    // Linux calls it): answering it would talk to ourselves, and an echo would loop forever.
     if (
       (!Ipv4Address.isUnicast(src) && !Ipv4Address.isUnspecified(src)) ||
       Ipv4Address.isLoopback(src) ||
-      (config !== undefined && config.cidr.isBroadcast(src))
+      (config !== undefined && (config.cidr.isBroadcast(src) || src === config.cidr.address))
     ) {
       counters.badSource++;
       return;
@@ -771,5 +772,9 @@ export class Ipv4Layer {
     counters.fragmentsPending -= reassembly.fragments.length;
     counters.reassemblyBytes -= reassembly.receivedBytes;
     counters.reassembliesPending = this.reassemblies.length;
+    // Release the data now: anything still holding the reassembly (a cancelled timer until the
+    // queue prunes it) must not keep fragments alive past the byte limit.
+    reassembly.fragments.length = 0;
+    reassembly.firstHeaderBytes = undefined;
   }
 }

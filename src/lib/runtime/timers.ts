@@ -9,15 +9,20 @@ export interface Timer {
   cancel(): void;
 }
 
+const NOTHING = (): void => undefined;
+
 class TimerEntry implements Timer {
   cancelled = false;
   constructor(
     readonly deadline: number,
     readonly sequence: number,
-    readonly callback: () => void,
+    public callback: () => void,
   ) {}
   cancel(): void {
     this.cancelled = true;
+    // The entry stays in the heap until it reaches the top; dropping the callback now frees
+    // whatever its closure holds (a reassembly's fragments, a connection) at once.
+    this.callback = NOTHING;
   }
 }
 
