@@ -114,6 +114,15 @@ export interface Base {
   /** Fills `buffer` with cryptographically secure random bytes (at most 65536 a call). OK or EINVAL. */
   entropy(buffer: Uint8Array): number;
 
+  /**
+   * The image's baked assets: the payload of its `assets` section (format in docs/assets.md), or
+   * undefined when the image has none. The same bytes on every call, lent without a copy: they
+   * are part of the sealed image, so the image must treat them as read-only. Optional, so that a
+   * base without assets (an older tender, a test fake) is still a Base: the library OS reads a
+   * missing call as "no assets".
+   */
+  assets?(): Uint8Array | undefined;
+
   /** Ends the appliance with an exit status (0..255). Does not return. */
   exit(code: number): never;
   /** Ends the appliance abnormally, reporting `reason`; the tender exits with status 255. Does not return. */

@@ -4,6 +4,7 @@ import { parseLevelSpec } from "../lib/logs/levels.ts";
 import { parseIpv4Config } from "../lib/net/ipv4-config.ts";
 import { deviceMap, flag, parseCommandLine, stringList, stringValue } from "./args.ts";
 import { CommandError, UsageError } from "./errors.ts";
+import type { RunOptions } from "../tenders/node/tender.ts";
 
 export const RUN_HELP = `Usage: atoll run <image|appdir> [options] [-- <appliance args>]
 
@@ -11,7 +12,9 @@ Runs an appliance image on a tender. Given an appliance directory, builds it fir
 The appliance's exit status is the command's; 125 means atoll could not start it.
 
 Options:
-  --tender <name>              tender to run on: node (default)
+  --tender <name>              tender to run on: node (default), or spt (sealed: a seccomp
+                               allowlist around the appliance's own process; see docs/spt.md)
+  --memory <MiB>               (spt) limit the appliance's JavaScript heap to <MiB> MiB
   --net <dev>=tap:<iface>      attach net device <dev> to an existing TAP interface
   --ipv4 <dev>=<addr>/<len>[@<gateway>]
                                static IPv4 configuration for net device <dev>
@@ -28,7 +31,10 @@ Example:
   atoll run dist/ping.atoll --net service=tap:tap0 --ipv4 service=198.18.0.2/24
 `;
 
-const TENDERS = ["node"];
+const TENDERS = ["node", "spt"];
+/** --memory bounds: V8 needs a few MiB of old space to boot; above 1 TiB is surely a typo. */
+const MIN_MEMORY_MIB = 16;
+const MAX_MEMORY_MIB = 1 << 20;
 
 export async function runCommand(argv: readonly string[]): Promise<void> {
   const parsed = parseCommandLine(
@@ -41,6 +47,7 @@ export async function runCommand(argv: readonly string[]): Promise<void> {
       block: { type: "string", multiple: true },
       pcap: { type: "string", multiple: true },
       log: { type: "string" },
+      memory: { type: "string" },
       inspect: { type: "boolean" },
       "inspect-brk": { type: "boolean" },
       help: { type: "boolean", short: "h" },
@@ -56,6 +63,14 @@ export async function runCommand(argv: readonly string[]): Promise<void> {
 
   const tender = stringValue(parsed, "tender") ?? "node";
   if (!TENDERS.includes(tender)) throw new UsageError(`atoll run: unknown tender '${tender}' (available: ${TENDERS.join(", ")})`);
+  const memory = stringValue(parsed, "memory");
+  const memoryMiB = memory === undefined ? undefined : Number(memory);
+  if (memoryMiB !== undefined && (!/^\d+$/.test(memory ?? "") || memoryMiB < MIN_MEMORY_MIB || memoryMiB > MAX_MEMORY_MIB)) {
+    throw new UsageError(`atoll run: --memory ${memory}: give a whole number of MiB from ${MIN_MEMORY_MIB} to ${MAX_MEMORY_MIB}, e.g. --memory 256`);
+  }
+  if (memoryMiB !== undefined && tender !== "spt") {
+    throw new UsageError("atoll run: --memory needs --tender spt (the node tender runs the appliance in atoll's own heap)");
+  }
 
   const netSpecs = deviceMap("run", "net", stringList(parsed, "net"), "service=tap:tap0");
   const nets = new Map<string, { kind: "tap"; ifname: string }>();
@@ -92,12 +107,21 @@ export async function runCommand(argv: readonly string[]): Promise<void> {
     }
   }
 
-  const { runImage } = await import("../tenders/node/tender.ts");
   const traceTarget = process.env.ATOLL_BOOT_TRACE;
-  runImage({ imagePath, nets, ipv4, blocks, pcaps, log, inspect, args: parsed.rest }, (trace) => {
-    if (traceTarget === undefined || traceTarget === "") return;
-    const line = `${JSON.stringify(trace)}\n`;
-    if (traceTarget === "1" || traceTarget === "stderr") process.stderr.write(line);
-    else writeFileSync(traceTarget, line);
-  });
+  const onTrace =
+    traceTarget === undefined || traceTarget === ""
+      ? undefined
+      : (trace: object): void => {
+          const line = `${JSON.stringify(trace)}\n`;
+          if (traceTarget === "1" || traceTarget === "stderr") process.stderr.write(line);
+          else writeFileSync(traceTarget, line);
+        };
+  const options: RunOptions = { imagePath, nets, ipv4, blocks, pcaps, log, inspect, args: parsed.rest };
+  if (tender === "spt") {
+    const { runSpt } = await import("../tenders/spt/tender.ts");
+    await runSpt({ ...options, memoryMiB }, onTrace);
+    return;
+  }
+  const { runImage } = await import("../tenders/node/tender.ts");
+  runImage(options, onTrace);
 }

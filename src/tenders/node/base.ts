@@ -45,6 +45,8 @@ export interface NodeBaseOptions {
   readonly onAbort: (reason: string) => never;
   /** Called for host-side I/O failures worth a line on stderr. */
   readonly warn: (message: string) => void;
+  /** The image's assets section, served by `assets()`. */
+  readonly assets?: Uint8Array | undefined;
 }
 
 const MAX_ENTROPY = 65536;
@@ -66,6 +68,11 @@ export function createNodeBase(options: NodeBaseOptions): Base {
   const pollFds = new Int32Array(nets.length).fill(-1);
   const captures = nets.flatMap((net) => (net.pcap === undefined ? [] : [net.pcap]));
   const startNs = process.hrtime.bigint();
+  // The section is lent without a copy: its ArrayBuffer is the image file's, which is the image's
+  // own content. A small file may have been read into Node's shared buffer pool, though, whose
+  // other bytes are the host's: then (and only then, at most a pool's size) the section is copied.
+  const section = options.assets;
+  const assets = section === undefined || section.buffer.byteLength > Buffer.poolSize ? section : new Uint8Array(section);
   let yielding = false;
 
   const monotonic = (): number => Number(process.hrtime.bigint() - startNs);
@@ -197,6 +204,10 @@ export function createNodeBase(options: NodeBaseOptions): Base {
       if (!isBytes(buffer) || buffer.length > MAX_ENTROPY) return Status.EINVAL;
       randomFillSync(buffer);
       return Status.OK;
+    },
+
+    assets() {
+      return assets;
     },
 
     exit(code) {

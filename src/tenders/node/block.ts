@@ -1,4 +1,4 @@
-/** Block devices backed by host files, for the node tender. */
+/** Block devices backed by host files, for the node and spt tenders. */
 import { closeSync, fstatSync, openSync, readSync, writeSync, fsyncSync } from "node:fs";
 
 export const BLOCK_SIZE = 512;
@@ -8,15 +8,22 @@ export class TenderError extends Error {
 }
 
 export class FileBlockDevice {
-  readonly fd: number;
-  readonly capacity: number;
-
+  /**
+   * @param fd an open, readable and writable descriptor of a regular file
+   * @param capacity its size in bytes, a positive multiple of BLOCK_SIZE
+   */
   constructor(
     readonly name: string,
     readonly path: string,
-  ) {
+    readonly fd: number,
+    readonly capacity: number,
+  ) {}
+
+  /** Opens `path` for reading and writing; throws a one-line TenderError saying what to fix. */
+  static open(name: string, path: string): FileBlockDevice {
+    let fd: number;
     try {
-      this.fd = openSync(path, "r+");
+      fd = openSync(path, "r+");
     } catch (error) {
       const code = error instanceof Error && "code" in error ? String(error.code) : "";
       if (code === "ENOENT") {
@@ -28,18 +35,18 @@ export class FileBlockDevice {
       if (code === "EISDIR") throw new TenderError(`block device '${name}': ${path} is a directory; give a file`);
       throw new TenderError(`block device '${name}': cannot open ${path}: ${error instanceof Error ? error.message : String(error)}`);
     }
-    const stat = fstatSync(this.fd);
+    const stat = fstatSync(fd);
     if (!stat.isFile()) {
-      closeSync(this.fd);
+      closeSync(fd);
       throw new TenderError(`block device '${name}': ${path} is not a regular file: give a disk image file, e.g. made with \`truncate -s 64M disk.img\``);
     }
     if (stat.size % BLOCK_SIZE !== 0 || stat.size === 0) {
-      closeSync(this.fd);
+      closeSync(fd);
       throw new TenderError(
         `block device '${name}': ${path} is ${stat.size} bytes, not a positive multiple of ${BLOCK_SIZE}: resize it, e.g. \`truncate -s 64M ${path}\``,
       );
     }
-    this.capacity = stat.size;
+    return new FileBlockDevice(name, path, fd, stat.size);
   }
 
   /** Reads exactly buffer.length bytes at offset; throws on a short read or I/O error. */

@@ -11,12 +11,14 @@ const SNAPLEN = 262144;
 const FLUSH_THRESHOLD = 1 << 16;
 
 export class PcapWriter {
-  private readonly fd: number;
   private chunks: Uint8Array[] = [];
   private buffered = 0;
 
-  constructor(readonly path: string) {
-    this.fd = openSync(path, "w");
+  /** Creates (or truncates) `path`; a tender that opened the file already passes its `fd`. */
+  constructor(
+    readonly path: string,
+    private readonly fd: number = openSync(path, "w"),
+  ) {
     const header = new DataView(new ArrayBuffer(24));
     header.setUint32(0, PCAP_MAGIC_MICROSECONDS, true);
     header.setUint16(4, 2, true); // version 2.4

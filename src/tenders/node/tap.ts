@@ -65,6 +65,14 @@ export function openTap(ifname: string): TapHandle {
   return new Tap(native, fd, ifname, mtu);
 }
 
+/**
+ * Wraps a TAP fd that was opened (with openTap) by another process, which passed it on with the
+ * interface's name and MTU: the spt tender's appliance process cannot open devices itself.
+ */
+export function adoptTap(fd: number, ifname: string, mtu: number): TapHandle {
+  return new Tap(loadNative(), fd, ifname, mtu);
+}
+
 class Tap implements TapHandle {
   #open = true;
 

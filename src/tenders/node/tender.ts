@@ -7,36 +7,35 @@
  * match, open the devices, build the base, evaluate the image's code (with a V8 code cache keyed by
  * the image hash), and call its start. From then on the image drives everything through the base.
  */
-import { randomBytes } from "node:crypto";
-import { mkdirSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from "node:fs";
-import { homedir } from "node:os";
-import { join } from "node:path";
 import * as inspector from "node:inspector";
 import { types } from "node:util";
 import * as vm from "node:vm";
-import { ABI_VERSION, ABORT_EXIT_STATUS, type Base, type CommandLine } from "../../abi/base.ts";
-import { decodeImage, ImageError, type Image } from "../../image/format.ts";
+import { ABORT_EXIT_STATUS, type Base } from "../../abi/base.ts";
 import { FileBlockDevice, TenderError } from "./block.ts";
 import { createNodeBase, type HostBlock, type HostNet, type HostNetBackend } from "./base.ts";
 import { loadNative } from "./native.ts";
 import { PcapWriter } from "./pcap.ts";
+import {
+  checkDevices,
+  codeCachePath,
+  frozenCommandLine,
+  randomMac,
+  readCodeCache,
+  readImageFile,
+  tapBackend,
+  verifyImage,
+  writeCodeCache,
+  type DeviceOptions,
+  type NetAttachment,
+} from "./setup.ts";
 import { openTap } from "./tap.ts";
 
 export { TenderError } from "./block.ts";
+export { checkDevices, type NetAttachment } from "./setup.ts";
 
-export type NetAttachment = { readonly kind: "tap"; readonly ifname: string };
-
-export interface RunOptions {
+export interface RunOptions extends DeviceOptions {
   readonly imagePath: string;
-  /** Device name → how to attach it. */
-  readonly nets: ReadonlyMap<string, NetAttachment>;
-  /** Device name → "addr/len" or "addr/len@gateway" (already validated). */
-  readonly ipv4: ReadonlyMap<string, string>;
-  readonly blocks: ReadonlyMap<string, string>;
-  readonly pcaps: ReadonlyMap<string, string>;
-  readonly log?: string | undefined;
   readonly inspect?: "inspect" | "inspect-brk" | undefined;
-  readonly args: readonly string[];
 }
 
 /** Milestones of a boot, in ms since the process started (performance.now()), for bench:boot. */
@@ -54,115 +53,8 @@ export interface BootTrace {
 const INSPECT_MAX_WAIT_NS = 20_000_000;
 const MAX_WAIT_NS = 3_600_000_000_000;
 
-function readImageFile(path: string): Buffer {
-  try {
-    return readFileSync(path);
-  } catch (error) {
-    const code = error instanceof Error && "code" in error ? String(error.code) : "";
-    if (code === "ENOENT") throw new TenderError(`image ${path} does not exist: build one with \`atoll build <appdir>\``);
-    if (code === "EISDIR") throw new TenderError(`${path} is a directory without atoll.config.ts: give an .atoll image or an appliance directory`);
-    throw new TenderError(`cannot read image ${path}: ${error instanceof Error ? error.message : String(error)}`);
-  }
-}
-
-function verifyImage(path: string, bytes: Buffer): Image {
-  try {
-    return decodeImage(bytes);
-  } catch (error) {
-    if (error instanceof ImageError) throw new TenderError(`${path}: ${error.message}`);
-    throw error;
-  }
-}
-
-/** Checks that the image's declared devices and the attached ones match exactly. */
-export function checkDevices(image: Image, options: Pick<RunOptions, "nets" | "ipv4" | "blocks" | "pcaps">): void {
-  const { manifest } = image;
-  if (manifest.abiVersion !== ABI_VERSION) {
-    throw new TenderError(`image '${manifest.name}' speaks base ABI ${manifest.abiVersion}, this tender serves ${ABI_VERSION}: rebuild it with this atoll`);
-  }
-  const declared = (list: readonly string[]): string => (list.length === 0 ? "none" : list.join(", "));
-  for (const name of manifest.net) {
-    if (!options.nets.has(name)) {
-      throw new TenderError(`image '${manifest.name}' needs net device '${name}': attach it with --net ${name}=tap:<iface>`);
-    }
-  }
-  for (const name of manifest.block) {
-    if (!options.blocks.has(name)) {
-      throw new TenderError(`image '${manifest.name}' needs block device '${name}': attach it with --block ${name}=<file>`);
-    }
-  }
-  const checkNetFlag = (flag: string, names: Iterable<string>): void => {
-    for (const name of names) {
-      if (!manifest.net.includes(name)) {
-        throw new TenderError(`${flag} ${name}=...: image '${manifest.name}' declares no net device '${name}' (its net devices: ${declared(manifest.net)})`);
-      }
-    }
-  };
-  checkNetFlag("--net", options.nets.keys());
-  checkNetFlag("--ipv4", options.ipv4.keys());
-  checkNetFlag("--pcap", options.pcaps.keys());
-  for (const name of options.blocks.keys()) {
-    if (!manifest.block.includes(name)) {
-      throw new TenderError(`--block ${name}=...: image '${manifest.name}' declares no block device '${name}' (its block devices: ${declared(manifest.block)})`);
-    }
-  }
-}
-
-/** A random locally administered unicast MAC (RFC 7042 §2.1: the U/L bit set, the I/G bit clear). */
-function randomMac(): Uint8Array {
-  const mac = new Uint8Array(randomBytes(6));
-  mac[0] = ((mac[0] ?? 0) & 0xfe) | 0x02;
-  return mac;
-}
-
 function openNet(attachment: NetAttachment): HostNetBackend {
-  const tap = openTap(attachment.ifname);
-  return {
-    fd: tap.fd,
-    mtu: tap.mtu,
-    read: (buffer) => tap.read(buffer),
-    write: (frame) => tap.write(frame),
-    close: () => tap.close(),
-  };
-}
-
-function codeCachePath(image: Image): string | undefined {
-  if (process.env.ATOLL_CODE_CACHE === "0") return undefined;
-  const xdg = process.env.XDG_CACHE_HOME;
-  const base = xdg === undefined || xdg === "" ? join(homedir(), ".cache") : xdg;
-  return join(base, "atoll", `v8-${image.sha256.slice(0, 32)}-${process.version}-${process.arch}.bin`);
-}
-
-function readCodeCache(path: string | undefined): Buffer | undefined {
-  if (path === undefined) return undefined;
-  try {
-    return readFileSync(path);
-  } catch {
-    return undefined;
-  }
-}
-
-/** Code caches kept at most; older ones go when a new one is written (only on a cache miss). */
-const MAX_CODE_CACHES = 64;
-
-function pruneCodeCaches(dir: string): void {
-  const entries = readdirSync(dir)
-    .filter((name) => name.startsWith("v8-") && name.endsWith(".bin"))
-    .map((name) => ({ path: join(dir, name), mtime: statSync(join(dir, name)).mtimeMs }))
-    .sort((a, b) => b.mtime - a.mtime);
-  for (const stale of entries.slice(MAX_CODE_CACHES)) unlinkSync(stale.path);
-}
-
-function writeCodeCache(path: string, data: Buffer): void {
-  try {
-    mkdirSync(join(path, ".."), { recursive: true });
-    pruneCodeCaches(join(path, ".."));
-    const temporary = `${path}.${process.pid}.tmp`;
-    writeFileSync(temporary, data);
-    renameSync(temporary, path);
-  } catch {
-    // A read-only home or full disk only costs the next boot its cache.
-  }
+  return tapBackend(openTap(attachment.ifname));
 }
 
 /** An error's stack or message, also for errors from the image's realm (where instanceof Error fails). */
@@ -227,7 +119,7 @@ export function runImage(options: RunOptions, onTrace?: (trace: BootTrace) => vo
     }
     for (const name of image.manifest.block) {
       const path = options.blocks.get(name);
-      if (path !== undefined) blocks.push({ name, device: new FileBlockDevice(name, path) });
+      if (path !== undefined) blocks.push({ name, device: FileBlockDevice.open(name, path) });
     }
   } catch (error) {
     closeAll();
@@ -235,10 +127,7 @@ export function runImage(options: RunOptions, onTrace?: (trace: BootTrace) => vo
   }
   trace.devicesOpen = performance.now();
 
-  const params: Record<string, string> = {};
-  for (const [name, value] of options.ipv4) params[`net.${name}.ipv4`] = value;
-  if (options.log !== undefined) params.log = options.log;
-  const cmdline: CommandLine = Object.freeze({ args: Object.freeze([...options.args]), params: Object.freeze(params) });
+  const cmdline = frozenCommandLine(options);
 
   let ended = false;
   const end = (status: number): never => {
@@ -266,6 +155,7 @@ export function runImage(options: RunOptions, onTrace?: (trace: BootTrace) => vo
     onExit: end,
     onAbort: abort,
     warn: (message) => process.stderr.write(`atoll: ${message}\n`),
+    assets: image.assets,
   });
 
 

@@ -1,0 +1,168 @@
+/**
+ * What every tender does before an image runs, whatever holds it afterwards: read and verify the
+ * image, check its declared devices against the attached ones, open those devices, assemble the
+ * command line, and find its V8 code cache. The `node` tender (tender.ts) and the `spt` tender
+ * (src/tenders/spt/) share these so that both refuse the same mistakes with the same words.
+ */
+import { randomBytes } from "node:crypto";
+import { mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { ABI_VERSION, type CommandLine } from "../../abi/base.ts";
+import { decodeImage, ImageError, type Image } from "../../image/format.ts";
+import type { HostNetBackend } from "./base.ts";
+import { TenderError } from "./block.ts";
+import type { TapHandle } from "./tap.ts";
+
+export type NetAttachment = { readonly kind: "tap"; readonly ifname: string };
+
+/** The attachments and boot parameters of `atoll run`, as both tenders receive them. */
+export interface DeviceOptions {
+  /** Device name → how to attach it. */
+  readonly nets: ReadonlyMap<string, NetAttachment>;
+  /** Device name → "addr/len" or "addr/len@gateway" (already validated). */
+  readonly ipv4: ReadonlyMap<string, string>;
+  readonly blocks: ReadonlyMap<string, string>;
+  readonly pcaps: ReadonlyMap<string, string>;
+  readonly log?: string | undefined;
+  readonly args: readonly string[];
+}
+
+function imageFileError(path: string, error: unknown): TenderError {
+  const code = error instanceof Error && "code" in error ? String(error.code) : "";
+  if (code === "ENOENT") return new TenderError(`image ${path} does not exist: build one with \`atoll build <appdir>\``);
+  if (code === "EISDIR") return new TenderError(`${path} is a directory without atoll.config.ts: give an .atoll image or an appliance directory`);
+  return new TenderError(`cannot read image ${path}: ${error instanceof Error ? error.message : String(error)}`);
+}
+
+export function readImageFile(path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (error) {
+    throw imageFileError(path, error);
+  }
+}
+
+/** Opens the image read-only, for a tender that hands the very file it verified to another process. */
+export function openImageFile(path: string): { readonly fd: number; readonly bytes: Buffer } {
+  let fd: number;
+  try {
+    fd = openSync(path, "r");
+    return { fd, bytes: readFileSync(fd) };
+  } catch (error) {
+    throw imageFileError(path, error);
+  }
+}
+
+export function verifyImage(path: string, bytes: Uint8Array): Image {
+  try {
+    return decodeImage(bytes);
+  } catch (error) {
+    if (error instanceof ImageError) throw new TenderError(`${path}: ${error.message}`);
+    throw error;
+  }
+}
+
+/** Checks that the image's declared devices and the attached ones match exactly. */
+export function checkDevices(image: Image, options: Pick<DeviceOptions, "nets" | "ipv4" | "blocks" | "pcaps">): void {
+  const { manifest } = image;
+  if (manifest.abiVersion !== ABI_VERSION) {
+    throw new TenderError(`image '${manifest.name}' speaks base ABI ${manifest.abiVersion}, this tender serves ${ABI_VERSION}: rebuild it with this atoll`);
+  }
+  const declared = (list: readonly string[]): string => (list.length === 0 ? "none" : list.join(", "));
+  for (const name of manifest.net) {
+    if (!options.nets.has(name)) {
+      throw new TenderError(`image '${manifest.name}' needs net device '${name}': attach it with --net ${name}=tap:<iface>`);
+    }
+  }
+  for (const name of manifest.block) {
+    if (!options.blocks.has(name)) {
+      throw new TenderError(`image '${manifest.name}' needs block device '${name}': attach it with --block ${name}=<file>`);
+    }
+  }
+  const checkNetFlag = (flag: string, names: Iterable<string>): void => {
+    for (const name of names) {
+      if (!manifest.net.includes(name)) {
+        throw new TenderError(`${flag} ${name}=...: image '${manifest.name}' declares no net device '${name}' (its net devices: ${declared(manifest.net)})`);
+      }
+    }
+  };
+  checkNetFlag("--net", options.nets.keys());
+  checkNetFlag("--ipv4", options.ipv4.keys());
+  checkNetFlag("--pcap", options.pcaps.keys());
+  for (const name of options.blocks.keys()) {
+    if (!manifest.block.includes(name)) {
+      throw new TenderError(`--block ${name}=...: image '${manifest.name}' declares no block device '${name}' (its block devices: ${declared(manifest.block)})`);
+    }
+  }
+}
+
+/** A random locally administered unicast MAC (RFC 7042 §2.1: the U/L bit set, the I/G bit clear). */
+export function randomMac(): Uint8Array {
+  const mac = new Uint8Array(randomBytes(6));
+  mac[0] = ((mac[0] ?? 0) & 0xfe) | 0x02;
+  return mac;
+}
+
+/** The base's view of a TAP. */
+export function tapBackend(tap: TapHandle): HostNetBackend {
+  return {
+    fd: tap.fd,
+    mtu: tap.mtu,
+    read: (buffer) => tap.read(buffer),
+    write: (frame) => tap.write(frame),
+    close: () => tap.close(),
+  };
+}
+
+/** Boot parameters from the tender's flags (see CommandLine in src/abi/base.ts). */
+export function commandLine(options: Pick<DeviceOptions, "ipv4" | "log" | "args">): { args: string[]; params: Record<string, string> } {
+  const params: Record<string, string> = {};
+  for (const [name, value] of options.ipv4) params[`net.${name}.ipv4`] = value;
+  if (options.log !== undefined) params.log = options.log;
+  return { args: [...options.args], params };
+}
+
+export function frozenCommandLine(options: Pick<DeviceOptions, "ipv4" | "log" | "args">): CommandLine {
+  const { args, params } = commandLine(options);
+  return Object.freeze({ args: Object.freeze(args), params: Object.freeze(params) });
+}
+
+export function codeCachePath(image: Image): string | undefined {
+  if (process.env.ATOLL_CODE_CACHE === "0") return undefined;
+  const xdg = process.env.XDG_CACHE_HOME;
+  const base = xdg === undefined || xdg === "" ? join(homedir(), ".cache") : xdg;
+  return join(base, "atoll", `v8-${image.sha256.slice(0, 32)}-${process.version}-${process.arch}.bin`);
+}
+
+export function readCodeCache(path: string | undefined): Buffer | undefined {
+  if (path === undefined) return undefined;
+  try {
+    return readFileSync(path);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Code caches kept at most; older ones go when a new one is written (only on a cache miss). */
+const MAX_CODE_CACHES = 64;
+
+function pruneCodeCaches(dir: string): void {
+  const entries = readdirSync(dir)
+    .filter((name) => name.startsWith("v8-") && name.endsWith(".bin"))
+    .map((name) => ({ path: join(dir, name), mtime: statSync(join(dir, name)).mtimeMs }))
+    .sort((a, b) => b.mtime - a.mtime);
+  for (const stale of entries.slice(MAX_CODE_CACHES)) unlinkSync(stale.path);
+}
+
+export function writeCodeCache(path: string, data: Buffer): void {
+  try {
+    mkdirSync(join(path, ".."), { recursive: true });
+    pruneCodeCaches(join(path, ".."));
+    const temporary = `${path}.${process.pid}.tmp`;
+    writeFileSync(temporary, data);
+    renameSync(temporary, path);
+  } catch {
+    // A read-only home or full disk only costs the next boot its cache.
+  }
+}
