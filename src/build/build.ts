@@ -7,7 +7,7 @@
  * time: an appliance reaches the world only through the base ABI.
  */
 import { builtinModules } from "node:module";
-import { existsSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { isAbsolute, join, relative, resolve } from "node:path";
 import * as vm from "node:vm";
 import type { Message, Plugin } from "esbuild";
@@ -15,13 +15,14 @@ import { ABI_VERSION } from "../abi/base.ts";
 import { atollVersion, packageRoot } from "../host/package-root.ts";
 import { encodeImage, IMAGE_EXTENSION } from "../image/format.ts";
 import { validateDeviceNames, validateName, ManifestError, type Manifest } from "../image/manifest.ts";
+import { AssetBuildError, packAssets } from "./assets.ts";
 
 export class BuildError extends Error {
   override readonly name = "BuildError";
 }
 
 export const CONFIG_FILES = ["atoll.config.ts", "atoll.config.js", "atoll.config.mjs"];
-const CONFIG_KEYS = ["name", "entry", "net", "block"];
+const CONFIG_KEYS = ["name", "entry", "net", "block", "assets"];
 const IMAGE_GLOBAL = "__atollImage";
 
 export interface ApplianceConfig {
@@ -30,6 +31,8 @@ export interface ApplianceConfig {
   readonly entry: string;
   readonly net: readonly string[];
   readonly block: readonly string[];
+  /** Absolute path of the assets directory, when the config names one. */
+  readonly assets?: string | undefined;
 }
 
 export interface BuildResult {
@@ -136,7 +139,12 @@ export function validateConfig(value: unknown, appDir: string, configPath: strin
     if (typeof entrySetting !== "string") throw new ManifestError("'entry' must be a path such as \"src/main.ts\"");
     const entry = isAbsolute(entrySetting) ? entrySetting : resolve(appDir, entrySetting);
     if (!existsSync(entry)) throw new ManifestError(`entry ${entrySetting} does not exist`);
-    return { name, entry, net, block };
+    const assetsSetting: unknown = Reflect.get(value, "assets");
+    if (assetsSetting === undefined) return { name, entry, net, block };
+    if (typeof assetsSetting !== "string" || assetsSetting === "") throw new ManifestError("'assets' must be a directory such as \"public\"");
+    const assets = isAbsolute(assetsSetting) ? assetsSetting : resolve(appDir, assetsSetting);
+    if (!existsSync(assets) || !statSync(assets).isDirectory()) throw new ManifestError(`assets directory ${assetsSetting} does not exist`);
+    return { name, entry, net, block, assets };
   } catch (error) {
     if (error instanceof ManifestError) throw new BuildError(`${where}: ${error.message}`);
     throw error;
@@ -211,7 +219,14 @@ export async function buildAppliance(appDirInput: string, options: BuildOptions 
     buildTime: buildTime(),
     abiVersion: ABI_VERSION,
   };
-  const image = encodeImage({ manifest, code, sourceMap });
+  let assets: Uint8Array | undefined;
+  try {
+    assets = config.assets === undefined ? undefined : packAssets(config.assets);
+  } catch (error) {
+    if (error instanceof AssetBuildError) throw new BuildError(error.message);
+    throw error;
+  }
+  const image = encodeImage({ manifest, code, sourceMap, assets });
   mkdirSync(outDir, { recursive: true });
   const imagePath = join(outDir, `${config.name}${IMAGE_EXTENSION}`);
   // Write then rename, so a tender never sees half an image.

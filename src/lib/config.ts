@@ -14,6 +14,11 @@ export interface AtollConfig {
   readonly net?: readonly string[];
   /** Block devices the appliance uses, by name (attached with `atoll run --block <name>=<file>`). */
   readonly block?: readonly string[];
+  /**
+   * A directory, relative to the config, whose files `atoll build` bakes into the image's assets
+   * section (e.g. "public"); read them with `imageAssets()` from "atoll/assets" (docs/assets.md).
+   */
+  readonly assets?: string;
 }
 
 /** Identity function that gives an editor the config's type, as vite's defineConfig does. */

@@ -1,0 +1,909 @@
+/**
+ * One HTTP/1.1 connection as a plain state machine over bytes (RFC 9112), with no I/O of its own:
+ *
+ *   driver ──receive(bytes)/receiveEnd()──▶ Http1Connection ──onRequest(exchange)──▶ application
+ *   driver ◀──takeOutput()/onOutput()────── Http1Connection ◀──respond/write/end──── application
+ *
+ * The driver (serveHttpConnection over a ByteFlow, an in-memory pipe, a test feeding bytes by
+ * hand) moves bytes; the application answers each Exchange. Requests may be pipelined: they are
+ * parsed and handed out as they arrive (up to maxPipelinedRequests at once), and their responses
+ * are written strictly in request order (RFC 9112 §9.3.2), later ones buffered until their turn.
+ *
+ * Backpressure, both ways, without unbounded buffers:
+ * - request bodies: parsing stops while the application has bodyBufferBytes of unread body, and
+ *   `wantsInput` turns false once that much raw input waits; `onInputWanted` says when to resume;
+ * - responses: an exchange is `writable` while less than outputHighWaterBytes of its output waits
+ *   (in the connection's output for the exchange at the head of the line, in its own buffer for
+ *   the others); `onWritable` says when to resume. The driver drains output with takeOutput().
+ *
+ * Every protocol error is answered with its status and `Connection: close`, after the responses
+ * already owed, and then the connection closes: after a framing error nothing later on the
+ * connection can be trusted. Timers (headers, idle, body) come from an injected clock.
+ */
+import { ChunkedDecoder } from "./chunked.ts";
+import { ProtocolError } from "./errors.ts";
+import { interpretRequest, type RequestInfo } from "./framing.ts";
+import { HeadReader, parseRequestHead } from "./head.ts";
+import { REASON_PHRASES, isFieldValue, isReasonPhrase, isToken, latin1Encode } from "./syntax.ts";
+
+export interface HttpLimits {
+  /** Longest request line (RFC 9112 §3 suggests supporting at least 8000 octets); longer → 414. */
+  readonly maxRequestLineBytes: number;
+  /** Largest header section, CRLFs included; larger → 431. */
+  readonly maxHeaderBytes: number;
+  /** Most header field lines; more → 431. */
+  readonly maxHeaderCount: number;
+  /** Largest request body; larger → 413. */
+  readonly maxBodyBytes: number;
+  /** Longest chunk-size line, extensions included; longer → 400. */
+  readonly maxChunkLineBytes: number;
+  /** Requests parsed ahead of their responses; beyond this, parsing waits (backpressure, not an error). */
+  readonly maxPipelinedRequests: number;
+  /** Unread request-body bytes held for the application before parsing pauses. */
+  readonly bodyBufferBytes: number;
+  /** Response bytes queued before an exchange stops being writable. */
+  readonly outputHighWaterBytes: number;
+}
+
+export interface HttpTimeouts {
+  /** From the first byte of a request head to its end (slow-loris defence); then 408 and close. */
+  readonly headersTimeoutMs: number;
+  /** With no request in progress (keep-alive), how long to wait for the next; then 408 and close. */
+  readonly idleTimeoutMs: number;
+  /** How long the application may wait for the next request-body byte; then 408 and close. */
+  readonly bodyTimeoutMs: number;
+}
+
+export const DEFAULT_LIMITS: HttpLimits = {
+  maxRequestLineBytes: 8192,
+  maxHeaderBytes: 16384,
+  maxHeaderCount: 100,
+  maxBodyBytes: 1 << 20,
+  maxChunkLineBytes: 1024,
+  maxPipelinedRequests: 16,
+  bodyBufferBytes: 64 * 1024,
+  outputHighWaterBytes: 64 * 1024,
+};
+
+export const DEFAULT_TIMEOUTS: HttpTimeouts = {
+  headersTimeoutMs: 10_000,
+  idleTimeoutMs: 5_000,
+  bodyTimeoutMs: 10_000,
+};
+
+/** A clock and one-shot timers in milliseconds: structurally the network stack's Timers (atoll/net/types). */
+export interface HttpTimers {
+  now(): number;
+  at(deadlineMs: number, callback: () => void): { cancel(): void };
+}
+
+export interface ResponseHead {
+  /** 200..599: interim (1xx) responses are the engine's business (100 Continue). */
+  readonly status: number;
+  /** Defaults to the RFC 9110 phrase for the status. */
+  readonly reason?: string | undefined;
+  /** Field lines. Connection management and framing fields (Connection, Keep-Alive, Transfer-Encoding, Content-Length, TE, Trailer, Upgrade) are the engine's and are dropped. */
+  readonly headers: Iterable<readonly [string, string]>;
+  /** The body's length when known (sent as Content-Length); otherwise chunked, or close-delimited for HTTP/1.0. */
+  readonly contentLength?: number | undefined;
+}
+
+export type BodyRead =
+  | { readonly kind: "data"; readonly bytes: Uint8Array }
+  | { readonly kind: "end" }
+  | { readonly kind: "pending" }
+  | { readonly kind: "error"; readonly error: Error };
+
+/** What the access log needs once an exchange's response has been fully queued. */
+export interface ExchangeRecord {
+  /** The request line as received, when one was read. */
+  readonly requestLine: string | undefined;
+  readonly status: number;
+  /** Response content bytes (excluding head and chunk framing). */
+  readonly bodyBytes: number;
+  /** Whether the response was cut short (the connection then closed). */
+  readonly aborted: boolean;
+}
+
+export interface ConnectionHooks {
+  /** A request head was parsed; answer through the exchange (possibly later, possibly out of order). */
+  onRequest(exchange: Exchange): void;
+  /** Output is waiting in takeOutput(), or the connection finished: the driver should look. */
+  onOutput(): void;
+  /** `wantsInput` turned true again after a pause. */
+  onInputWanted?(): void;
+  /** A protocol error or timeout, just before it is answered. */
+  onProtocolError?(error: ProtocolError): void;
+  /** An exchange's response was fully queued (or aborted). */
+  onExchangeComplete?(record: ExchangeRecord): void;
+}
+
+export interface ConnectionOptions {
+  readonly hooks: ConnectionHooks;
+  readonly timers: HttpTimers;
+  readonly limits?: Partial<HttpLimits> | undefined;
+  readonly timeouts?: Partial<HttpTimeouts> | undefined;
+  /** The Date header value for responses (RFC 9110 §6.6.1); absent → no Date header. */
+  readonly date?: (() => string) | undefined;
+}
+
+/**
+ * Fields the engine owns (RFC 9110 §7.6.1 hop-by-hop fields, and framing): an application's
+ * values would contradict the framing the engine chose.
+ */
+const ENGINE_FIELDS = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "content-length", "te", "trailer", "upgrade"]);
+
+const CONTINUE_RESPONSE = latin1Encode("HTTP/1.1 100 Continue\r\n\r\n");
+const CRLF_BYTES = latin1Encode("\r\n");
+const LAST_CHUNK = latin1Encode("0\r\n\r\n");
+
+type ResponseFraming = "none" | "length" | "chunked" | "close";
+
+/** One request and its response. The engine's side; applications see the Exchange facade. */
+class ExchangeState {
+  readonly facade: Exchange | undefined;
+  // Request body.
+  bodyChunks: Uint8Array[] = [];
+  bodyQueuedBytes = 0;
+  bodyReceivedBytes = 0;
+  bodyStatus: "receiving" | "complete" | "failed";
+  bodyError: Error | undefined;
+  bodyDiscarded = false;
+  bodyWaiter: (() => void) | undefined;
+  continueSent = false;
+  continueWanted = false;
+  // Response.
+  response: "none" | "started" | "complete" = "none";
+  status = 0;
+  framing: ResponseFraming = "none";
+  declaredLength = 0;
+  bodyBytes = 0;
+  closeAfter = false;
+  aborted = false;
+  pendingOutput: Uint8Array[] = [];
+  pendingOutputBytes = 0;
+  writableWaiter: (() => void) | undefined;
+  /** The application's answer is no longer wanted (the engine answered, or the connection is gone). */
+  cancelled = false;
+  cancelWaiter: (() => void) | undefined;
+
+  constructor(
+    readonly connection: Http1Connection,
+    readonly request: RequestInfo | undefined,
+    readonly requestLine: string | undefined,
+  ) {
+    this.bodyStatus = request === undefined || request.body.kind === "none" ? "complete" : "receiving";
+    this.facade = request === undefined ? undefined : new Exchange(this, request);
+  }
+
+  get isHead(): boolean {
+    return this.request?.method === "HEAD";
+  }
+
+  notifyBody(): void {
+    const waiter = this.bodyWaiter;
+    this.bodyWaiter = undefined;
+    waiter?.();
+  }
+
+  notifyWritable(): void {
+    const waiter = this.writableWaiter;
+    this.writableWaiter = undefined;
+    waiter?.();
+  }
+
+  cancel(): void {
+    if (this.cancelled) return;
+    this.cancelled = true;
+    const waiter = this.cancelWaiter;
+    this.cancelWaiter = undefined;
+    waiter?.();
+    this.notifyWritable();
+  }
+}
+
+/**
+ * A request as the application sees it, and the way to answer it. Methods are safe to call in
+ * any order the application likes: calls after the exchange was cancelled are ignored.
+ */
+export class Exchange {
+  readonly #state: ExchangeState;
+  readonly request: RequestInfo;
+
+  constructor(state: ExchangeState, request: RequestInfo) {
+    this.#state = state;
+    this.request = request;
+  }
+
+  /** True once the engine answered in the application's stead or the connection went away. */
+  get cancelled(): boolean {
+    return this.#state.cancelled;
+  }
+
+  /** Calls `callback` once, when the exchange is cancelled. */
+  onCancel(callback: () => void): void {
+    if (this.#state.cancelled) callback();
+    else this.#state.cancelWaiter = callback;
+  }
+
+  /**
+   * The next piece of the request body: data, the end, an error (truncated, malformed, too
+   * large, timed out), or "pending" (call onBodyReadable to hear when to try again). The first
+   * read of a body the client holds back for `Expect: 100-continue` sends 100 Continue.
+   */
+  readBody(): BodyRead {
+    return this.#state.connection.readBody(this.#state);
+  }
+
+  /** Calls `callback` once, when readBody has something other than "pending". */
+  onBodyReadable(callback: () => void): void {
+    this.#state.bodyWaiter = callback;
+  }
+
+  /** The application will not read the (rest of the) body: the engine skips it. */
+  discardBody(): void {
+    this.#state.connection.discardBody(this.#state);
+  }
+
+  /** Whether the response may carry content (false for HEAD, 204 and 304), once respond was called. */
+  get bodyAllowed(): boolean {
+    return this.#state.framing !== "none";
+  }
+
+  /** Starts the response. Throws TypeError for an invalid status, reason or field. */
+  respond(head: ResponseHead): void {
+    if (this.#state.cancelled) return;
+    this.#state.connection.respond(this.#state, head);
+  }
+
+  /** Queues response content (ignored when the response has none, e.g. HEAD). Throws RangeError beyond the declared Content-Length. */
+  write(bytes: Uint8Array): void {
+    if (this.#state.cancelled) return;
+    this.#state.connection.writeBody(this.#state, bytes);
+  }
+
+  /** Ends the response. */
+  end(): void {
+    if (this.#state.cancelled) return;
+    this.#state.connection.endResponse(this.#state);
+  }
+
+  /** The response cannot be completed (its content failed): cut it short and close the connection. */
+  abort(): void {
+    if (this.#state.cancelled) return;
+    this.#state.connection.abortResponse(this.#state);
+  }
+
+  /** Whether more output may be queued now without exceeding the high-water mark. */
+  get writable(): boolean {
+    return this.#state.connection.isWritable(this.#state);
+  }
+
+  /** Calls `callback` once, when the exchange becomes writable again (or is cancelled). */
+  onWritable(callback: () => void): void {
+    if (this.#state.cancelled || this.writable) callback();
+    else this.#state.writableWaiter = callback;
+  }
+}
+
+type ParseState = "head" | "body" | "stopped";
+
+export class Http1Connection {
+  readonly limits: HttpLimits;
+  readonly timeouts: HttpTimeouts;
+  private readonly hooks: ConnectionHooks;
+  private readonly timers: HttpTimers;
+  private readonly date: (() => string) | undefined;
+
+  /** Raw input not parsed yet (parsing paused), with the offset into the first chunk. */
+  private pending: Uint8Array[] = [];
+  private pendingOffset = 0;
+  private pendingBytes = 0;
+
+  private parse: ParseState = "head";
+  private head: HeadReader;
+  private bodyOwner: ExchangeState | undefined;
+  private bodyRemaining = 0;
+  private chunked: ChunkedDecoder | undefined;
+
+  /** Exchanges whose responses are not complete, in request order; the first one writes. */
+  private queue: ExchangeState[] = [];
+  private output: Uint8Array[] = [];
+  private outputBytes = 0;
+
+  /** False once no further request will be read (close requested, error, EOF, shutdown). */
+  private acceptRequests = true;
+  private peerEnded = false;
+  private peerEndHandled = false;
+  private destroyed = false;
+  private processing = false;
+  private processAgain = false;
+  private reportedWantsInput = true;
+
+  private headersTimer: { cancel(): void } | undefined;
+  private idleTimer: { cancel(): void } | undefined;
+  private bodyTimer: { cancel(): void } | undefined;
+
+  bytesReceived = 0;
+  bytesSent = 0;
+
+  constructor(options: ConnectionOptions) {
+    this.limits = { ...DEFAULT_LIMITS, ...options.limits };
+    this.timeouts = { ...DEFAULT_TIMEOUTS, ...options.timeouts };
+    this.hooks = options.hooks;
+    this.timers = options.timers;
+    this.date = options.date;
+    this.head = this.newHeadReader();
+    this.updateTimers();
+  }
+
+  // ── Driver side ─────────────────────────────────────────────────────────────────────────────
+
+  /** Feeds received bytes. The connection may keep views of `chunk`: do not reuse it. */
+  receive(chunk: Uint8Array): void {
+    if (this.destroyed || chunk.length === 0) return;
+    this.bytesReceived += chunk.length;
+    if (this.parse === "stopped") return;
+    this.pending.push(chunk);
+    this.pendingBytes += chunk.length;
+    // Activity: the idle timer measures silence, so it restarts after this.
+    this.idleTimer?.cancel();
+    this.idleTimer = undefined;
+    this.process();
+  }
+
+  /** The peer will send nothing more (it half-closed or went away). */
+  receiveEnd(): void {
+    if (this.destroyed) return;
+    this.peerEnded = true;
+    this.process();
+  }
+
+  /** Whether the driver should read more input now. */
+  get wantsInput(): boolean {
+    return !this.destroyed && (this.parse === "stopped" || this.pendingBytes < this.limits.bodyBufferBytes);
+  }
+
+  /** Takes the bytes to send, in order (the caller owns them; they may be views of response bodies). */
+  takeOutput(): Uint8Array[] {
+    const taken = this.output;
+    this.output = [];
+    this.bytesSent += this.outputBytes;
+    this.outputBytes = 0;
+    this.queue[0]?.notifyWritable();
+    return taken;
+  }
+
+  /** Whether output is waiting in takeOutput(). */
+  get hasOutput(): boolean {
+    return this.output.length > 0;
+  }
+
+  /** True when no further output will be produced: flush what takeOutput() holds, then close. */
+  get finished(): boolean {
+    return this.destroyed || (!this.acceptRequests && this.queue.length === 0);
+  }
+
+  /**
+   * Graceful close from our side (RFC 9112 §9.6): read no further requests, finish the ones in
+   * progress, mark the last response `Connection: close`, then finish.
+   */
+  shutdown(): void {
+    if (this.destroyed || !this.acceptRequests) return;
+    // respond() marks the last exchange's response `Connection: close`.
+    this.acceptRequests = false;
+    this.process();
+    this.notifyOutput();
+  }
+
+  /** Drops everything: timers stop, exchanges are cancelled and their bodies fail. */
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    this.cancelTimers();
+    const error = new Error("the connection closed");
+    for (const state of this.queue) this.failBody(state, error);
+    if (this.bodyOwner !== undefined) this.failBody(this.bodyOwner, error);
+    for (const state of this.queue) state.cancel();
+    this.queue = [];
+    this.pending = [];
+    this.pendingBytes = 0;
+    this.parse = "stopped";
+  }
+
+  /** Bytes held by the parser and request-body queues (for memory bounds). */
+  get bufferedInputBytes(): number {
+    let bytes = this.pendingBytes + this.head.bufferedBytes + (this.chunked?.bufferedBytes ?? 0);
+    for (const state of this.queue) bytes += state.bodyQueuedBytes;
+    return bytes;
+  }
+
+  // ── Exchange side: called only through Exchange (ExchangeState is private to this module) ─────
+
+  /** @internal */
+  readBody(state: ExchangeState): BodyRead {
+    const chunk = state.bodyChunks.shift();
+    if (chunk !== undefined) {
+      state.bodyQueuedBytes -= chunk.length;
+      // The application made room: parsing may resume.
+      if (this.pendingBytes > 0) this.process();
+      else this.updateInputWanted();
+      return { kind: "data", bytes: chunk };
+    }
+    if (state.bodyStatus === "complete") return { kind: "end" };
+    if (state.bodyStatus === "failed") return { kind: "error", error: state.bodyError ?? new Error("the request body failed") };
+    if (state.request?.expectContinue === true && !state.continueSent && state.bodyReceivedBytes === 0 && state.response === "none") {
+      // RFC 9110 §10.1.1: the client waits for 100 before sending the body; send it on first demand.
+      if (this.queue[0] === state) this.sendContinue(state);
+      else state.continueWanted = true;
+    }
+    this.armBodyTimer();
+    return { kind: "pending" };
+  }
+
+  /** @internal */
+  discardBody(state: ExchangeState): void {
+    if (state.bodyDiscarded) return;
+    state.bodyDiscarded = true;
+    state.bodyWaiter = undefined;
+    // Nobody waits for this body any more: skipping it is not a reason to time out.
+    this.bodyTimer?.cancel();
+    this.bodyTimer = undefined;
+    state.bodyChunks = [];
+    state.bodyQueuedBytes = 0;
+    this.process();
+  }
+
+  /** @internal */
+  isWritable(state: ExchangeState): boolean {
+    if (state.cancelled) return false;
+    const queued = this.queue[0] === state ? this.outputBytes : state.pendingOutputBytes;
+    return queued < this.limits.outputHighWaterBytes;
+  }
+
+  /** @internal */
+  respond(state: ExchangeState, head: ResponseHead): void {
+    if (state.response !== "none") throw new Error("respond was already called for this exchange");
+    const request = state.request;
+    const status = head.status;
+    if (!Number.isInteger(status) || status < 200 || status > 599) throw new TypeError(`status ${String(status)} is not a final status (200..599)`);
+    const reason = head.reason ?? REASON_PHRASES[status] ?? "";
+    if (!isReasonPhrase(reason)) throw new TypeError("the reason phrase contains a control character");
+
+    const lines = [`HTTP/1.1 ${status} ${reason}`];
+    let hasDate = false;
+    for (const [name, value] of head.headers) {
+      if (!isToken(name)) throw new TypeError(`invalid field name ${JSON.stringify(name)}`);
+      // CR or LF in a value would let the application (or whoever fed it) split the response.
+      if (!isFieldValue(value)) throw new TypeError(`invalid value for field ${name}: it contains a control character`);
+      const lower = name.toLowerCase();
+      if (ENGINE_FIELDS.has(lower)) continue;
+      if (lower === "date") hasDate = true;
+      lines.push(`${name}: ${value}`);
+    }
+    if (!hasDate && this.date !== undefined) lines.push(`Date: ${this.date()}`);
+
+    const contentLength = head.contentLength;
+    if (contentLength !== undefined && (!Number.isSafeInteger(contentLength) || contentLength < 0)) {
+      throw new RangeError(`content length ${contentLength} is not a non-negative integer`);
+    }
+    // RFC 9110 §6.4.1: no content in responses to HEAD, nor in 204 and 304.
+    if (state.isHead || status === 204 || status === 304) {
+      state.framing = "none";
+      // RFC 9110 §9.3.2: HEAD answers with the fields GET would have, Content-Length included.
+      if (state.isHead && contentLength !== undefined && status !== 204 && status !== 304) lines.push(`Content-Length: ${contentLength}`);
+    } else if (contentLength !== undefined) {
+      state.framing = "length";
+      state.declaredLength = contentLength;
+      lines.push(`Content-Length: ${contentLength}`);
+    } else if (request === undefined || request.versionMinor === 1) {
+      state.framing = "chunked";
+      lines.push("Transfer-Encoding: chunked");
+    } else {
+      // HTTP/1.0 has no chunked coding (RFC 9112 §7): the end of the connection ends the content.
+      state.framing = "close";
+      state.closeAfter = true;
+    }
+
+    const isLast = this.queue[this.queue.length - 1] === state;
+    if (request === undefined || !request.keepAlive || (!this.acceptRequests && isLast)) state.closeAfter = true;
+    if (state.bodyStatus === "receiving" && state.request?.expectContinue === true && !state.continueSent && state.bodyReceivedBytes === 0) {
+      // RFC 9110 §10.1.1: answering before the client sent the body it held back means we must
+      // close, since we cannot know whether it will send the body anyway.
+      state.closeAfter = true;
+    }
+    if (state.closeAfter) lines.push("Connection: close");
+    else if (request?.versionMinor === 0) lines.push("Connection: keep-alive");
+
+    state.response = "started";
+    state.status = status;
+    state.continueWanted = false;
+    this.emit(state, latin1Encode(`${lines.join("\r\n")}\r\n\r\n`));
+  }
+
+  /** @internal */
+  writeBody(state: ExchangeState, bytes: Uint8Array): void {
+    if (state.response !== "started") throw new Error(state.response === "none" ? "write before respond" : "write after end");
+    if (bytes.length === 0 || state.framing === "none") return;
+    if (state.framing === "length" && state.bodyBytes + bytes.length > state.declaredLength) {
+      throw new RangeError(`the response body is longer than its Content-Length (${state.declaredLength})`);
+    }
+    state.bodyBytes += bytes.length;
+    if (state.framing === "chunked") {
+      this.emit(state, latin1Encode(`${bytes.length.toString(16)}\r\n`));
+      this.emit(state, bytes);
+      this.emit(state, CRLF_BYTES);
+    } else {
+      this.emit(state, bytes);
+    }
+  }
+
+  /** @internal */
+  endResponse(state: ExchangeState): void {
+    if (state.response !== "started") throw new Error(state.response === "none" ? "end before respond" : "end called twice");
+    if (state.framing === "length" && state.bodyBytes < state.declaredLength) {
+      // The head promised more than the content gave: the message cannot be completed.
+      this.abortResponse(state);
+      return;
+    }
+    if (state.framing === "chunked") this.emit(state, LAST_CHUNK);
+    this.complete(state);
+  }
+
+  /** @internal */
+  abortResponse(state: ExchangeState): void {
+    if (state.response === "complete") return;
+    if (state.response === "none") {
+      this.answerWithError(state, 500, "Internal Server Error", "the response failed");
+      return;
+    }
+    // Cut short: the client sees a truncated message (short Content-Length or no last chunk) and the close.
+    state.aborted = true;
+    state.closeAfter = true;
+    this.complete(state);
+  }
+
+  // ── Internals ───────────────────────────────────────────────────────────────────────────────
+
+  private newHeadReader(): HeadReader {
+    return new HeadReader(
+      { maxFirstLineBytes: this.limits.maxRequestLineBytes, maxFieldBytes: this.limits.maxHeaderBytes, maxFieldCount: this.limits.maxHeaderCount },
+      true,
+    );
+  }
+
+  private process(): void {
+    if (this.processing) {
+      this.processAgain = true;
+      return;
+    }
+    this.processing = true;
+    try {
+      do {
+        this.processAgain = false;
+        while (!this.destroyed && this.parseStep()) {
+          // Each step consumed input or changed state.
+        }
+        this.handlePeerEnd();
+      } while (this.processAgain && !this.destroyed);
+    } finally {
+      this.processing = false;
+    }
+    this.updateTimers();
+    this.updateInputWanted();
+  }
+
+  private consume(count: number): void {
+    this.pendingOffset += count;
+    this.pendingBytes -= count;
+    const first = this.pending[0];
+    if (first !== undefined && this.pendingOffset >= first.length) {
+      this.pending.shift();
+      this.pendingOffset = 0;
+    }
+  }
+
+  private parseStep(): boolean {
+    if (this.parse === "stopped") {
+      this.pending = [];
+      this.pendingBytes = 0;
+      this.pendingOffset = 0;
+      return false;
+    }
+    const chunk = this.pending[0];
+    if (chunk === undefined) return false;
+    const start = this.pendingOffset;
+
+    if (this.parse === "head") {
+      if (!this.acceptRequests) {
+        this.stopInput();
+        return false;
+      }
+      if (this.queue.length >= this.limits.maxPipelinedRequests) return false;
+      const consumed = this.head.feed(chunk, start);
+      this.consume(consumed);
+      if (this.head.started && this.headersTimer === undefined) {
+        this.headersTimer = this.timers.at(this.timers.now() + this.timeouts.headersTimeoutMs, () => {
+          this.headersTimer = undefined;
+          this.protocolError(new ProtocolError("headersTimeout", `no complete request head within ${this.timeouts.headersTimeoutMs} ms`));
+        });
+      }
+      const error = this.head.error;
+      if (error !== undefined) {
+        this.protocolError(error, this.head.firstLine());
+        return false;
+      }
+      if (this.head.complete) this.beginRequest();
+      return consumed > 0 || this.parse !== "head";
+    }
+
+    const owner = this.bodyOwner;
+    if (owner === undefined) {
+      this.parse = "head";
+      return true;
+    }
+    if (!owner.bodyDiscarded && owner.bodyQueuedBytes >= this.limits.bodyBufferBytes) return false;
+    if (this.chunked === undefined) {
+      const take = Math.min(this.bodyRemaining, chunk.length - start);
+      this.deliverBody(owner, chunk.subarray(start, start + take));
+      this.consume(take);
+      this.bodyRemaining -= take;
+      if (this.bodyRemaining === 0) this.finishBody(owner);
+      return take > 0;
+    }
+    const decoder = this.chunked;
+    const consumed = decoder.decode(
+      chunk,
+      start,
+      (data) => this.deliverBody(owner, data),
+      (size) =>
+        owner.bodyReceivedBytes + size > this.limits.maxBodyBytes
+          ? new ProtocolError("bodyTooLarge", `the chunked body is larger than ${this.limits.maxBodyBytes} bytes`)
+          : undefined,
+    );
+    this.consume(consumed);
+    if (decoder.error !== undefined) {
+      this.protocolError(decoder.error);
+      return false;
+    }
+    if (decoder.done) this.finishBody(owner);
+    return consumed > 0;
+  }
+
+  private beginRequest(): void {
+    const requestLine = this.head.firstLine();
+    const head = parseRequestHead(this.head.bytes());
+    this.head = this.newHeadReader();
+    this.headersTimer?.cancel();
+    this.headersTimer = undefined;
+    if (head instanceof ProtocolError) {
+      this.protocolError(head, requestLine);
+      return;
+    }
+    const info = interpretRequest(head, this.limits.maxBodyBytes);
+    if (info instanceof ProtocolError) {
+      this.protocolError(info, requestLine);
+      return;
+    }
+    const state = new ExchangeState(this, info, info.requestLine);
+    this.queue.push(state);
+    if (!info.keepAlive) this.acceptRequests = false;
+    if (info.body.kind === "length") {
+      this.parse = "body";
+      this.bodyOwner = state;
+      this.bodyRemaining = info.body.length;
+      this.chunked = undefined;
+    } else if (info.body.kind === "chunked") {
+      this.parse = "body";
+      this.bodyOwner = state;
+      this.chunked = new ChunkedDecoder({
+        maxChunkLineBytes: this.limits.maxChunkLineBytes,
+        maxTrailerBytes: this.limits.maxHeaderBytes,
+        maxTrailerCount: this.limits.maxHeaderCount,
+      });
+    }
+    if (state.facade !== undefined) this.hooks.onRequest(state.facade);
+  }
+
+  private deliverBody(state: ExchangeState, data: Uint8Array): void {
+    if (data.length === 0) return;
+    state.bodyReceivedBytes += data.length;
+    if (state.bodyDiscarded || state.response === "complete") return;
+    state.bodyChunks.push(data);
+    state.bodyQueuedBytes += data.length;
+    this.bodyTimer?.cancel();
+    this.bodyTimer = undefined;
+    state.notifyBody();
+  }
+
+  private finishBody(state: ExchangeState): void {
+    state.bodyStatus = "complete";
+    this.bodyOwner = undefined;
+    this.chunked = undefined;
+    this.parse = "head";
+    this.bodyTimer?.cancel();
+    this.bodyTimer = undefined;
+    state.notifyBody();
+  }
+
+  private failBody(state: ExchangeState, error: Error): void {
+    if (state.bodyStatus !== "receiving") return;
+    state.bodyStatus = "failed";
+    state.bodyError = error;
+    state.notifyBody();
+  }
+
+  private stopInput(): void {
+    this.parse = "stopped";
+    this.pending = [];
+    this.pendingBytes = 0;
+    this.pendingOffset = 0;
+    this.headersTimer?.cancel();
+    this.headersTimer = undefined;
+  }
+
+  /** Answers a protocol error (after the responses already owed) and closes. */
+  private protocolError(error: ProtocolError, requestLine?: string): void {
+    if (this.destroyed) return;
+    this.hooks.onProtocolError?.(error);
+    this.acceptRequests = false;
+    const owner = this.bodyOwner;
+    this.bodyOwner = undefined;
+    this.chunked = undefined;
+    this.stopInput();
+    if (owner !== undefined) {
+      // The error is in this exchange's body: the body fails, and the engine answers in the
+      // application's stead if it has not started answering.
+      this.failBody(owner, error);
+      if (owner.response === "none") this.answerWithError(owner, error.status, REASON_PHRASES[error.status] ?? "", error.message);
+      else owner.closeAfter = true;
+    } else {
+      // Queued after the responses already owed; respond() marks the last one `Connection: close`.
+      const state = new ExchangeState(this, undefined, requestLine);
+      this.queue.push(state);
+      this.answerWithError(state, error.status, REASON_PHRASES[error.status] ?? "", error.message);
+    }
+    this.notifyOutput();
+  }
+
+  private answerWithError(state: ExchangeState, status: number, reason: string, message: string): void {
+    state.cancel();
+    state.closeAfter = true;
+    this.acceptRequests = false;
+    const body = latin1Encode(`${reason}: ${message}\n`);
+    this.respond(state, {
+      status,
+      reason,
+      headers: [["Content-Type", "text/plain; charset=utf-8"]],
+      contentLength: body.length,
+    });
+    this.writeBody(state, body);
+    this.endResponse(state);
+  }
+
+  private sendContinue(state: ExchangeState): void {
+    state.continueSent = true;
+    state.continueWanted = false;
+    this.emit(state, CONTINUE_RESPONSE);
+  }
+
+  /** Queues bytes for an exchange: straight to output at the head of the line, else in its buffer. */
+  private emit(state: ExchangeState, bytes: Uint8Array): void {
+    if (this.queue[0] === state) {
+      const wasEmpty = this.output.length === 0;
+      this.output.push(bytes);
+      this.outputBytes += bytes.length;
+      if (wasEmpty) this.hooks.onOutput();
+    } else {
+      state.pendingOutput.push(bytes);
+      state.pendingOutputBytes += bytes.length;
+    }
+  }
+
+  private complete(state: ExchangeState): void {
+    state.response = "complete";
+    state.writableWaiter = undefined;
+    if (state.bodyStatus === "receiving") {
+      // The rest of the body is read and dropped (bounded by maxBodyBytes), unless we close.
+      state.bodyDiscarded = true;
+      state.bodyChunks = [];
+      state.bodyQueuedBytes = 0;
+    }
+    this.hooks.onExchangeComplete?.({ requestLine: state.requestLine, status: state.status, bodyBytes: state.bodyBytes, aborted: state.aborted });
+    this.advanceQueue();
+    if (this.pendingBytes > 0) this.process();
+    else this.updateTimers();
+  }
+
+  /** Retires completed exchanges at the head of the line and lets the next one write. */
+  private advanceQueue(): void {
+    for (let head = this.queue[0]; head !== undefined && head.response === "complete"; head = this.queue[0]) {
+      this.queue.shift();
+      if (head.closeAfter) {
+        this.acceptRequests = false;
+        for (const later of this.queue) later.cancel();
+        this.queue = [];
+        this.stopInput();
+        if (this.bodyOwner !== undefined) {
+          this.failBody(this.bodyOwner, new Error("the connection is closing"));
+          this.bodyOwner = undefined;
+          this.chunked = undefined;
+        }
+        this.notifyOutput();
+        return;
+      }
+      const next = this.queue[0];
+      if (next !== undefined) this.promote(next);
+    }
+    if (this.finished) this.notifyOutput();
+  }
+
+  private promote(state: ExchangeState): void {
+    if (state.continueWanted && state.response === "none" && state.bodyReceivedBytes === 0) this.sendContinue(state);
+    const buffered = state.pendingOutput;
+    state.pendingOutput = [];
+    state.pendingOutputBytes = 0;
+    for (const bytes of buffered) this.emit(state, bytes);
+    state.notifyWritable();
+  }
+
+  private notifyOutput(): void {
+    this.hooks.onOutput();
+  }
+
+  private handlePeerEnd(): void {
+    if (!this.peerEnded || this.peerEndHandled || this.pendingBytes > 0) return;
+    this.peerEndHandled = true;
+    this.acceptRequests = false;
+    const owner = this.bodyOwner;
+    if (owner !== undefined) {
+      this.failBody(owner, new Error("the connection ended before the request body did"));
+      this.bodyOwner = undefined;
+      this.chunked = undefined;
+    }
+    this.stopInput();
+    this.notifyOutput();
+  }
+
+  private armBodyTimer(): void {
+    if (this.bodyTimer !== undefined || this.destroyed) return;
+    this.bodyTimer = this.timers.at(this.timers.now() + this.timeouts.bodyTimeoutMs, () => {
+      this.bodyTimer = undefined;
+      if (this.bodyOwner !== undefined) this.protocolError(new ProtocolError("bodyTimeout", `no request body bytes within ${this.timeouts.bodyTimeoutMs} ms`));
+    });
+  }
+
+  private updateTimers(): void {
+    if (this.destroyed) return;
+    const idle = this.acceptRequests && this.queue.length === 0 && !this.head.started;
+    if (idle && this.idleTimer === undefined) {
+      this.idleTimer = this.timers.at(this.timers.now() + this.timeouts.idleTimeoutMs, () => {
+        this.idleTimer = undefined;
+        this.protocolError(new ProtocolError("idleTimeout", `no request within ${this.timeouts.idleTimeoutMs} ms`));
+      });
+    } else if (!idle && this.idleTimer !== undefined) {
+      this.idleTimer.cancel();
+      this.idleTimer = undefined;
+    }
+    if (this.finished) this.cancelTimers();
+  }
+
+  private cancelTimers(): void {
+    this.headersTimer?.cancel();
+    this.idleTimer?.cancel();
+    this.bodyTimer?.cancel();
+    this.headersTimer = undefined;
+    this.idleTimer = undefined;
+    this.bodyTimer = undefined;
+  }
+
+  private updateInputWanted(): void {
+    const wants = this.wantsInput;
+    if (wants && !this.reportedWantsInput) {
+      this.reportedWantsInput = true;
+      this.hooks.onInputWanted?.();
+    } else if (!wants) {
+      this.reportedWantsInput = false;
+    }
+  }
+}

@@ -1,0 +1,529 @@
+/**
+ * An HTTP/1.1 server with a web-standard handler, `fetch(request) → Response`, over any duplex
+ * byte stream (a TCP flow, an in-memory pipe in tests):
+ *
+ *   serveHttp((accept) => tcp.listen(80, accept), (request) => new Response("hi"));
+ *
+ * Per connection, this is the I/O edge around Http1Connection: a read loop feeds it (pausing
+ * when it wants no input), a write loop drains its output into the flow (one write at a time,
+ * so a slow peer slows the handlers down through `writable`), and each request goes to the
+ * handler as a Request whose body streams from the connection. On close it half-closes, keeps
+ * reading for a moment so that the peer's last bytes do not turn our FIN into a reset (RFC 9112
+ * §9.6), then closes.
+ */
+import * as logs from "../logs/index.ts";
+import { base } from "../runtime/base.ts";
+import { scheduler } from "../runtime/boot.ts";
+import { registerCounters } from "../runtime/counters.ts";
+import { isUint8Array } from "../web/body.ts";
+import { Headers } from "../web/headers.ts";
+import { Request } from "../web/request.ts";
+import { Response, responseBody } from "../web/response.ts";
+import { ReadableStream } from "../web/streams.ts";
+import { Http1Connection, type Exchange, type ExchangeRecord, type HttpLimits, type HttpTimeouts, type HttpTimers } from "./connection.ts";
+import { HttpStats, commonLogLine } from "./stats.ts";
+import { httpDate } from "./syntax.ts";
+
+/** A connected duplex byte stream: what a TCP flow offers (atoll/net/tcp), and what tests fake. */
+export interface ByteFlow {
+  /** The next chunk (which the caller then owns), or undefined at the end of the peer's stream. */
+  read(): Promise<Uint8Array | undefined>;
+  /** Resolves when the bytes are taken (the caller does not modify them meanwhile). */
+  write(bytes: Uint8Array): Promise<void>;
+  /** Half-close: no more writes; reading goes on. */
+  shutdown(): Promise<void>;
+  /** Full close: no more writes, no more reads. */
+  close(): Promise<void>;
+  /** Reset. */
+  abort(): void;
+  /** For the access log, when the flow knows it. */
+  readonly remoteAddress?: { toString(): string } | undefined;
+  readonly remotePort?: number | undefined;
+}
+
+export interface ConnectionInfo {
+  readonly remoteAddress: string | undefined;
+  readonly remotePort: number | undefined;
+}
+
+export type FetchHandler = (request: Request, connection: ConnectionInfo) => Response | Promise<Response>;
+
+/** Where access lines and errors go; by default the atoll/logs sources "http.access" (info) and "http". */
+export interface HttpLogger {
+  access(line: string): void;
+  error(message: string): void;
+  debug(message: string): void;
+}
+
+export interface ServeOptions {
+  readonly limits?: Partial<HttpLimits> | undefined;
+  readonly timeouts?: Partial<HttpTimeouts> | undefined;
+  /** Timers in ms; default: the image's scheduler. */
+  readonly timers?: HttpTimers | undefined;
+  /** Wall-clock time in ms since the epoch, for Date and the log; default: the base's clockWall. */
+  readonly wallClock?: (() => number) | undefined;
+  /** Send a Date header (RFC 9110 §6.6.1: an origin server with a clock MUST). Default true. */
+  readonly sendDate?: boolean | undefined;
+  /** The scheme of request URLs (default "http"). */
+  readonly scheme?: "http" | "https" | undefined;
+  /** The authority of request URLs when the request names none (HTTP/1.0 without Host). Default "localhost". */
+  readonly defaultAuthority?: string | undefined;
+  readonly logger?: HttpLogger | undefined;
+  /** Access log on (default) or off. */
+  readonly accessLog?: boolean | undefined;
+  /** Counters to add to (serveHttp makes and registers one). */
+  readonly stats?: HttpStats | undefined;
+  /** After our FIN, how long to keep reading (and discarding) before closing. Default 2000 ms. */
+  readonly lingerMs?: number | undefined;
+  /** Turns a handler's exception into a response; default: log it and answer 500. */
+  readonly onError?: ((error: unknown, request: Request) => Response | Promise<Response>) | undefined;
+}
+
+export interface HttpServer {
+  readonly stats: HttpStats;
+  /** Stops accepting connections, lets the open ones finish their requests, and resolves when all are closed. */
+  close(): Promise<void>;
+}
+
+const NS_PER_MS = 1e6;
+/** Output pieces smaller than this are merged into one write (a response head and a small body make one segment). */
+const COALESCE_BELOW = 16 * 1024;
+const COALESCE_LIMIT = 64 * 1024;
+
+/** A wake-up for one waiting loop: wait() then notify(). */
+class Signal {
+  private waiting: Promise<void> | undefined;
+  private release: (() => void) | undefined;
+
+  wait(): Promise<void> {
+    this.waiting ??= new Promise((resolve) => {
+      this.release = resolve;
+    });
+    return this.waiting;
+  }
+
+  notify(): void {
+    const release = this.release;
+    this.waiting = undefined;
+    this.release = undefined;
+    release?.();
+  }
+}
+
+function describe(error: unknown): string {
+  if (error instanceof Error) return error.stack ?? `${error.name}: ${error.message}`;
+  return String(error);
+}
+
+function defaultTimers(): HttpTimers {
+  const running = scheduler();
+  return {
+    now: () => running.now() / NS_PER_MS,
+    at: (deadlineMs, callback) => running.at(deadlineMs * NS_PER_MS, callback),
+  };
+}
+
+function defaultLogger(): HttpLogger {
+  const access = logs.source("http.access");
+  const log = logs.source("http");
+  return {
+    access: (line) => access.info(line),
+    error: (message) => log.error(message),
+    debug: (message) => log.debug(message),
+  };
+}
+
+/** Dates change once a second: format once per second. */
+function dateHeader(wallClock: () => number): () => string {
+  let second = -1;
+  let text = "";
+  return () => {
+    const now = Math.floor(wallClock() / 1000);
+    if (now !== second) {
+      second = now;
+      text = httpDate(now * 1000);
+    }
+    return text;
+  };
+}
+
+/** Merges runs of small pieces so that one flow write carries a head and a small body together. */
+function coalesce(pieces: readonly Uint8Array[]): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  let run: Uint8Array[] = [];
+  let runBytes = 0;
+  const flush = (): void => {
+    if (run.length === 1 && run[0] !== undefined) out.push(run[0]);
+    else if (run.length > 1) {
+      const merged = new Uint8Array(runBytes);
+      let at = 0;
+      for (const piece of run) {
+        merged.set(piece, at);
+        at += piece.length;
+      }
+      out.push(merged);
+    }
+    run = [];
+    runBytes = 0;
+  };
+  for (const piece of pieces) {
+    if (piece.length >= COALESCE_BELOW) {
+      flush();
+      out.push(piece);
+      continue;
+    }
+    if (runBytes + piece.length > COALESCE_LIMIT) flush();
+    run.push(piece);
+    runBytes += piece.length;
+  }
+  flush();
+  return out;
+}
+
+function plainResponse(status: number, text: string): Response {
+  return new Response(`${text}\n`, { status, headers: { "content-type": "text/plain; charset=utf-8" } });
+}
+
+/** The request body as a stream pulled from the exchange: nothing is read (nor 100 Continue sent) until the handler reads. */
+function requestBodyStream(exchange: Exchange): ReadableStream<Uint8Array> {
+  return new ReadableStream<Uint8Array>(
+    {
+      pull(controller) {
+        return new Promise<void>((resolve) => {
+          const step = (): void => {
+            const read = exchange.readBody();
+            if (read.kind === "pending") {
+              exchange.onBodyReadable(step);
+              return;
+            }
+            if (read.kind === "data") controller.enqueue(read.bytes);
+            else if (read.kind === "end") controller.close();
+            else controller.error(read.error);
+            resolve();
+          };
+          step();
+        });
+      },
+      cancel() {
+        exchange.discardBody();
+      },
+    },
+    { highWaterMark: 0 },
+  );
+}
+
+interface ResolvedOptions {
+  readonly scheme: string;
+  readonly defaultAuthority: string;
+  readonly logger: HttpLogger;
+  readonly onError: ((error: unknown, request: Request) => Response | Promise<Response>) | undefined;
+  readonly stats: HttpStats;
+}
+
+/** Builds the web Request for an exchange (RFC 9112 §3.3: reconstructing the target URI). */
+function toRequest(exchange: Exchange, options: ResolvedOptions): Request {
+  const info = exchange.request;
+  const authority = info.authority ?? options.defaultAuthority;
+  const scheme = info.scheme ?? options.scheme;
+  let url: string;
+  if (info.targetForm === "absolute") url = info.target;
+  // "OPTIONS *" has no path; the URL says "/*" so that handlers can still tell it apart.
+  else if (info.targetForm === "asterisk") url = `${scheme}://${authority}/*`;
+  else url = `${scheme}://${authority}${info.target}`;
+  const hasBody = info.body.kind !== "none";
+  // Fetch's Request cannot carry a body with GET or HEAD: such a body (legal in HTTP, meaningless) is skipped.
+  const bodyAllowed = info.method !== "GET" && info.method !== "HEAD";
+  if (hasBody && !bodyAllowed) exchange.discardBody();
+  return new Request(url, {
+    method: info.method,
+    headers: new Headers(info.fields),
+    body: hasBody && bodyAllowed ? requestBodyStream(exchange) : null,
+    duplex: "half",
+  });
+}
+
+function declaredLength(headers: Headers): number | undefined {
+  const value = headers.get("content-length");
+  if (value === null || !/^\d{1,15}$/.test(value)) return undefined;
+  return Number(value);
+}
+
+/** Sends a Response through the exchange: bytes bodies in one write with Content-Length, streams with backpressure. */
+async function sendResponse(exchange: Exchange, response: Response, options: ResolvedOptions): Promise<void> {
+  if (response.type === "error") {
+    exchange.abort();
+    return;
+  }
+  const body = responseBody(response);
+  if (body.used) throw new TypeError("the response's body has already been read");
+  const isHead = exchange.request.method === "HEAD";
+  const declared = declaredLength(response.headers);
+  let bytes: Uint8Array | undefined;
+  let stream: ReadableStream<Uint8Array> | null = null;
+  let contentLength: number | undefined;
+  if (body.isNull) {
+    // A null body is empty, except that a HEAD handler may state the length GET would have.
+    contentLength = isHead ? declared : 0;
+  } else {
+    bytes = body.takeBytes();
+    if (bytes !== undefined) contentLength = bytes.length;
+    else {
+      stream = body.stream;
+      contentLength = declared;
+    }
+  }
+  // Take the reader first: a stream that cannot be read fails here, while a 500 can still be sent.
+  const reader = stream?.getReader();
+  exchange.respond({ status: response.status, reason: response.statusText === "" ? undefined : response.statusText, headers: [...response.headers], contentLength });
+  if (reader === undefined || !exchange.bodyAllowed) {
+    if (bytes !== undefined) exchange.write(bytes);
+    if (reader !== undefined) await reader.cancel().catch(() => undefined);
+    exchange.end();
+    return;
+  }
+  exchange.onCancel(() => {
+    reader.cancel().catch(() => undefined);
+  });
+  try {
+    for (;;) {
+      if (exchange.cancelled) return;
+      if (!exchange.writable) {
+        await new Promise<void>((resolve) => exchange.onWritable(resolve));
+        continue;
+      }
+      const { done, value } = await reader.read();
+      if (done) break;
+      if (!isUint8Array(value)) throw new TypeError("a response body stream produced a chunk that is not a Uint8Array");
+      exchange.write(value);
+    }
+    exchange.end();
+  } catch (error) {
+    if (exchange.cancelled) return;
+    options.stats.handlerErrors++;
+    options.logger.error(`response body for "${exchange.request.requestLine}" failed: ${describe(error)}`);
+    exchange.abort();
+    reader.cancel(error).catch(() => undefined);
+  }
+}
+
+async function answer(exchange: Exchange, handler: FetchHandler, connectionInfo: ConnectionInfo, options: ResolvedOptions): Promise<void> {
+  let request: Request;
+  try {
+    request = toRequest(exchange, options);
+  } catch (error) {
+    // The target passed RFC 9112's syntax but not the URL parser (e.g. a port above 65535).
+    options.logger.debug(`cannot build a URL for "${exchange.request.requestLine}": ${describe(error)}`);
+    exchange.discardBody();
+    await sendResponse(exchange, plainResponse(400, "Bad Request: the request-target is not a valid URL"), options);
+    return;
+  }
+  let response: Response;
+  try {
+    const result: unknown = await handler(request, connectionInfo);
+    if (!(result instanceof Response)) throw new TypeError("the handler did not return a Response (is it a Response from atoll/web?)");
+    response = result;
+  } catch (error) {
+    options.stats.handlerErrors++;
+    response = await handlerErrorResponse(error, request, options);
+  }
+  if (exchange.cancelled) {
+    await response.body?.cancel().catch(() => undefined);
+    return;
+  }
+  try {
+    await sendResponse(exchange, response, options);
+  } catch (error) {
+    // respond() refused the head (an invalid field, say): answer 500 if nothing went out yet.
+    options.stats.handlerErrors++;
+    options.logger.error(`cannot send the response to "${exchange.request.requestLine}": ${describe(error)}`);
+    exchange.abort();
+  }
+}
+
+async function handlerErrorResponse(error: unknown, request: Request, options: ResolvedOptions): Promise<Response> {
+  if (options.onError !== undefined) {
+    try {
+      const custom = await options.onError(error, request);
+      if (custom instanceof Response) return custom;
+    } catch (secondError) {
+      options.logger.error(`onError threw: ${describe(secondError)}`);
+    }
+  } else {
+    options.logger.error(`handler failed for ${request.method} ${request.url}: ${describe(error)}`);
+  }
+  return plainResponse(500, "Internal Server Error");
+}
+
+interface Session {
+  /** Graceful close: finish the requests in progress, then close. */
+  shutdown(): void;
+  readonly done: Promise<void>;
+}
+
+function startSession(flow: ByteFlow, handler: FetchHandler, options: ServeOptions, stats: HttpStats): Session {
+  const timers = options.timers ?? defaultTimers();
+  const wallClock = options.wallClock ?? (() => base().clockWall() / NS_PER_MS);
+  const logger = options.logger ?? defaultLogger();
+  const resolved: ResolvedOptions = {
+    scheme: options.scheme ?? "http",
+    defaultAuthority: options.defaultAuthority ?? "localhost",
+    logger,
+    onError: options.onError,
+    stats,
+  };
+  const remoteAddress = flow.remoteAddress === undefined ? undefined : String(flow.remoteAddress);
+  const connectionInfo: ConnectionInfo = { remoteAddress, remotePort: flow.remotePort };
+  const accessLog = options.accessLog ?? true;
+  const outputReady = new Signal();
+  const inputWanted = new Signal();
+
+  const connection = new Http1Connection({
+    timers,
+    limits: options.limits,
+    timeouts: options.timeouts,
+    date: options.sendDate === false ? undefined : dateHeader(wallClock),
+    hooks: {
+      onRequest: (exchange) => {
+        stats.requests++;
+        answer(exchange, handler, connectionInfo, resolved).catch((error: unknown) => {
+          logger.error(`unexpected failure answering "${exchange.request.requestLine}": ${describe(error)}`);
+          exchange.abort();
+        });
+      },
+      onOutput: () => outputReady.notify(),
+      onInputWanted: () => inputWanted.notify(),
+      onProtocolError: (error) => {
+        stats.recordProtocolError(error);
+        logger.debug(`${remoteAddress ?? "peer"}: ${error.status} ${error.kind}: ${error.message}`);
+      },
+      onExchangeComplete: (record: ExchangeRecord) => {
+        stats.recordResponse(record);
+        if (accessLog) logger.access(commonLogLine(remoteAddress, wallClock(), record));
+      },
+    },
+  });
+  stats.connections++;
+  stats.activeConnections++;
+
+  let broken = false;
+  const fail = (): void => {
+    if (broken) return;
+    broken = true;
+    stats.resets++;
+    connection.destroy();
+    outputReady.notify();
+    inputWanted.notify();
+  };
+
+  const reading = (async (): Promise<void> => {
+    for (;;) {
+      if (broken) return;
+      if (!connection.wantsInput) {
+        await inputWanted.wait();
+        continue;
+      }
+      let chunk: Uint8Array | undefined;
+      try {
+        chunk = await flow.read();
+      } catch {
+        fail();
+        return;
+      }
+      if (chunk === undefined) {
+        connection.receiveEnd();
+        return;
+      }
+      stats.bytesIn += chunk.length;
+      connection.receive(chunk);
+    }
+  })();
+
+  const writing = (async (): Promise<void> => {
+    for (;;) {
+      const pieces = connection.takeOutput();
+      if (pieces.length > 0) {
+        for (const piece of coalesce(pieces)) {
+          if (broken) return;
+          try {
+            await flow.write(piece);
+          } catch {
+            fail();
+            return;
+          }
+          stats.bytesOut += piece.length;
+        }
+        continue;
+      }
+      if (connection.finished || broken) return;
+      await outputReady.wait();
+    }
+  })();
+
+  const lingerMs = options.lingerMs ?? 2000;
+  const done = (async (): Promise<void> => {
+    await writing;
+    if (broken) {
+      flow.abort();
+    } else {
+      try {
+        await flow.shutdown();
+        // RFC 9112 §9.6: keep reading a while after our FIN, or data the peer still sends would
+        // make its stack answer with a reset that can destroy our last response in flight.
+        let lingerTimer: { cancel(): void } | undefined;
+        await Promise.race([
+          reading,
+          new Promise<void>((resolve) => {
+            lingerTimer = timers.at(timers.now() + lingerMs, resolve);
+          }),
+        ]);
+        lingerTimer?.cancel();
+        await flow.close();
+      } catch {
+        flow.abort();
+      }
+    }
+    connection.destroy();
+    stats.activeConnections--;
+  })();
+
+  return { shutdown: () => connection.shutdown(), done };
+}
+
+/** Serves HTTP/1.1 on one connection until it closes. Never rejects. */
+export function serveHttpConnection(flow: ByteFlow, handler: FetchHandler, options: ServeOptions = {}): Promise<void> {
+  return startSession(flow, handler, options, options.stats ?? new HttpStats()).done;
+}
+
+/**
+ * Serves HTTP/1.1 on every connection `listen` accepts, e.g.
+ * `serveHttp((accept) => tcp.listen(80, accept), handler)`. Counters are registered as "http"
+ * (or `countersName`).
+ */
+export function serveHttp(
+  listen: (accept: (flow: ByteFlow) => void) => unknown,
+  handler: FetchHandler,
+  options: ServeOptions & { readonly countersName?: string } = {},
+): HttpServer {
+  const stats = options.stats ?? new HttpStats();
+  registerCounters(options.countersName ?? "http", () => stats.snapshot());
+  const sessions = new Set<Session>();
+  let closing = false;
+  listen((flow) => {
+    if (closing) {
+      flow.close().catch(() => flow.abort());
+      return;
+    }
+    const session = startSession(flow, handler, options, stats);
+    sessions.add(session);
+    void session.done.then(() => sessions.delete(session));
+  });
+  return {
+    stats,
+    async close() {
+      closing = true;
+      const open = [...sessions];
+      for (const session of open) session.shutdown();
+      await Promise.all(open.map((session) => session.done));
+    },
+  };
+}

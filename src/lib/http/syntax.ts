@@ -1,0 +1,191 @@
+/**
+ * HTTP's lexical rules (RFC 9110 §5.5, §5.6), shared by the protocol engine, which works on
+ * bytes, and the web API shims, which work on strings. Header names and values are "byte strings"
+ * as in the Fetch standard: each character is one octet (U+0000 to U+00FF), so obs-text octets
+ * survive a round trip unchanged.
+ */
+
+const TCHAR_TABLE = new Uint8Array(256);
+for (const char of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") {
+  TCHAR_TABLE[char.charCodeAt(0)] = 1;
+}
+
+export const CR = 0x0d;
+export const LF = 0x0a;
+export const SP = 0x20;
+export const HTAB = 0x09;
+export const COLON = 0x3a;
+
+/** tchar (RFC 9110 §5.6.2): the octets a token, a method or a field name may contain. */
+export function isTokenOctet(octet: number): boolean {
+  return TCHAR_TABLE[octet] === 1;
+}
+
+/** token = 1*tchar (RFC 9110 §5.6.2). */
+export function isToken(text: string): boolean {
+  if (text.length === 0) return false;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code > 0xff || !isTokenOctet(code)) return false;
+  }
+  return true;
+}
+
+/**
+ * An octet allowed inside a field value (RFC 9110 §5.5): field-vchar (VCHAR / obs-text), SP and
+ * HTAB. Every other control, and CR, LF and NUL above all, is refused: RFC 9110 §5.5 calls them
+ * "invalid and dangerous", and a bare CR or LF is how responses get split and requests smuggled.
+ */
+export function isFieldValueOctet(octet: number): boolean {
+  return octet === HTAB || (octet >= 0x20 && octet !== 0x7f && octet <= 0xff);
+}
+
+/** A field value (already trimmed or not) made only of field-value octets. */
+export function isFieldValue(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    if (!isFieldValueOctet(text.charCodeAt(i))) return false;
+  }
+  return true;
+}
+
+/** OWS is SP or HTAB (RFC 9110 §5.6.3). */
+export function isWhitespaceOctet(octet: number): boolean {
+  return octet === SP || octet === HTAB;
+}
+
+/** Removes leading and trailing OWS. */
+export function trimWhitespace(text: string): string {
+  let start = 0;
+  let end = text.length;
+  while (start < end && isWhitespaceOctet(text.charCodeAt(start))) start++;
+  while (end > start && isWhitespaceOctet(text.charCodeAt(end - 1))) end--;
+  return text.slice(start, end);
+}
+
+/** Octets → byte string (each octet one character, "isomorphic decode" in Fetch's words). */
+export function latin1Decode(bytes: Uint8Array, start = 0, end = bytes.length): string {
+  let text = "";
+  const CHUNK = 8192;
+  for (let at = start; at < end; at += CHUNK) {
+    text += String.fromCharCode(...bytes.subarray(at, Math.min(end, at + CHUNK)));
+  }
+  return text;
+}
+
+/** Byte string → octets. Characters above U+00FF are a programming error here (callers validate first). */
+export function latin1Encode(text: string): Uint8Array {
+  const out = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code > 0xff) throw new TypeError(`character U+${code.toString(16).padStart(4, "0")} cannot be sent in an HTTP head`);
+    out[i] = code;
+  }
+  return out;
+}
+
+/**
+ * Splits a list-based field value (RFC 9110 §5.6.1) into trimmed elements, honouring commas
+ * inside quoted strings; empty elements are dropped, as the RFC asks recipients to do.
+ */
+export function splitList(value: string): string[] {
+  const elements: string[] = [];
+  let start = 0;
+  let quoted = false;
+  for (let i = 0; i < value.length; i++) {
+    const char = value[i];
+    if (quoted) {
+      if (char === "\\") i++;
+      else if (char === '"') quoted = false;
+    } else if (char === '"') {
+      quoted = true;
+    } else if (char === ",") {
+      const element = trimWhitespace(value.slice(start, i));
+      if (element !== "") elements.push(element);
+      start = i + 1;
+    }
+  }
+  const last = trimWhitespace(value.slice(start));
+  if (last !== "") elements.push(last);
+  return elements;
+}
+
+/**
+ * A weighted list element such as `gzip;q=0.8` (RFC 9110 §12.4.2): the lower-cased name and its
+ * quality, 1 when absent. Returns undefined for a malformed element or weight, which callers ignore.
+ */
+export function parseWeighted(element: string): { readonly name: string; readonly quality: number } | undefined {
+  const parts = element.split(";");
+  const name = trimWhitespace(parts[0] ?? "").toLowerCase();
+  if (name === "") return undefined;
+  let quality = 1;
+  for (const parameter of parts.slice(1)) {
+    const [key = "", rawValue = ""] = parameter.split("=", 2);
+    if (trimWhitespace(key).toLowerCase() !== "q") continue;
+    const value = trimWhitespace(rawValue);
+    // qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] )  (RFC 9110 §12.4.2)
+    if (!/^(?:0(?:\.\d{0,3})?|1(?:\.0{0,3})?)$/.test(value)) return undefined;
+    quality = Number(value);
+  }
+  return { name, quality };
+}
+
+/** IMF-fixdate (RFC 9110 §5.6.7), e.g. "Sun, 06 Nov 1994 08:49:37 GMT", from milliseconds since the epoch. */
+export function httpDate(epochMs: number): string {
+  // Date.prototype.toUTCString produces exactly IMF-fixdate (ECMA-262 §21.4.4.43).
+  return new Date(epochMs).toUTCString();
+}
+
+/** Reason phrases of RFC 9110 §15 (and 9112's none): a response may carry an empty one, but a phrase helps humans. */
+export const REASON_PHRASES: Readonly<Record<number, string>> = {
+  100: "Continue",
+  101: "Switching Protocols",
+  200: "OK",
+  201: "Created",
+  202: "Accepted",
+  203: "Non-Authoritative Information",
+  204: "No Content",
+  205: "Reset Content",
+  206: "Partial Content",
+  300: "Multiple Choices",
+  301: "Moved Permanently",
+  302: "Found",
+  303: "See Other",
+  304: "Not Modified",
+  307: "Temporary Redirect",
+  308: "Permanent Redirect",
+  400: "Bad Request",
+  401: "Unauthorized",
+  402: "Payment Required",
+  403: "Forbidden",
+  404: "Not Found",
+  405: "Method Not Allowed",
+  406: "Not Acceptable",
+  407: "Proxy Authentication Required",
+  408: "Request Timeout",
+  409: "Conflict",
+  410: "Gone",
+  411: "Length Required",
+  412: "Precondition Failed",
+  413: "Content Too Large",
+  414: "URI Too Long",
+  415: "Unsupported Media Type",
+  416: "Range Not Satisfiable",
+  417: "Expectation Failed",
+  421: "Misdirected Request",
+  422: "Unprocessable Content",
+  426: "Upgrade Required",
+  428: "Precondition Required",
+  429: "Too Many Requests",
+  431: "Request Header Fields Too Large",
+  500: "Internal Server Error",
+  501: "Not Implemented",
+  502: "Bad Gateway",
+  503: "Service Unavailable",
+  504: "Gateway Timeout",
+  505: "HTTP Version Not Supported",
+};
+
+/** reason-phrase = 1*( HTAB / SP / VCHAR / obs-text ) (RFC 9112 §4), or empty. */
+export function isReasonPhrase(text: string): boolean {
+  return isFieldValue(text);
+}

@@ -1,0 +1,64 @@
+/**
+ * Installs the web API shims as globals, each only where the realm lacks it, so that handler
+ * code written for Workers- or Deno-style runtimes (`new Response("hi")`, `new URL(request.url)`)
+ * runs unchanged in an image. Call it once, early in main:
+ *
+ *   import { installWebGlobals } from "atoll/web";
+ *   installWebGlobals();
+ *
+ * Installed as Web IDL installs interfaces: writable, configurable, not enumerable.
+ */
+import { Headers } from "./headers.ts";
+import { Request } from "./request.ts";
+import { Response } from "./response.ts";
+import { TextDecoder, TextEncoder } from "./encoding.ts";
+import { URL, URLSearchParams } from "./url.ts";
+import {
+  ByteLengthQueuingStrategy,
+  CountQueuingStrategy,
+  ReadableByteStreamController,
+  ReadableStream,
+  ReadableStreamBYOBReader,
+  ReadableStreamBYOBRequest,
+  ReadableStreamDefaultController,
+  ReadableStreamDefaultReader,
+  TransformStream,
+  TransformStreamDefaultController,
+  WritableStream,
+  WritableStreamDefaultController,
+  WritableStreamDefaultWriter,
+} from "./streams.ts";
+
+const WEB_GLOBALS: Readonly<Record<string, unknown>> = {
+  Headers,
+  Request,
+  Response,
+  URL,
+  URLSearchParams,
+  TextEncoder,
+  TextDecoder,
+  ReadableStream,
+  ReadableStreamDefaultReader,
+  ReadableStreamBYOBReader,
+  ReadableStreamBYOBRequest,
+  ReadableStreamDefaultController,
+  ReadableByteStreamController,
+  WritableStream,
+  WritableStreamDefaultWriter,
+  WritableStreamDefaultController,
+  TransformStream,
+  TransformStreamDefaultController,
+  ByteLengthQueuingStrategy,
+  CountQueuingStrategy,
+};
+
+/** Installs each missing web global; returns the names it installed. */
+export function installWebGlobals(target: object = globalThis): string[] {
+  const installed: string[] = [];
+  for (const [name, value] of Object.entries(WEB_GLOBALS)) {
+    if (Reflect.get(target, name) !== undefined) continue;
+    Object.defineProperty(target, name, { value, writable: true, configurable: true, enumerable: false });
+    installed.push(name);
+  }
+  return installed;
+}

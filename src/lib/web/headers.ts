@@ -1,0 +1,131 @@
+/**
+ * Headers (Fetch Standard §5.2) for the image realm: case-insensitive names, values combined with
+ * ", " except Set-Cookie, whose values stay separate (getSetCookie(), and one entry each when
+ * iterating), iteration sorted by lower-cased name. Names must be tokens and values byte strings
+ * without NUL, CR or LF, so that nothing put in a Headers object can split an HTTP head.
+ *
+ * Not implemented: guards ("immutable", "request", ...) and the forbidden-header lists, which
+ * protect browsers' own requests and have no meaning in a server.
+ */
+import { isToken } from "../http/syntax.ts";
+
+export type HeadersInit = Headers | Iterable<readonly string[]> | Readonly<Record<string, string>>;
+
+/** HTTP whitespace of the Fetch standard: what `append`/`set` strip from both ends of a value. */
+function isHttpWhitespace(code: number): boolean {
+  return code === 0x09 || code === 0x0a || code === 0x0d || code === 0x20;
+}
+
+export function normalizeHeaderValue(value: string): string {
+  let start = 0;
+  let end = value.length;
+  while (start < end && isHttpWhitespace(value.charCodeAt(start))) start++;
+  while (end > start && isHttpWhitespace(value.charCodeAt(end - 1))) end--;
+  return value.slice(start, end);
+}
+
+function validName(name: unknown): string {
+  const text = String(name);
+  if (!isToken(text)) throw new TypeError(`${JSON.stringify(text)} is not a valid header name`);
+  return text.toLowerCase();
+}
+
+function validValue(value: unknown): string {
+  const text = normalizeHeaderValue(String(value));
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code === 0 || code === 0x0a || code === 0x0d) throw new TypeError("a header value must not contain NUL, CR or LF");
+    if (code > 0xff) throw new TypeError("a header value must be a byte string (characters up to U+00FF)");
+  }
+  return text;
+}
+
+function isIterable(value: object): value is Iterable<unknown> {
+  return typeof Reflect.get(value, Symbol.iterator) === "function";
+}
+
+export class Headers implements Iterable<[string, string]> {
+  /** Lower-cased name → values in the order they were appended. */
+  readonly #entries = new Map<string, string[]>();
+
+  constructor(init?: HeadersInit) {
+    if (init === undefined || init === null) return;
+    if (typeof init !== "object") throw new TypeError("Headers init must be an object, a sequence of pairs or a Headers");
+    if (init instanceof Headers) {
+      for (const [name, values] of init.#entries) this.#entries.set(name, [...values]);
+      return;
+    }
+    if (isIterable(init)) {
+      for (const pair of init) {
+        if (typeof pair !== "object" || pair === null || !isIterable(pair)) throw new TypeError("each header must be a [name, value] pair");
+        const items = [...pair];
+        if (items.length !== 2) throw new TypeError("each header must be a [name, value] pair");
+        this.append(String(items[0]), String(items[1]));
+      }
+      return;
+    }
+    for (const name of Object.keys(init)) this.append(name, String(Reflect.get(init, name)));
+  }
+
+  append(name: string, value: string): void {
+    const key = validName(name);
+    const text = validValue(value);
+    const values = this.#entries.get(key);
+    if (values === undefined) this.#entries.set(key, [text]);
+    else values.push(text);
+  }
+
+  set(name: string, value: string): void {
+    this.#entries.set(validName(name), [validValue(value)]);
+  }
+
+  delete(name: string): void {
+    this.#entries.delete(validName(name));
+  }
+
+  /** The values joined with ", ", or null. (For Set-Cookie use getSetCookie: cookies contain commas.) */
+  get(name: string): string | null {
+    const values = this.#entries.get(validName(name));
+    return values === undefined ? null : values.join(", ");
+  }
+
+  has(name: string): boolean {
+    return this.#entries.has(validName(name));
+  }
+
+  getSetCookie(): string[] {
+    return [...(this.#entries.get("set-cookie") ?? [])];
+  }
+
+  forEach(callback: (value: string, name: string, headers: Headers) => void, thisArg?: unknown): void {
+    for (const [name, value] of this) callback.call(thisArg, value, name, this);
+  }
+
+  *entries(): IterableIterator<[string, string]> {
+    const names = [...this.#entries.keys()].sort();
+    for (const name of names) {
+      const values = this.#entries.get(name) ?? [];
+      if (name === "set-cookie") {
+        for (const value of values) yield [name, value];
+      } else {
+        yield [name, values.join(", ")];
+      }
+    }
+  }
+
+  *keys(): IterableIterator<string> {
+    for (const [name] of this.entries()) yield name;
+  }
+
+  *values(): IterableIterator<string> {
+    for (const [, value] of this.entries()) yield value;
+  }
+
+  [Symbol.iterator](): IterableIterator<[string, string]> {
+    return this.entries();
+  }
+
+  get [Symbol.toStringTag](): string {
+    return "Headers";
+  }
+}

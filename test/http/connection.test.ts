@@ -1,0 +1,469 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { Http1Connection, type Exchange, type ExchangeRecord, type HttpLimits, type HttpTimeouts } from "../../src/lib/http/connection.ts";
+import type { ProtocolError } from "../../src/lib/http/errors.ts";
+import { latin1Decode, latin1Encode } from "../../src/lib/http/syntax.ts";
+import { ManualTimers } from "../../src/lib/http/testing.ts";
+
+interface Harness {
+  connection: Http1Connection;
+  timers: ManualTimers;
+  exchanges: Exchange[];
+  errors: ProtocolError[];
+  records: ExchangeRecord[];
+  send(text: string): void;
+  output(): string;
+}
+
+function harness(options: { limits?: Partial<HttpLimits>; timeouts?: Partial<HttpTimeouts>; onRequest?: (exchange: Exchange) => void } = {}): Harness {
+  const timers = new ManualTimers();
+  const exchanges: Exchange[] = [];
+  const errors: ProtocolError[] = [];
+  const records: ExchangeRecord[] = [];
+  const connection = new Http1Connection({
+    timers,
+    limits: options.limits,
+    timeouts: options.timeouts,
+    date: () => "Sun, 06 Nov 1994 08:49:37 GMT",
+    hooks: {
+      onRequest: (exchange) => {
+        exchanges.push(exchange);
+        options.onRequest?.(exchange);
+      },
+      onOutput: () => undefined,
+      onProtocolError: (error) => errors.push(error),
+      onExchangeComplete: (record) => records.push(record),
+    },
+  });
+  return {
+    connection,
+    timers,
+    exchanges,
+    errors,
+    records,
+    send: (text) => connection.receive(latin1Encode(text)),
+    output: () =>
+      connection
+        .takeOutput()
+        .map((piece) => latin1Decode(piece))
+        .join(""),
+  };
+}
+
+function reply(exchange: Exchange, text: string, status = 200, length: "known" | "unknown" = "known"): void {
+  exchange.respond({ status, headers: [["Content-Type", "text/plain"]], contentLength: length === "known" ? text.length : undefined });
+  exchange.write(latin1Encode(text));
+  exchange.end();
+}
+
+function readAll(exchange: Exchange): string | Error | undefined {
+  let text = "";
+  for (;;) {
+    const read = exchange.readBody();
+    if (read.kind === "data") text += latin1Decode(read.bytes);
+    else if (read.kind === "end") return text;
+    else if (read.kind === "error") return read.error;
+    else return undefined;
+  }
+}
+
+function statusLines(output: string): string[] {
+  return output.match(/HTTP\/1\.1 \d{3}[^\r]*/g) ?? [];
+}
+
+const GET = (path: string, extra = ""): string => `GET ${path} HTTP/1.1\r\nHost: h\r\n${extra}\r\n`;
+
+test("a response: head with Date and framing, then the body", () => {
+  const h = harness({ onRequest: (exchange) => reply(exchange, "hello") });
+  h.send(GET("/"));
+  assert.equal(h.output(), "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Length: 5\r\n\r\nhello");
+  assert.equal(h.connection.finished, false, "HTTP/1.1 persists");
+  assert.deepEqual(h.records, [{ requestLine: "GET / HTTP/1.1", status: 200, bodyBytes: 5, aborted: false }]);
+});
+
+test("unknown length → chunked for HTTP/1.1, close-delimited for HTTP/1.0", () => {
+  const h = harness({ onRequest: (exchange) => reply(exchange, "abc", 200, "unknown") });
+  h.send(GET("/"));
+  assert.match(h.output(), /Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n$/);
+  const old = harness({ onRequest: (exchange) => reply(exchange, "abc", 200, "unknown") });
+  old.send("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+  const output = old.output();
+  assert.doesNotMatch(output, /Transfer-Encoding/);
+  assert.match(output, /Connection: close\r\n\r\nabc$/);
+  assert.equal(old.connection.finished, true);
+});
+
+test("HTTP/1.0 keep-alive: persists with a known length and says so; without keep-alive it closes", () => {
+  const h = harness({ onRequest: (exchange) => reply(exchange, "x") });
+  h.send("GET /1 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+  assert.match(h.output(), /Connection: keep-alive\r\n\r\nx$/);
+  assert.equal(h.connection.finished, false);
+  h.send("GET /2 HTTP/1.0\r\n\r\n");
+  assert.match(h.output(), /Connection: close\r\n\r\nx$/);
+  assert.equal(h.connection.finished, true);
+});
+
+test("Connection: close: the response says close and later requests are not read", () => {
+  const h = harness({ onRequest: (exchange) => reply(exchange, "x") });
+  h.send(GET("/a", "Connection: close\r\n") + GET("/b"));
+  const output = h.output();
+  assert.equal(statusLines(output).length, 1);
+  assert.match(output, /Connection: close/);
+  assert.equal(h.exchanges.length, 1);
+  assert.equal(h.connection.finished, true);
+});
+
+test("pipelining: responses go out in request order, whatever order the handler answers in", () => {
+  const h = harness();
+  h.send(GET("/1") + GET("/2") + GET("/3"));
+  assert.equal(h.exchanges.length, 3);
+  const [first, second, third] = h.exchanges;
+  assert.ok(first !== undefined && second !== undefined && third !== undefined);
+  reply(third, "three");
+  reply(second, "two");
+  assert.equal(h.output(), "", "nothing may pass the unanswered first request");
+  reply(first, "one");
+  const output = h.output();
+  assert.deepEqual(output.match(/one|two|three/g), ["one", "two", "three"]);
+});
+
+test("pipelining depth is bounded: parsing waits, and input pauses", () => {
+  const h = harness({ limits: { maxPipelinedRequests: 2, bodyBufferBytes: 40 } });
+  h.send(GET("/1") + GET("/2") + GET("/3") + GET("/4"));
+  assert.equal(h.exchanges.length, 2);
+  assert.equal(h.connection.wantsInput, false, "the unparsed requests exceed the input buffer");
+  const first = h.exchanges[0];
+  assert.ok(first !== undefined);
+  reply(first, "1");
+  assert.equal(h.exchanges.length, 3);
+});
+
+test("HEAD: Content-Length as for GET, no body, no chunked coding", () => {
+  const h = harness({ onRequest: (exchange) => reply(exchange, "0123456789") });
+  h.send(`HEAD / HTTP/1.1\r\nHost: h\r\n\r\n${GET("/next")}`);
+  const output = h.output();
+  assert.ok(output.startsWith("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Length: 10\r\n\r\nHTTP/1.1 200 OK"), output);
+  assert.equal(h.exchanges[0]?.bodyAllowed, false);
+  const unknown = harness({ onRequest: (exchange) => reply(exchange, "abc", 200, "unknown") });
+  unknown.send("HEAD / HTTP/1.1\r\nHost: h\r\n\r\n");
+  assert.doesNotMatch(unknown.output(), /Transfer-Encoding|Content-Length|abc/);
+});
+
+test("204 and 304 carry no content and no Content-Length", () => {
+  const h = harness({ onRequest: (exchange) => reply(exchange, "ignored", exchange.request.target === "/a" ? 204 : 304) });
+  h.send(GET("/a") + GET("/b"));
+  const output = h.output();
+  assert.equal(statusLines(output).join("|"), "HTTP/1.1 204 No Content|HTTP/1.1 304 Not Modified");
+  assert.doesNotMatch(output, /Content-Length|ignored/);
+});
+
+test("request bodies: Content-Length and chunked, streamed to the handler in pieces", () => {
+  const bodies: string[] = [];
+  const h = harness({
+    onRequest: (exchange) => {
+      let text = "";
+      const pump = (): void => {
+        for (;;) {
+          const read = exchange.readBody();
+          if (read.kind === "pending") {
+            exchange.onBodyReadable(pump);
+            return;
+          }
+          if (read.kind !== "data") break;
+          text += latin1Decode(read.bytes);
+        }
+        bodies.push(text);
+        reply(exchange, "ok");
+      };
+      pump();
+    },
+  });
+  h.send("POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\n\r\nhello");
+  h.send(" world");
+  h.send("POST /b HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n");
+  h.send("2;ext=1\r\nde\r\n0\r\nTrailer: x\r\n\r\n");
+  assert.deepEqual(bodies, ["hello world", "abcde"]);
+  assert.equal(statusLines(h.output()).length, 2);
+});
+
+test("a body the handler does not read is skipped, and the connection stays usable", () => {
+  const h = harness({ onRequest: (exchange) => reply(exchange, exchange.request.target) });
+  h.send(`POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nxxxxx${GET("/b")}`);
+  assert.deepEqual(h.output().match(/\/a|\/b/g), ["/a", "/b"]);
+  assert.equal(h.connection.finished, false);
+});
+
+test("request-body backpressure: parsing and input pause while the handler does not read", () => {
+  const h = harness({ limits: { bodyBufferBytes: 16 } });
+  h.send("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 100\r\n\r\n");
+  for (let i = 0; i < 5; i++) h.send("0123456789");
+  assert.equal(h.connection.wantsInput, false);
+  assert.ok(h.connection.bufferedInputBytes <= 60);
+  const exchange = h.exchanges[0];
+  assert.ok(exchange !== undefined);
+  let received = 0;
+  for (let read = exchange.readBody(); read.kind === "data"; read = exchange.readBody()) received += read.bytes.length;
+  assert.equal(received, 50);
+  assert.equal(h.connection.wantsInput, true);
+});
+
+test("response backpressure: an exchange stops being writable past the high-water mark until output is taken", () => {
+  const h = harness({ limits: { outputHighWaterBytes: 100 } });
+  h.send(GET("/"));
+  const exchange = h.exchanges[0];
+  assert.ok(exchange !== undefined);
+  exchange.respond({ status: 200, headers: [] });
+  exchange.write(new Uint8Array(150));
+  assert.equal(exchange.writable, false);
+  let woken = false;
+  exchange.onWritable(() => (woken = true));
+  h.output();
+  assert.equal(woken, true);
+  assert.equal(exchange.writable, true);
+});
+
+test("100-continue: sent on the first read of the body, and only then", () => {
+  const h = harness();
+  h.send("PUT /a HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n");
+  assert.equal(h.output(), "", "no 100 before the handler asks for the body");
+  const exchange = h.exchanges[0];
+  assert.ok(exchange !== undefined);
+  assert.equal(exchange.readBody().kind, "pending");
+  assert.equal(h.output(), "HTTP/1.1 100 Continue\r\n\r\n");
+  h.send("abc");
+  assert.equal(readAll(exchange), "abc");
+  reply(exchange, "done");
+  assert.match(h.output(), /^HTTP\/1\.1 200 OK/);
+  assert.equal(h.connection.finished, false);
+});
+
+test("100-continue: a final answer without reading the body closes the connection", () => {
+  const h = harness({ onRequest: (exchange) => reply(exchange, "no thanks", 413) });
+  h.send("PUT /a HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n");
+  const output = h.output();
+  assert.doesNotMatch(output, /100 Continue/);
+  assert.match(output, /Connection: close/);
+  assert.equal(h.connection.finished, true);
+});
+
+test("100-continue for a pipelined request waits until earlier responses are out", () => {
+  const h = harness();
+  h.send(`${GET("/1")}PUT /2 HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n`);
+  const [first, second] = h.exchanges;
+  assert.ok(first !== undefined && second !== undefined);
+  assert.equal(second.readBody().kind, "pending");
+  assert.equal(h.output(), "");
+  reply(first, "one");
+  assert.match(h.output(), /one\r?\n?HTTP\/1\.1 100 Continue\r\n\r\n$/);
+});
+
+test("Expect on HTTP/1.0 is ignored", () => {
+  const h = harness();
+  h.send("PUT /a HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n");
+  h.exchanges[0]?.readBody();
+  assert.equal(h.output(), "");
+});
+
+test("protocol errors are answered after the responses already owed, then the connection closes", () => {
+  const h = harness();
+  h.send(`${GET("/ok")}GET /bad HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n`);
+  assert.equal(h.output(), "");
+  const first = h.exchanges[0];
+  assert.ok(first !== undefined);
+  reply(first, "fine");
+  const output = h.output();
+  assert.deepEqual(statusLines(output), ["HTTP/1.1 200 OK", "HTTP/1.1 400 Bad Request"]);
+  assert.doesNotMatch(output.split("HTTP/1.1 400")[0] ?? "", /Connection: close/);
+  assert.match(output.split("HTTP/1.1 400")[1] ?? "", /Connection: close/);
+  assert.equal(h.connection.finished, true);
+  assert.equal(h.errors[0]?.kind, "badContentLength");
+});
+
+test("limits through the engine: 414, 431, 413 (declared and chunked), bad chunk 400, 501", () => {
+  const cases: [string, Partial<HttpLimits>, number][] = [
+    [`GET /${"a".repeat(100)} HTTP/1.1\r\n`, { maxRequestLineBytes: 64 }, 414],
+    [`GET / HTTP/1.1\r\nHost: h\r\nX: ${"b".repeat(300)}\r\n`, { maxHeaderBytes: 256 }, 431],
+    [`GET / HTTP/1.1\r\nHost: h\r\n${"A: 1\r\n".repeat(20)}\r\n`, { maxHeaderCount: 10 }, 431],
+    ["POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 2000\r\n\r\n", { maxBodyBytes: 1000 }, 413],
+    [`POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n200\r\n${"x".repeat(512)}\r\n200\r\n`, { maxBodyBytes: 1000 }, 413],
+    ["POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nxyz\r\n", {}, 400],
+    ["POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcd\r\n", {}, 400],
+    ["POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: br, chunked\r\n\r\n", {}, 501],
+    ["POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n", {}, 400],
+  ];
+  for (const [input, limits, status] of cases) {
+    const h = harness({ limits });
+    h.send(input);
+    const output = h.output();
+    assert.equal(statusLines(output)[0]?.slice(9, 12), String(status), `${JSON.stringify(input.slice(0, 60))}: ${output.slice(0, 80)}`);
+    assert.match(output, /Connection: close/);
+    assert.equal(h.connection.finished, true);
+  }
+});
+
+test("an error in a body the handler is reading fails the body, and the engine answers in its stead", () => {
+  const h = harness();
+  h.send("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n");
+  const exchange = h.exchanges[0];
+  assert.ok(exchange !== undefined);
+  assert.equal(readAll(exchange), undefined);
+  let cancelled = false;
+  exchange.onCancel(() => (cancelled = true));
+  h.send("zz\r\n");
+  assert.ok(readAll(exchange) instanceof Error);
+  assert.equal(cancelled, true);
+  assert.match(h.output(), /^HTTP\/1\.1 400 Bad Request[\s\S]*malformed chunk-size/);
+  // The handler's late answer goes nowhere.
+  reply(exchange, "late");
+  assert.equal(h.output(), "");
+});
+
+test("idle timeout: 408 and close on a connection that sends nothing", () => {
+  const h = harness({ timeouts: { idleTimeoutMs: 5000 } });
+  h.timers.advance(4999);
+  assert.equal(h.output(), "");
+  h.timers.advance(1);
+  assert.match(h.output(), /^HTTP\/1\.1 408 Request Timeout\r\n[\s\S]*Connection: close/);
+  assert.equal(h.connection.finished, true);
+  assert.equal(h.errors[0]?.kind, "idleTimeout");
+  assert.equal(h.timers.armed, 0, "no timer is left behind");
+});
+
+test("idle timeout restarts after each request, and does not run while a request is in progress", () => {
+  const h = harness({ timeouts: { idleTimeoutMs: 1000 } });
+  h.timers.advance(900);
+  h.send(GET("/"));
+  h.timers.advance(5000);
+  assert.equal(h.output(), "", "the handler may take its time");
+  const exchange = h.exchanges[0];
+  assert.ok(exchange !== undefined);
+  reply(exchange, "x");
+  h.output();
+  h.timers.advance(999);
+  assert.equal(h.output(), "");
+  h.timers.advance(1);
+  assert.match(h.output(), /408/);
+});
+
+test("headers timeout: a slow-loris head gets 408 even though bytes keep coming", () => {
+  const h = harness({ timeouts: { headersTimeoutMs: 3000, idleTimeoutMs: 1000 } });
+  for (const char of "GET / HTTP/1.1\r\nHost: h\r\nX-Slow: 1234567") {
+    h.send(char);
+    h.timers.advance(100);
+  }
+  assert.match(h.output(), /^HTTP\/1\.1 408/);
+  assert.equal(h.errors[0]?.kind, "headersTimeout");
+  assert.equal(h.connection.finished, true);
+});
+
+test("body timeout: 408 when the handler waits for body bytes that do not come", () => {
+  const h = harness({ timeouts: { bodyTimeoutMs: 2000 } });
+  h.send("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nabc");
+  const exchange = h.exchanges[0];
+  assert.ok(exchange !== undefined);
+  assert.equal(readAll(exchange), undefined);
+  h.timers.advance(1500);
+  h.send("de");
+  assert.equal(readAll(exchange), undefined);
+  h.timers.advance(1999);
+  assert.equal(h.output(), "");
+  h.timers.advance(1);
+  assert.ok(readAll(exchange) instanceof Error);
+  assert.match(h.output(), /^HTTP\/1\.1 408/);
+});
+
+test("the peer's end mid-body fails the body; a clean end after a request lets its response out, then finishes", () => {
+  const h = harness();
+  h.send("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nabc");
+  h.connection.receiveEnd();
+  const exchange = h.exchanges[0];
+  assert.ok(exchange !== undefined);
+  assert.ok(readAll(exchange) instanceof Error);
+
+  const clean = harness();
+  clean.send(GET("/"));
+  clean.connection.receiveEnd();
+  assert.equal(clean.connection.finished, false);
+  const pending = clean.exchanges[0];
+  assert.ok(pending !== undefined);
+  reply(pending, "bye");
+  assert.match(clean.output(), /Connection: close\r\n\r\nbye$/);
+  assert.equal(clean.connection.finished, true);
+});
+
+test("graceful shutdown: idle connections finish at once; busy ones finish their response with Connection: close", () => {
+  const idle = harness();
+  idle.connection.shutdown();
+  assert.equal(idle.connection.finished, true);
+
+  const busy = harness();
+  busy.send(GET("/"));
+  busy.connection.shutdown();
+  assert.equal(busy.connection.finished, false);
+  busy.send(GET("/ignored"));
+  assert.equal(busy.exchanges.length, 1);
+  const exchange = busy.exchanges[0];
+  assert.ok(exchange !== undefined);
+  reply(exchange, "last");
+  assert.match(busy.output(), /Connection: close\r\n\r\nlast$/);
+  assert.equal(busy.connection.finished, true);
+});
+
+test("responses: engine-owned fields are dropped, injection is refused, statuses are checked", () => {
+  const h = harness();
+  h.send(GET("/"));
+  const exchange = h.exchanges[0];
+  assert.ok(exchange !== undefined);
+  assert.throws(() => exchange.respond({ status: 200, headers: [["X", "a\r\nInjected: yes"]] }), TypeError);
+  assert.throws(() => exchange.respond({ status: 200, headers: [["Bad Name", "x"]] }), TypeError);
+  assert.throws(() => exchange.respond({ status: 101, headers: [] }), TypeError);
+  assert.throws(() => exchange.respond({ status: 200, reason: "OK\r\nX: y", headers: [] }), TypeError);
+  exchange.respond({
+    status: 200,
+    headers: [
+      ["Connection", "upgrade"],
+      ["Transfer-Encoding", "gzip"],
+      ["Content-Length", "999"],
+      ["Keep-Alive", "timeout=5"],
+      ["Date", "Mon, 01 Jan 2001 00:00:00 GMT"],
+      ["Set-Cookie", "a=1"],
+      ["Set-Cookie", "b=2"],
+    ],
+    contentLength: 2,
+  });
+  exchange.write(latin1Encode("ok"));
+  exchange.end();
+  assert.equal(h.output(), "HTTP/1.1 200 OK\r\nDate: Mon, 01 Jan 2001 00:00:00 GMT\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\nContent-Length: 2\r\n\r\nok");
+});
+
+test("a body that breaks its Content-Length: more throws, less aborts and closes", () => {
+  const h = harness();
+  h.send(GET("/a"));
+  const exchange = h.exchanges[0];
+  assert.ok(exchange !== undefined);
+  exchange.respond({ status: 200, headers: [], contentLength: 3 });
+  assert.throws(() => exchange.write(latin1Encode("abcd")), RangeError);
+  exchange.write(latin1Encode("ab"));
+  exchange.end();
+  assert.match(h.output(), /Content-Length: 3\r\n\r\nab$/);
+  assert.equal(h.connection.finished, true);
+  assert.equal(h.records[0]?.aborted, true);
+});
+
+test("abort before responding answers 500", () => {
+  const h = harness({ onRequest: (exchange) => exchange.abort() });
+  h.send(GET("/"));
+  assert.match(h.output(), /^HTTP\/1\.1 500 Internal Server Error/);
+  assert.equal(h.connection.finished, true);
+});
+
+test("destroy cancels exchanges and fails their bodies", () => {
+  const h = harness();
+  h.send("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nabc");
+  const exchange = h.exchanges[0];
+  assert.ok(exchange !== undefined);
+  h.connection.destroy();
+  assert.equal(exchange.cancelled, true);
+  assert.equal(h.timers.armed, 0);
+  assert.ok(readAll(exchange) instanceof Error);
+});
