@@ -228,10 +228,10 @@ function benchHello(runs: number, dir: string): { rows: Row[]; peerMedian: numbe
   delete baseEnv.ATOLL_CODE_CACHE;
   delete baseEnv.NODE_OPTIONS;
 
-  const hello = (cache: boolean): { wallMs: number; trace: BootTrace } => {
+  const hello = (cache: boolean, tender: "node" | "spt" = "node"): { wallMs: number; trace: BootTrace } => {
     rmSync(tracePath, { force: true });
     const env = { ...baseEnv, ATOLL_BOOT_TRACE: tracePath, ...(cache ? {} : { ATOLL_CODE_CACHE: "0" }) };
-    const result = timed(process.execPath, [ATOLL, "run", HELLO, "--log", "quiet"], env);
+    const result = timed(process.execPath, [ATOLL, "run", HELLO, "--tender", tender, "--log", "quiet"], env);
     if (result.status !== 0 || !result.stdout.includes("Hello, world!")) {
       throw new Error(`hello exited ${result.status} (stdout ${JSON.stringify(result.stdout)}, stderr ${JSON.stringify(result.stderr)})`);
     }
@@ -254,16 +254,20 @@ function benchHello(runs: number, dir: string): { rows: Row[]; peerMedian: numbe
   // Warm-up: fills the code cache (a miss writes it) and the OS's file cache for everything.
   rmSync(tracePath, { force: true });
   timed(process.execPath, [ATOLL, "run", HELLO, "--log", "quiet"], { ...baseEnv, ATOLL_BOOT_TRACE: tracePath });
+  timed(process.execPath, [ATOLL, "run", HELLO, "--tender", "spt", "--log", "quiet"], { ...baseEnv, ATOLL_BOOT_TRACE: tracePath });
   for (let index = 0; index < 2; index++) {
     peer();
     hello(true);
     hello(false);
+    hello(true, "spt");
   }
 
   const peerWall: number[] = [];
   const peerReached: number[] = [];
   const warm: BootSamples = { wall: [], tenderStart: [], startCalled: [], readToStart: [] };
   const cold: BootSamples = { wall: [], tenderStart: [], startCalled: [], readToStart: [] };
+  // The sealed tender: a launcher process plus the appliance's own Node process (see docs/spt.md).
+  const sealed: BootSamples = { wall: [], tenderStart: [], startCalled: [], readToStart: [] };
   const record = (samples: BootSamples, result: { wallMs: number; trace: BootTrace }): void => {
     samples.wall.push(result.wallMs);
     samples.tenderStart.push(result.trace.tenderStart);
@@ -274,6 +278,7 @@ function benchHello(runs: number, dir: string): { rows: Row[]; peerMedian: numbe
     () => peerWall.push(peer()),
     () => record(warm, hello(true)),
     () => record(cold, hello(false)),
+    () => record(sealed, hello(true, "spt")),
     () => peerReached.push(peerUserCode()),
   ];
   for (let run = 0; run < runs; run++) {
@@ -294,6 +299,9 @@ function benchHello(runs: number, dir: string): { rows: Row[]; peerMedian: numbe
     { measure: "hello, ATOLL_CODE_CACHE=0: tenderStart", samples: cold.tenderStart },
     { measure: "hello, ATOLL_CODE_CACHE=0: startCalled", samples: cold.startCalled },
     { measure: "hello, ATOLL_CODE_CACHE=0: image read to start", samples: cold.readToStart },
+    { measure: "hello on spt, cache warm: wall (spawn → exit)", samples: sealed.wall },
+    { measure: "hello on spt, cache warm: startCalled", samples: sealed.startCalled },
+    { measure: "hello on spt, cache warm: image read to start", samples: sealed.readToStart },
   ];
   return { rows, peerMedian: quantile(peerWall, 0.5) };
 }
