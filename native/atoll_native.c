@@ -27,6 +27,8 @@
 #include <linux/if_tun.h>
 
 #include <node_api.h>
+#include <stdlib.h>
+#include <uv.h>
 
 /* One bit per fd in poll's result, and the result must stay exact as a JS number. */
 #define MAX_POLL_FDS 32
@@ -274,6 +276,197 @@ static napi_value fd_close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* ---- user-mode networking: the tender <-> gateway link (src/tenders/user/) ---- */
+
+/* Each end asks for this much send buffer; the kernel caps it at net.core.wmem_max (unless root,
+ * where SO_SNDBUFFORCE lifts the cap). A deep buffer is what lets TCP through the link go fast. */
+#define LINK_SNDBUF (4 << 20)
+
+/* socketpair(type): two connected AF_UNIX sockets that keep message boundaries (one Ethernet
+ * frame per message), non-blocking and close-on-exec. type: "seqpacket" (default) or "dgram". */
+static napi_value sock_pair(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+  int type = SOCK_SEQPACKET;
+  napi_valuetype vt;
+  NAPI_CALL(env, napi_typeof(env, argv[0], &vt));
+  if (vt == napi_string) {
+    char name[16];
+    size_t length;
+    NAPI_CALL(env, napi_get_value_string_utf8(env, argv[0], name, sizeof name, &length));
+    if (strcmp(name, "dgram") == 0) type = SOCK_DGRAM;
+    else if (strcmp(name, "seqpacket") != 0) {
+      napi_throw_range_error(env, "EINVAL", "socketpair type must be \"seqpacket\" or \"dgram\"");
+      return NULL;
+    }
+  } else if (vt != napi_undefined) {
+    napi_throw_type_error(env, NULL, "socketpair type must be a string");
+    return NULL;
+  }
+  int fds[2];
+  if (socketpair(AF_UNIX, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) < 0)
+    return throw_errno(env, errno, "socketpair", "");
+  for (int i = 0; i < 2; i++) {
+    int size = LINK_SNDBUF;
+    if (setsockopt(fds[i], SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof size) < 0)
+      setsockopt(fds[i], SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+    size = LINK_SNDBUF;
+    if (setsockopt(fds[i], SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) < 0)
+      setsockopt(fds[i], SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+  }
+  napi_value result, a, b;
+  NAPI_CALL(env, napi_create_array_with_length(env, 2, &result));
+  NAPI_CALL(env, napi_create_int32(env, fds[0], &a));
+  NAPI_CALL(env, napi_create_int32(env, fds[1], &b));
+  NAPI_CALL(env, napi_set_element(env, result, 0, a));
+  NAPI_CALL(env, napi_set_element(env, result, 1, b));
+  return result;
+}
+
+/* waitWritable(fd, timeoutNs): 1 when fd can take a write, 0 on timeout or signal, -errno. */
+static napi_value fd_wait_writable(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int fd;
+  double timeout_ns;
+  if (!get_args(env, info, 2, argv) || !get_fd(env, argv[0], &fd)) return NULL;
+  if (napi_get_value_double(env, argv[1], &timeout_ns) != napi_ok) {
+    napi_throw_type_error(env, NULL, "timeoutNs must be a number");
+    return NULL;
+  }
+  if (!(timeout_ns > 0)) timeout_ns = 0;
+  if (timeout_ns > MAX_POLL_NS) timeout_ns = MAX_POLL_NS;
+  struct timespec ts;
+  ts.tv_sec = (time_t)(timeout_ns / 1e9);
+  ts.tv_nsec = (long)(timeout_ns - (double)ts.tv_sec * 1e9);
+  if (ts.tv_nsec < 0) ts.tv_nsec = 0;
+  if (ts.tv_nsec > 999999999L) ts.tv_nsec = 999999999L;
+  struct pollfd pfd = {.fd = fd, .events = POLLOUT, .revents = 0};
+  int rc = ppoll(&pfd, 1, &ts, NULL);
+  if (rc < 0) return make_int(env, errno == EINTR ? 0 : -errno);
+  if (rc == 0) return make_int(env, 0);
+  if (pfd.revents & POLLNVAL) return make_int(env, -EBADF);
+  return make_int(env, 1);
+}
+
+/* A libuv poll watcher on a raw fd, for a process whose event loop must keep turning (the
+ * gateway): the callback runs on the loop thread with the ready events (1 readable, 2 writable,
+ * 4 error/hangup). */
+typedef struct {
+  uv_poll_t poll;
+  napi_env env;
+  napi_ref callback;
+  int closed;
+} fd_watch;
+
+static void watch_closed(uv_handle_t *handle) { free(handle->data); }
+
+static void watch_fire(uv_poll_t *poll, int status, int events) {
+  fd_watch *w = poll->data;
+  if (w->closed) return;
+  int mask = 0;
+  if (status < 0) mask |= 4;
+  if (events & UV_READABLE) mask |= 1;
+  if (events & UV_WRITABLE) mask |= 2;
+  if (events & UV_DISCONNECT) mask |= 4;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(w->env, &scope) != napi_ok) return;
+  napi_value fn, global, arg, result;
+  if (napi_get_reference_value(w->env, w->callback, &fn) == napi_ok && fn != NULL &&
+      napi_get_global(w->env, &global) == napi_ok && napi_create_int32(w->env, mask, &arg) == napi_ok) {
+    if (napi_call_function(w->env, global, fn, 1, &arg, &result) == napi_pending_exception) {
+      napi_value exception;
+      if (napi_get_and_clear_last_exception(w->env, &exception) == napi_ok)
+        napi_fatal_exception(w->env, exception);
+    }
+  }
+  napi_close_handle_scope(w->env, scope);
+}
+
+static int uv_events(int mask) { return ((mask & 1) ? UV_READABLE : 0) | ((mask & 2) ? UV_WRITABLE : 0); }
+
+static int get_watch(napi_env env, napi_value value, fd_watch **w) {
+  napi_valuetype type;
+  if (napi_typeof(env, value, &type) != napi_ok) return 0;
+  if (type != napi_external) {
+    napi_throw_type_error(env, NULL, "expected a watch handle");
+    return 0;
+  }
+  if (napi_get_value_external(env, value, (void **)w) != napi_ok) return 0;
+  return 1;
+}
+
+/* watch(fd, events, callback) → handle; the fd becomes non-blocking (libuv's rule). */
+static napi_value fd_watch_start(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  int fd;
+  int32_t events;
+  napi_valuetype type;
+  if (!get_args(env, info, 3, argv) || !get_fd(env, argv[0], &fd)) return NULL;
+  if (napi_get_value_int32(env, argv[1], &events) != napi_ok) {
+    napi_throw_type_error(env, NULL, "events must be a number");
+    return NULL;
+  }
+  NAPI_CALL(env, napi_typeof(env, argv[2], &type));
+  if (type != napi_function) {
+    napi_throw_type_error(env, NULL, "callback must be a function");
+    return NULL;
+  }
+  uv_loop_t *loop;
+  NAPI_CALL(env, napi_get_uv_event_loop(env, &loop));
+  fd_watch *w = calloc(1, sizeof *w);
+  if (w == NULL) return throw_errno(env, ENOMEM, "watch", "");
+  w->env = env;
+  int rc = uv_poll_init(loop, &w->poll, fd);
+  if (rc < 0) {
+    free(w);
+    return throw_errno(env, -rc, "uv_poll_init", "");
+  }
+  w->poll.data = w;
+  if (napi_create_reference(env, argv[2], 1, &w->callback) != napi_ok) {
+    uv_close((uv_handle_t *)&w->poll, watch_closed);
+    return NULL;
+  }
+  rc = uv_poll_start(&w->poll, uv_events(events), watch_fire);
+  if (rc < 0) {
+    napi_delete_reference(env, w->callback);
+    uv_close((uv_handle_t *)&w->poll, watch_closed);
+    return throw_errno(env, -rc, "uv_poll_start", "");
+  }
+  napi_value handle;
+  NAPI_CALL(env, napi_create_external(env, w, NULL, NULL, &handle));
+  return handle;
+}
+
+/* rewatch(handle, events): change the events watched (0 pauses). */
+static napi_value fd_watch_change(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  fd_watch *w;
+  int32_t events;
+  if (!get_args(env, info, 2, argv) || !get_watch(env, argv[0], &w)) return NULL;
+  if (napi_get_value_int32(env, argv[1], &events) != napi_ok) {
+    napi_throw_type_error(env, NULL, "events must be a number");
+    return NULL;
+  }
+  if (w->closed) return NULL;
+  if (events == 0) uv_poll_stop(&w->poll);
+  else uv_poll_start(&w->poll, uv_events(events), watch_fire);
+  return NULL;
+}
+
+/* unwatch(handle): stops and releases the watcher (idempotent); the fd stays open. */
+static napi_value fd_watch_stop(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  fd_watch *w;
+  if (!get_args(env, info, 1, argv) || !get_watch(env, argv[0], &w)) return NULL;
+  if (w->closed) return NULL;
+  w->closed = 1;
+  napi_delete_reference(env, w->callback);
+  uv_poll_stop(&w->poll);
+  /* The external keeps pointing at w; it must not be freed while JS can still pass it in, so a
+   * stopped watcher is leaked deliberately (a few dozen bytes, once per link). */
+  return NULL;
+}
+
 NAPI_MODULE_INIT() {
   static const struct {
     const char *name;
@@ -281,6 +474,8 @@ NAPI_MODULE_INIT() {
   } fns[] = {
       {"tapOpen", tap_open}, {"ifMtu", if_mtu}, {"read", fd_read},
       {"write", fd_write},   {"poll", fds_poll}, {"close", fd_close},
+      {"socketpair", sock_pair}, {"waitWritable", fd_wait_writable},
+      {"watch", fd_watch_start}, {"rewatch", fd_watch_change}, {"unwatch", fd_watch_stop},
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value fn;

@@ -30,6 +30,12 @@ const COMMANDS: Record<string, { run: (argv: readonly string[]) => void | Promis
 
 export async function main(argv: readonly string[]): Promise<void> {
   const [name, ...rest] = argv;
+  if (name === "__gateway") {
+    // Hidden: the user-mode network gateway a tender spawns (src/tenders/user/gateway.ts).
+    const { gatewayMain } = await import("../tenders/user/gateway.ts");
+    await gatewayMain(rest);
+    return;
+  }
   if (name === undefined || name === "-h" || name === "--help" || name === "help") {
     const topic = name === "help" ? rest[0] : undefined;
     const command = topic === undefined ? undefined : COMMANDS[topic];

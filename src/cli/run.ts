@@ -5,6 +5,8 @@ import { parseIpv4Config } from "../lib/net/ipv4-config.ts";
 import { deviceMap, flag, parseCommandLine, stringList, stringValue } from "./args.ts";
 import { CommandError, UsageError } from "./errors.ts";
 import type { RunOptions } from "../tenders/node/tender.ts";
+import type { NetAttachment } from "../tenders/node/setup.ts";
+import { parsePublish, type PortMapping } from "../tenders/user/attach.ts";
 
 export const RUN_HELP = `Usage: atoll run <image|appdir> [options] [-- <appliance args>]
 
@@ -15,7 +17,13 @@ Options:
   --tender <name>              tender to run on: node (default), or spt (sealed: a seccomp
                                allowlist around the appliance's own process; see docs/spt.md)
   --memory <MiB>               (spt) limit the appliance's JavaScript heap to <MiB> MiB
+  --net <dev>=user             attach net device <dev> to the user-mode network (the default
+                               for a declared net device): no root, no TAP; the guest gets
+                               10.0.2.15/24 by DHCP from a gateway at 10.0.2.2
   --net <dev>=tap:<iface>      attach net device <dev> to an existing TAP interface
+  -p, --publish [<dev>=]<host>:<guest>
+                               publish the guest's TCP port <guest> on the host's
+                               127.0.0.1:<host> (user-mode network; repeatable)
   --ipv4 <dev>=<addr>/<len>[@<gateway>]
                                static IPv4 configuration for net device <dev>
   --block <dev>=<file>         attach block device <dev> to a file (size: a multiple of 512)
@@ -26,7 +34,8 @@ Options:
   --inspect-brk                as --inspect, and wait for a debugger before the image starts
   -h, --help                   show this help
 
-Example:
+Examples:
+  atoll run dist/echo.atoll -p 8007:7          # user-mode network: nc 127.0.0.1 8007
   ip tuntap add dev tap0 mode tap && ip addr add 198.18.0.1/24 dev tap0 && ip link set tap0 up
   atoll run dist/ping.atoll --net service=tap:tap0 --ipv4 service=198.18.0.2/24
 `;
@@ -43,6 +52,7 @@ export async function runCommand(argv: readonly string[]): Promise<void> {
     {
       tender: { type: "string" },
       net: { type: "string", multiple: true },
+      publish: { type: "string", multiple: true, short: "p" },
       ipv4: { type: "string", multiple: true },
       block: { type: "string", multiple: true },
       pcap: { type: "string", multiple: true },
@@ -73,11 +83,26 @@ export async function runCommand(argv: readonly string[]): Promise<void> {
   }
 
   const netSpecs = deviceMap("run", "net", stringList(parsed, "net"), "service=tap:tap0");
-  const nets = new Map<string, { kind: "tap"; ifname: string }>();
+  const nets = new Map<string, NetAttachment>();
   for (const [device, spec] of netSpecs) {
+    if (spec === "user") {
+      nets.set(device, { kind: "user", publish: [] });
+      continue;
+    }
     const match = /^tap:(.+)$/.exec(spec);
-    if (match?.[1] === undefined) throw new UsageError(`atoll run: --net ${device}=${spec}: unknown attachment; use tap:<iface>, e.g. --net ${device}=tap:tap0`);
+    if (match?.[1] === undefined) throw new UsageError(`atoll run: --net ${device}=${spec}: unknown attachment; use tap:<iface> or user, e.g. --net ${device}=user`);
     nets.set(device, { kind: "tap", ifname: match[1] });
+  }
+  const publish: PortMapping[] = [];
+  for (const spec of stringList(parsed, "publish")) {
+    const mapping = parsePublish(spec);
+    if (typeof mapping === "string") throw new UsageError(`atoll run: ${mapping}`);
+    const twin = publish.find((other) => other.hostPort === mapping.hostPort);
+    if (twin !== undefined) throw new UsageError(`atoll run: -p ${spec}: host port ${mapping.hostPort} is already published by -p ${twin.spec}`);
+    if (mapping.device !== undefined && nets.get(mapping.device)?.kind === "tap") {
+      throw new UsageError(`atoll run: -p ${spec}: net device '${mapping.device}' is on a TAP; publishing ports needs --net ${mapping.device}=user`);
+    }
+    publish.push(mapping);
   }
   const ipv4 = deviceMap("run", "ipv4", stringList(parsed, "ipv4"), "service=198.18.0.2/24");
   for (const [device, spec] of ipv4) {
@@ -116,7 +141,7 @@ export async function runCommand(argv: readonly string[]): Promise<void> {
           if (traceTarget === "1" || traceTarget === "stderr") process.stderr.write(line);
           else writeFileSync(traceTarget, line);
         };
-  const options: RunOptions = { imagePath, nets, ipv4, blocks, pcaps, log, inspect, args: parsed.rest };
+  const options: RunOptions = { imagePath, nets, publish, ipv4, blocks, pcaps, log, inspect, args: parsed.rest };
   if (tender === "spt") {
     const { runSpt } = await import("../tenders/spt/tender.ts");
     await runSpt({ ...options, memoryMiB }, onTrace);

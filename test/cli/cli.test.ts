@@ -103,7 +103,7 @@ test("run checks devices and flags against the image", () => {
   const ping = exampleImage("ping");
   const hello = exampleImage("hello");
   const cases: [string[], RegExp][] = [
-    [[ping], /image 'ping' needs net device 'service': attach it with --net service=tap:<iface>/],
+    [[ping, "-p", "0:80"], /host port '0' is not a port number from 1 to 65535/],
     [[hello, "--net", "service=tap:tap0"], /--net service=\.\.\.: image 'hello' declares no net device 'service' \(its net devices: none\)/],
     [[ping, "--net", "service=eth0"], /unknown attachment; use tap:<iface>/],
     [[ping, "--net", "service"], /is not <device>=<value>/],

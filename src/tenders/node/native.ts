@@ -25,10 +25,25 @@ export interface NativeAddon {
   poll(fds: Int32Array, timeoutNs: number): number;
   /** Closes the fd; throws only on EBADF, which means a double close. */
   close(fd: number): void;
+  /** Two connected AF_UNIX sockets keeping message boundaries (default SOCK_SEQPACKET),
+   * non-blocking and close-on-exec, with deep send buffers: the user-mode link (src/tenders/user). */
+  socketpair(type?: "seqpacket" | "dgram"): [number, number];
+  /** ppoll for POLLOUT: 1 when writable, 0 on timeout or signal, a negative errno on failure. */
+  waitWritable(fd: number, timeoutNs: number): number;
+  /** A libuv poll watcher (the event loop keeps turning): `events` and the callback's argument
+   * are bit sets of 1 readable, 2 writable (and 4 error/hangup in the callback). */
+  watch(fd: number, events: number, callback: (events: number) => void): WatchHandle;
+  /** Changes the watched events; 0 pauses. */
+  rewatch(handle: WatchHandle, events: number): void;
+  /** Stops the watcher for good (idempotent); the fd stays open. */
+  unwatch(handle: WatchHandle): void;
 }
 
+/** An opaque libuv poll watcher from NativeAddon.watch. */
+export type WatchHandle = { readonly __watch: unique symbol };
+
 const ADDON_RELATIVE_PATH = join("build", "Release", "atoll_native.node");
-const EXPECTED_FUNCTIONS = ["tapOpen", "ifMtu", "read", "write", "poll", "close"] as const;
+const EXPECTED_FUNCTIONS = ["tapOpen", "ifMtu", "read", "write", "poll", "close", "socketpair", "waitWritable", "watch", "rewatch", "unwatch"] as const;
 
 let cached: NativeAddon | undefined;
 

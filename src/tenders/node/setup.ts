@@ -13,13 +13,17 @@ import { decodeImage, ImageError, type Image } from "../../image/format.ts";
 import type { HostNetBackend } from "./base.ts";
 import { TenderError } from "./block.ts";
 import type { TapHandle } from "./tap.ts";
+import type { PortMapping } from "../user/attach.ts";
 
-export type NetAttachment = { readonly kind: "tap"; readonly ifname: string };
+/** A TAP, or the user-mode link to a gateway process with its published ports (src/tenders/user). */
+export type NetAttachment = { readonly kind: "tap"; readonly ifname: string } | { readonly kind: "user"; readonly publish: readonly PortMapping[] };
 
 /** The attachments and boot parameters of `atoll run`, as both tenders receive them. */
 export interface DeviceOptions {
-  /** Device name → how to attach it. */
+  /** Device name → how to attach it (a declared device without one gets the user-mode link). */
   readonly nets: ReadonlyMap<string, NetAttachment>;
+  /** `-p`: host ports published to the user-mode device. */
+  readonly publish?: readonly PortMapping[] | undefined;
   /** Device name → "addr/len" or "addr/len@gateway" (already validated). */
   readonly ipv4: ReadonlyMap<string, string>;
   readonly blocks: ReadonlyMap<string, string>;

@@ -29,6 +29,9 @@ import {
   type NetAttachment,
 } from "./setup.ts";
 import { openTap } from "./tap.ts";
+import { resolveNets } from "../user/attach.ts";
+import { userBackend } from "../user/link.ts";
+import { startGateway } from "../user/spawn.ts";
 
 export { TenderError } from "./block.ts";
 export { checkDevices, type NetAttachment } from "./setup.ts";
@@ -53,8 +56,11 @@ export interface BootTrace {
 const INSPECT_MAX_WAIT_NS = 20_000_000;
 const MAX_WAIT_NS = 3_600_000_000_000;
 
-function openNet(attachment: NetAttachment): HostNetBackend {
-  return tapBackend(openTap(attachment.ifname));
+function openNet(name: string, attachment: NetAttachment): HostNetBackend {
+  if (attachment.kind === "tap") return tapBackend(openTap(attachment.ifname));
+  const native = loadNative();
+  const gateway = startGateway(native, name, attachment.publish);
+  return userBackend(native, gateway.fd);
 }
 
 /** An error's stack or message, also for errors from the image's realm (where instanceof Error fails). */
@@ -82,7 +88,7 @@ function isImageEntry(value: unknown): value is { start: (base: Base) => void } 
  * Runs an image to completion. Never returns: the process exits with the appliance's status, or
  * with 125 (reported on stderr) when the tender cannot start it.
  */
-export function runImage(options: RunOptions, onTrace?: (trace: BootTrace) => void): void {
+export function runImage(given: RunOptions, onTrace?: (trace: BootTrace) => void): void {
   const trace: BootTrace = {
     tenderStart: performance.now(),
     imageRead: 0,
@@ -93,10 +99,11 @@ export function runImage(options: RunOptions, onTrace?: (trace: BootTrace) => vo
     startCalled: 0,
     codeCache: "off",
   };
-  const bytes = readImageFile(options.imagePath);
+  const bytes = readImageFile(given.imagePath);
   trace.imageRead = performance.now();
-  const image = verifyImage(options.imagePath, bytes);
+  const image = verifyImage(given.imagePath, bytes);
   trace.imageVerified = performance.now();
+  const options: RunOptions = { ...given, nets: resolveNets(image, given.nets, given.publish ?? []) };
   checkDevices(image, options);
 
   const native = loadNative();
@@ -115,7 +122,7 @@ export function runImage(options: RunOptions, onTrace?: (trace: BootTrace) => vo
       const pcapPath = options.pcaps.get(name);
       const pcap = pcapPath === undefined ? undefined : new PcapWriter(pcapPath);
       if (pcap !== undefined) pcaps.push(pcap);
-      nets.push({ name, mac: randomMac(), backend: openNet(attachment), pcap });
+      nets.push({ name, mac: randomMac(), backend: openNet(name, attachment), pcap });
     }
     for (const name of image.manifest.block) {
       const path = options.blocks.get(name);

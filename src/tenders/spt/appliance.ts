@@ -20,6 +20,7 @@ import { loadNative } from "../node/native.ts";
 import { PcapWriter } from "../node/pcap.ts";
 import { readCodeCache, tapBackend, verifyImage, writeCodeCache } from "../node/setup.ts";
 import { adoptTap } from "../node/tap.ts";
+import { userBackend } from "../user/link.ts";
 import { allowlist, filterRules, type LockdownFds } from "./allowlist.ts";
 import type { SptHooks } from "./launcher.ts";
 import { loadSptNative } from "./native.ts";
@@ -114,7 +115,7 @@ export function runApplianceStage(controlFd: number, hooks?: SptHooks): void {
   const nets: HostNet[] = plan.nets.map((net) => ({
     name: net.name,
     mac: Uint8Array.from(net.mac),
-    backend: tapBackend(adoptTap(net.fd, net.ifname, net.mtu)),
+    backend: net.ifname === "" ? userBackend(native, net.fd) : tapBackend(adoptTap(net.fd, net.ifname, net.mtu)),
     pcap: net.pcap === undefined ? undefined : new PcapWriter(net.pcap.path, net.pcap.fd),
   }));
   const blocks: HostBlock[] = plan.blocks.map((block) => ({ name: block.name, device: new FileBlockDevice(block.name, block.path, block.fd, block.capacity) }));

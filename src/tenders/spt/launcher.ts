@@ -20,7 +20,10 @@ import { FileBlockDevice, TenderError } from "../node/block.ts";
 import { loadNative } from "../node/native.ts";
 import type { BootTrace } from "../node/tender.ts";
 import { checkDevices, codeCachePath, commandLine, openImageFile, randomMac, verifyImage, type DeviceOptions } from "../node/setup.ts";
-import { openTap, type TapHandle } from "../node/tap.ts";
+import { adoptTap, openTap, type TapHandle } from "../node/tap.ts";
+import { resolveNets } from "../user/attach.ts";
+import { USER_LINK_MTU } from "../user/link.ts";
+import { startGateway } from "../user/spawn.ts";
 import { loadSptNative } from "./native.ts";
 import { say } from "./say.ts";
 import {
@@ -142,19 +145,21 @@ function openPcap(device: string, path: string): number {
  * Runs an image on the spt tender and exits with its status; never returns normally. Throws a
  * TenderError (one line, exit 125) when the image cannot be started.
  */
-export async function launchSpt(options: SptRunOptions, onTrace?: (trace: SptBootTrace) => void, hooks?: SptHooks): Promise<never> {
+export async function launchSpt(given: SptRunOptions, onTrace?: (trace: SptBootTrace) => void, hooks?: SptHooks): Promise<never> {
   const tenderStart = performance.now();
-  if (options.inspect !== undefined) {
-    throw new TenderError(`--${options.inspect} is not available on the spt tender: the sealed appliance may open no socket for a debugger (debug it with --tender node)`);
+  if (given.inspect !== undefined) {
+    throw new TenderError(`--${given.inspect} is not available on the spt tender: the sealed appliance may open no socket for a debugger (debug it with --tender node)`);
   }
   const spt = loadSptNative();
   loadNative();
 
-  const { fd: imageFd, bytes } = openImageFile(options.imagePath);
+  const { fd: imageFd, bytes } = openImageFile(given.imagePath);
   const imageRead = performance.now();
+  let options: SptRunOptions = given;
   const image = (() => {
     try {
-      const verified = verifyImage(options.imagePath, bytes);
+      const verified = verifyImage(given.imagePath, bytes);
+      options = { ...given, nets: resolveNets(verified, given.nets, given.publish ?? []) };
       checkDevices(verified, options);
       return verified;
     } catch (error) {
@@ -175,7 +180,9 @@ export async function launchSpt(options: SptRunOptions, onTrace?: (trace: SptBoo
     for (const name of manifest.net) {
       const attachment = options.nets.get(name);
       if (attachment === undefined) continue;
-      const tap = openTap(attachment.ifname);
+      // The user-mode link's end is passed like a TAP fd (same read/write rules in the allowlist);
+      // its gateway process stays the launcher's child, outside the appliance's namespaces.
+      const tap = attachment.kind === "tap" ? openTap(attachment.ifname) : adoptTap(startGateway(loadNative(), name, attachment.publish).fd, "", USER_LINK_MTU);
       devices.taps.push(tap);
       const tapFd = nextFd();
       childFds.push(tap.fd);
@@ -187,7 +194,7 @@ export async function launchSpt(options: SptRunOptions, onTrace?: (trace: SptBoo
         pcap = { path: pcapPath, fd: nextFd() };
         childFds.push(fd);
       }
-      nets.push({ name, ifname: attachment.ifname, fd: tapFd, mtu: tap.mtu, mac: [...randomMac()], pcap });
+      nets.push({ name, ifname: attachment.kind === "tap" ? attachment.ifname : "", fd: tapFd, mtu: tap.mtu, mac: [...randomMac()], pcap });
     }
     for (const name of manifest.block) {
       const path = options.blocks.get(name);

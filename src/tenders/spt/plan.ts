@@ -22,6 +22,7 @@ export const APPLIANCE_GID = 65534;
 
 export interface PlannedNet {
   readonly name: string;
+  /** The TAP's interface name; "" (no interface has it) for the user-mode link's socket. */
   readonly ifname: string;
   readonly fd: number;
   readonly mtu: number;
