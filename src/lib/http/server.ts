@@ -16,6 +16,7 @@ import { base } from "../runtime/base.ts";
 import { scheduler } from "../runtime/boot.ts";
 import { registerCounters } from "../runtime/counters.ts";
 import { isUint8Array } from "../web/body.ts";
+import { Ipv4Address } from "../wire/address.ts";
 import { Headers } from "../web/headers.ts";
 import { Request } from "../web/request.ts";
 import { Response, responseBody } from "../web/response.ts";
@@ -36,7 +37,10 @@ export interface ByteFlow {
   close(): Promise<void>;
   /** Reset. */
   abort(): void;
-  /** For the access log, when the flow knows it. */
+  /**
+   * For the access log, when the flow knows it: text, or an Ipv4Address (a TCP flow's, a 32-bit
+   * number), which is shown as a dotted quad.
+   */
   readonly remoteAddress?: { toString(): string } | undefined;
   readonly remotePort?: number | undefined;
 }
@@ -108,6 +112,13 @@ class Signal {
     this.release = undefined;
     release?.();
   }
+}
+
+/** A flow's remote address as text: a TCP flow's Ipv4Address is a number, which String() would show as "3323068417". */
+function addressText(address: ByteFlow["remoteAddress"]): string | undefined {
+  if (address === undefined) return undefined;
+  if (typeof address === "number" && Number.isInteger(address) && address >= 0 && address <= 0xffff_ffff) return Ipv4Address.format(address as Ipv4Address);
+  return String(address);
 }
 
 function describe(error: unknown): string {
@@ -274,6 +285,28 @@ async function sendResponse(exchange: Exchange, response: Response, options: Res
   }
   // Take the reader first: a stream that cannot be read fails here, while a 500 can still be sent.
   const reader = stream?.getReader();
+  // RFC 9110 §10.1.1: a client that sent `Expect: 100-continue` holds its body back until a 100 or
+  // a final status. A handler that streams the request body into its response (an echo, a
+  // transform) returns before reading it; sending the head now would rule out the 100 it needs,
+  // and the client would wait for its own timeout (curl: 1 s). So take such a stream's first
+  // chunk before the head: reading the request body sends the 100.
+  let first: { readonly done: boolean; readonly value?: Uint8Array | undefined } | undefined;
+  if (reader !== undefined && exchange.request.expectContinue) {
+    try {
+      first = await reader.read();
+    } catch (error) {
+      if (exchange.cancelled) return;
+      options.stats.handlerErrors++;
+      options.logger.error(`response body for "${exchange.request.requestLine}" failed: ${describe(error)}`);
+      exchange.discardBody();
+      await sendResponse(exchange, plainResponse(500, "Internal Server Error"), options);
+      return;
+    }
+    if (exchange.cancelled) {
+      reader.cancel().catch(() => undefined);
+      return;
+    }
+  }
   exchange.respond({ status: response.status, reason: response.statusText === "" ? undefined : response.statusText, headers: [...response.headers], contentLength });
   if (reader === undefined || !exchange.bodyAllowed) {
     if (bytes !== undefined) exchange.write(bytes);
@@ -291,7 +324,8 @@ async function sendResponse(exchange: Exchange, response: Response, options: Res
         await new Promise<void>((resolve) => exchange.onWritable(resolve));
         continue;
       }
-      const { done, value } = await reader.read();
+      const { done, value } = first ?? (await reader.read());
+      first = undefined;
       if (done) break;
       if (!isUint8Array(value)) throw new TypeError("a response body stream produced a chunk that is not a Uint8Array");
       exchange.write(value);
@@ -371,7 +405,7 @@ function startSession(flow: ByteFlow, handler: FetchHandler, options: ServeOptio
     onError: options.onError,
     stats,
   };
-  const remoteAddress = flow.remoteAddress === undefined ? undefined : String(flow.remoteAddress);
+  const remoteAddress = addressText(flow.remoteAddress);
   const connectionInfo: ConnectionInfo = { remoteAddress, remotePort: flow.remotePort };
   const accessLog = options.accessLog ?? true;
   const outputReady = new Signal();

@@ -1,0 +1,302 @@
+/**
+ * `npm run bench:http [-- --seconds S] [--reps N] [--connections C]`: requests per second and p99
+ * latency of a 612-byte page over keep-alive connections, Atoll's HTTP server beside nginx and
+ * Node's `http`, in the same run, each server pinned to one core.
+ *
+ * - Atoll: examples/website copied into a temporary directory with public/ holding only the
+ *   612-byte index.html, built, and run on the node tender (`--log warn`: no access log) under
+ *   `taskset -c 1`, in a private namespace (atoll-bench-http-a-<pid>) on tap0: Linux at
+ *   198.18.0.1/24, the appliance at 198.18.0.2:80.
+ * - The peers: two namespaces (atoll-bench-http-lc-<pid>, atoll-bench-http-ls-<pid>) joined by a
+ *   veth pair, 198.18.1.1/24 and 198.18.1.2/24. In the server namespace, under `taskset -c 1`:
+ *   Debian's nginx with a minimal nginx.conf written into the temporary directory (`daemon off;
+ *   worker_processes 1;`, access log off, the same file as its root's index.html) on port 80, and
+ *   a Node `http` server answering every GET with the same bytes on port 8080.
+ * - The client: `taskset -c 0 wrk -t 1 -c C -d S --latency` from the namespace on Linux's side of
+ *   each link (keep-alive, as wrk always does). Each server gets a short warm-up first.
+ *
+ * Each repetition measures the three one after the other, rotating which goes first; the table
+ * shows medians over the repetitions (ratios are of the medians' requests per second). Needs root,
+ * /dev/net/tun, wrk, nginx, curl and taskset. The namespaces and every process in them go away at
+ * the end, on errors and on Ctrl-C. Timings are what this machine did on this run: report them,
+ * do not assert them.
+ */
+import { spawnSync } from "node:child_process";
+import { chmodSync, cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, loadavg, release, tmpdir } from "node:os";
+import { join } from "node:path";
+import { ATOLL, ROOT } from "../test/helpers/cli.ts";
+import { Netns } from "../test/helpers/netns.ts";
+import { parseWrk, type WrkResult } from "../test/http-linux/fixtures/site.ts";
+import { APPLIANCE_ADDRESS, APPLIANCE_CIDR, HOST_CIDR, buildAppliance, skipReason, tryExec, waitFor, waitForPing } from "../test/net/linux/fixtures/lab.ts";
+
+const USAGE = `Usage: npm run bench:http [-- [--seconds S] [--reps N] [--connections C]]
+
+  --seconds S       seconds of each wrk run (default 5)
+  --reps N          repetitions; the table shows medians (default 3)
+  --connections C   wrk connections, all keep-alive, one wrk thread (default 50)
+`;
+
+interface Options {
+  seconds: number;
+  reps: number;
+  connections: number;
+}
+
+function parseOptions(argv: readonly string[]): Options {
+  const options: Options = { seconds: 5, reps: 3, connections: 50 };
+  const limits: Record<keyof Options, [number, number]> = { seconds: [1, 600], reps: [1, 100], connections: [1, 10_000] };
+  for (let index = 0; index < argv.length; index++) {
+    const arg = argv[index] ?? "";
+    if (arg === "-h" || arg === "--help") {
+      process.stdout.write(USAGE);
+      process.exit(0);
+    }
+    const [flag, inline] = arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [arg, undefined];
+    const name = flag.replace(/^--/, "") as keyof Options;
+    if (!flag.startsWith("--") || !(name in options)) fail(`unknown argument ${JSON.stringify(arg)}\n\n${USAGE}`);
+    const text = inline ?? argv[++index];
+    const value = Number(text);
+    const [min, max] = limits[name];
+    if (text === undefined || !Number.isInteger(value) || value < min || value > max) fail(`${flag} takes a whole number from ${min} to ${max}, not ${JSON.stringify(text)}`);
+    options[name] = value;
+  }
+  return options;
+}
+
+function fail(message: string): never {
+  process.stderr.write(`bench:http: ${message}\n`);
+  process.exit(2);
+}
+
+// ---- the page -------------------------------------------------------------------------------------------
+
+const PAGE_BYTES = 612;
+
+/** A 612-byte HTML page (the size of nginx's welcome page), padded with a comment to the byte. */
+function page(): Buffer {
+  const head = "<!DOCTYPE html>\n<html>\n<head>\n<title>Welcome</title>\n<style>\n  body { width: 35em; margin: 0 auto; font-family: Tahoma, Verdana, Arial, sans-serif; }\n</style>\n</head>\n<body>\n<h1>Welcome</h1>\n<p>If you see this page, the web server is working. This page is the same bytes for every server in bench:http.</p>\n";
+  const tail = "</body>\n</html>\n";
+  const padding = PAGE_BYTES - Buffer.byteLength(head) - Buffer.byteLength(tail) - "<!--  -->\n".length;
+  if (padding < 0) throw new Error("the page's text is longer than 612 bytes");
+  const bytes = Buffer.from(`${head}<!-- ${"x".repeat(padding)} -->\n${tail}`);
+  if (bytes.length !== PAGE_BYTES) throw new Error(`the page is ${bytes.length} bytes`);
+  return bytes;
+}
+
+// ---- the setups ------------------------------------------------------------------------------------------
+
+const LINUX_CLIENT = "198.18.1.1";
+const LINUX_SERVER = "198.18.1.2";
+const NODE_PORT = 8080;
+const SERVER_CORE = "1";
+const CLIENT_CORE = "0";
+
+const namespaces: Netns[] = [];
+const servers: ReturnType<Netns["spawn"]>[] = [];
+let workDir = "";
+
+function cleanup(): void {
+  for (const server of servers.splice(0)) {
+    try {
+      if (server.pid !== undefined) process.kill(server.pid, "SIGKILL");
+    } catch {
+      // Already gone.
+    }
+  }
+  // Netns.destroy kills whatever still runs in each namespace (nginx's worker, the tender) by PID.
+  for (const ns of namespaces.splice(0)) ns.destroy();
+  if (workDir !== "") rmSync(workDir, { recursive: true, force: true });
+  workDir = "";
+}
+
+process.on("exit", cleanup);
+for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+  process.on(signal, () => {
+    process.stderr.write(`bench:http: ${signal}, cleaning up\n`);
+    cleanup();
+    process.exit(signal === "SIGINT" ? 130 : signal === "SIGTERM" ? 143 : 129);
+  });
+}
+
+interface Server {
+  readonly name: string;
+  /** Where wrk and curl run. */
+  readonly client: Netns;
+  readonly url: string;
+}
+
+function started(ns: Netns, args: readonly string[]): ReturnType<Netns["spawn"]> {
+  const child = ns.spawn(args);
+  servers.push(child);
+  return child;
+}
+
+async function setUpAtoll(body: Buffer): Promise<Server> {
+  const appDir = join(workDir, "website");
+  cpSync(join(ROOT, "examples", "website"), appDir, { recursive: true, filter: (path) => !/[/\\](dist|node_modules)([/\\]|$)/.test(path) });
+  rmSync(join(appDir, "public"), { recursive: true, force: true });
+  mkdirSync(join(appDir, "public"));
+  writeFileSync(join(appDir, "public", "index.html"), body);
+  const image = buildAppliance(appDir, join(workDir, "dist"));
+  const ns = new Netns(`atoll-bench-http-a-${process.pid}`);
+  namespaces.push(ns);
+  ns.addTap("tap0", HOST_CIDR);
+  const appliance = started(ns, ["taskset", "-c", SERVER_CORE, process.execPath, ATOLL, "run", image, "--net", "service=tap:tap0", "--ipv4", `service=${APPLIANCE_CIDR}`, "--log", "warn"]);
+  await waitForPing(ns, APPLIANCE_ADDRESS);
+  if (appliance.exitCode !== null) throw new Error(`the appliance exited: ${appliance.output()}`);
+  return { name: "Atoll (node tender, TAP)", client: ns, url: `http://${APPLIANCE_ADDRESS}/` };
+}
+
+async function setUpPeers(body: Buffer): Promise<Server[]> {
+  const client = new Netns(`atoll-bench-http-lc-${process.pid}`);
+  namespaces.push(client);
+  const server = new Netns(`atoll-bench-http-ls-${process.pid}`);
+  namespaces.push(server);
+  // The pair is made in the client's namespace with its peer in the server's: the host's own
+  // namespace never sees either end.
+  client.exec(["ip", "link", "add", "veth0", "type", "veth", "peer", "name", "veth1", "netns", server.name]);
+  client.exec(["ip", "addr", "add", `${LINUX_CLIENT}/24`, "dev", "veth0"]);
+  client.exec(["ip", "link", "set", "veth0", "up"]);
+  server.exec(["ip", "addr", "add", `${LINUX_SERVER}/24`, "dev", "veth1"]);
+  server.exec(["ip", "link", "set", "veth1", "up"]);
+
+  // nginx: one worker, the page as its root's index.html, no access log.
+  const nginxDir = join(workDir, "nginx");
+  mkdirSync(join(nginxDir, "root"), { recursive: true });
+  mkdirSync(join(nginxDir, "temp"), { recursive: true });
+  writeFileSync(join(nginxDir, "root", "index.html"), body);
+  writeFileSync(
+    join(nginxDir, "nginx.conf"),
+    `daemon off;
+worker_processes 1;
+pid ${nginxDir}/nginx.pid;
+error_log ${nginxDir}/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  default_type text/html;
+  sendfile on;
+  keepalive_requests 1000000;
+  client_body_temp_path ${nginxDir}/temp;
+  server {
+    listen ${LINUX_SERVER}:80;
+    root ${nginxDir}/root;
+    index index.html;
+  }
+}
+`,
+  );
+  // nginx's worker runs as nobody: it must be able to read the page.
+  for (const dir of [workDir, nginxDir, join(nginxDir, "root")]) chmodSync(dir, 0o755);
+  const nginx = started(server, ["taskset", "-c", SERVER_CORE, "nginx", "-c", join(nginxDir, "nginx.conf"), "-p", nginxDir, "-e", join(nginxDir, "error.log")]);
+
+  // Node's http: the same bytes for every GET, keep-alive (Node's default).
+  const nodeServer = join(workDir, "node-server.mjs");
+  writeFileSync(
+    nodeServer,
+    `import { createServer } from "node:http";
+import { readFileSync } from "node:fs";
+const body = readFileSync(${JSON.stringify(join(nginxDir, "root", "index.html"))});
+createServer((request, response) => {
+  response.writeHead(200, { "content-type": "text/html", "content-length": body.length });
+  response.end(request.method === "HEAD" ? undefined : body);
+}).listen(${NODE_PORT}, ${JSON.stringify(LINUX_SERVER)}, () => console.log("ready"));
+`,
+  );
+  const node = started(server, ["taskset", "-c", SERVER_CORE, process.execPath, nodeServer]);
+  await waitFor("the Node server", () => node.output().includes("ready") || node.exitCode !== null, 10_000);
+  if (node.exitCode !== null) throw new Error(`the Node server exited: ${node.output()}`);
+  await waitForPing(client, LINUX_SERVER);
+  await waitFor("nginx", () => tryExec(client, ["curl", "-s", "-o", "/dev/null", `http://${LINUX_SERVER}/`], 5000).status === 0 || nginx.exitCode !== null, 10_000);
+  if (nginx.exitCode !== null) throw new Error(`nginx exited: ${nginx.output()}`);
+  return [
+    { name: "nginx 1 worker (veth)", client, url: `http://${LINUX_SERVER}/` },
+    { name: "Node http (veth)", client, url: `http://${LINUX_SERVER}:${NODE_PORT}/` },
+  ];
+}
+
+// ---- measurements ------------------------------------------------------------------------------------------
+
+function checkPage(server: Server, body: Buffer): void {
+  const { status, output } = tryExec(server.client, ["curl", "-sS", "--max-time", "5", "-w", "\\n%{http_code}", server.url], 10_000);
+  const expected = `${body.toString()}\n200`;
+  if (status !== 0 || output !== expected) throw new Error(`${server.name} did not answer the page (curl exit ${status}):\n${output.slice(0, 300)}`);
+}
+
+function wrk(server: Server, seconds: number, connections: number): WrkResult {
+  const { status, output } = tryExec(
+    server.client,
+    ["taskset", "-c", CLIENT_CORE, "wrk", "-t", "1", "-c", String(connections), "-d", `${seconds}s`, "--latency", server.url],
+    (seconds + 60) * 1000,
+  );
+  if (status !== 0) throw new Error(`${server.name}: wrk failed (${status}):\n${output}`);
+  return parseWrk(output);
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? (sorted[middle] as number) : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
+}
+
+// ---- main ----------------------------------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  const options = parseOptions(process.argv.slice(2));
+  const missing = skipReason("wrk", "nginx", "curl", "taskset", "ping");
+  if (missing !== false) fail(`cannot run: ${missing}`);
+  if (cpus().length < 2) fail("needs two cores (the server on core 1, wrk on core 0)");
+  workDir = mkdtempSync(join(tmpdir(), "atoll-bench-http-"));
+  const body = page();
+  const nginxVersion = spawnSync("nginx", ["-v"], { encoding: "utf8" }).stderr.trim();
+  process.stdout.write(
+    `bench:http: ${options.reps} repetitions of wrk -t 1 -c ${options.connections} -d ${options.seconds}s (keep-alive) per server, GET of a ${PAGE_BYTES}-byte page\n` +
+      `machine: ${cpus().length} × ${cpus()[0]?.model.trim() ?? "cpu"}, Linux ${release()}, node ${process.version}, ${nginxVersion}, load average ${loadavg().map((load) => load.toFixed(2)).join(" ")}\n` +
+      `servers on core ${SERVER_CORE} (taskset), wrk on core ${CLIENT_CORE}; Atoll over a TAP, the peers over a veth pair\n\n`,
+  );
+  const atoll = await setUpAtoll(body);
+  const [nginx, node] = await setUpPeers(body);
+  if (nginx === undefined || node === undefined) throw new Error("peers missing");
+  const all = [atoll, nginx, node];
+  for (const server of all) {
+    checkPage(server, body);
+    wrk(server, 2, options.connections); // warm-up: JIT, caches, ARP
+  }
+
+  const samples = new Map<Server, WrkResult[]>(all.map((server) => [server, []]));
+  for (let rep = 0; rep < options.reps; rep++) {
+    const order = all.map((_, index) => all[(index + rep) % all.length] as Server);
+    for (const server of order) {
+      const result = wrk(server, options.seconds, options.connections);
+      const errors = Object.values(result.socketErrors).reduce((sum, count) => sum + count, 0);
+      if (errors > 0 || result.non2xx > 0) process.stdout.write(`  warning: ${server.name}: ${errors} socket errors, ${result.non2xx} non-2xx answers\n`);
+      samples.get(server)?.push(result);
+    }
+    process.stdout.write(`rep ${rep + 1}/${options.reps}: ${all.map((server) => `${server.name} ${Math.round(samples.get(server)?.at(-1)?.requestsPerSecond ?? 0)} req/s`).join(", ")}\n`);
+  }
+
+  const rps = (server: Server): number => median((samples.get(server) ?? []).map((result) => result.requestsPerSecond));
+  const p99 = (server: Server): number => median((samples.get(server) ?? []).map((result) => result.p99Ms ?? NaN));
+  const table = [["server", "req/s", "p99 ms", "ratio to nginx", "ratio to node"]];
+  for (const server of all) {
+    table.push([server.name, Math.round(rps(server)).toLocaleString("en"), p99(server).toFixed(2), `${(rps(server) / rps(nginx)).toFixed(2)}×`, `${(rps(server) / rps(node)).toFixed(2)}×`]);
+  }
+  const widths = table[0]?.map((_, index) => Math.max(...table.map((row) => (row[index] ?? "").length))) ?? [];
+  const line = (row: string[]): string => `| ${row.map((cell, index) => (index === 0 ? cell.padEnd(widths[index] ?? 0) : cell.padStart(widths[index] ?? 0))).join(" | ")} |`;
+  process.stdout.write(`\nmedians over ${options.reps} repetitions of ${options.seconds} s (ratios: requests per second)\n`);
+  process.stdout.write(`${line(table[0] ?? [])}\n|${widths.map((width, index) => (index === 0 ? "-".repeat(width + 2) : `${"-".repeat(width + 1)}:`)).join("|")}|\n`);
+  for (const row of table.slice(1)) process.stdout.write(`${line(row)}\n`);
+}
+
+main().then(
+  () => {
+    cleanup();
+    process.exit(0);
+  },
+  (error: unknown) => {
+    process.stderr.write(`bench:http: ${error instanceof Error ? error.message : String(error)}\n`);
+    cleanup();
+    process.exit(1);
+  },
+);
