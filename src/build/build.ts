@@ -200,6 +200,9 @@ export async function buildAppliance(appDirInput: string, options: BuildOptions 
       // Paths in comments and the source map are then relative to the appliance, not to where atoll ran.
       absWorkingDir: appDir,
       alias: libraryAlias(),
+      // Packages atoll itself carries (web-streams-polyfill, hono for its template) resolve for
+      // every appliance, after the appliance's own node_modules.
+      nodePaths: [join(packageRoot(), "node_modules")],
       plugins: [noHostModules],
     });
     const js = result.outputFiles.find((file) => file.path.endsWith(".js"));
