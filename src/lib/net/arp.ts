@@ -15,6 +15,14 @@
  * the latest one): when a destination's queue is full its oldest packet goes, when the total is
  * reached the new one does. A resolution that gets no answer after `requestAttempts` requests drops
  * its packets and reports each as unreachable, so that the IP layer can tell the transport.
+ *
+ * Negative advice (RFC 1122 §3.3.1.4 and §2.3.2.1; TCP gives it after R1 retransmissions,
+ * §4.2.3.5): `adviseUnreachable` re-validates a cached neighbour that a transport suspects. The
+ * entry stays in use while requests go out `requestIntervalMs` apart, at most `requestAttempts`:
+ * the first unicast to the cached MAC (the "unicast poll"), the others broadcast, so that a
+ * neighbour whose MAC changed answers too. Any ARP packet from the neighbour ends it; no answer
+ * removes the entry, so that the next send resolves afresh and, if that fails as well, the
+ * transport hears "host unreachable".
  */
 import { Ipv4Address, MacAddress } from "../wire/address.ts";
 import { ARP_PACKET_LENGTH, ArpRepr } from "../wire/arp.ts";
@@ -95,6 +103,9 @@ export type ArpCounters = {
   unresolvedDrops: number;
   /** Entries evicted to make room. */
   cacheEvictions: number;
+  /** Re-validations started by negative advice, and entries they removed for want of an answer. */
+  revalidations: number;
+  revalidationFailures: number;
   /** Gauges: entries cached, resolutions running and packets queued now. */
   cacheEntries: number;
   pendingResolutions: number;
@@ -129,6 +140,15 @@ interface Resolution<Packet> {
   timer: TimerHandle;
 }
 
+/** A cached neighbour being re-validated after negative advice. */
+interface Revalidation {
+  attempts: number;
+  timer: TimerHandle;
+}
+
+/** A placeholder until the first timer of a re-validation is set. */
+const NO_TIMER: TimerHandle = { cancel() {} };
+
 export class ArpLayer<Packet extends ArpQueuedPacket> {
   readonly counters: ArpCounters = {
     rxPackets: 0,
@@ -147,6 +167,8 @@ export class ArpLayer<Packet extends ArpQueuedPacket> {
     queueOverflow: 0,
     unresolvedDrops: 0,
     cacheEvictions: 0,
+    revalidations: 0,
+    revalidationFailures: 0,
     cacheEntries: 0,
     pendingResolutions: 0,
     queuedPackets: 0,
@@ -154,6 +176,7 @@ export class ArpLayer<Packet extends ArpQueuedPacket> {
   readonly limits: Readonly<ArpLimits>;
   private readonly cache = new Map<Ipv4Address, CacheEntry>();
   private readonly resolutions = new Map<Ipv4Address, Resolution<Packet>>();
+  private readonly revalidations = new Map<Ipv4Address, Revalidation>();
   private queuedBytes = 0;
   private address: Ipv4Address | undefined;
   private announcementTimer: TimerHandle | undefined;
@@ -181,6 +204,7 @@ export class ArpLayer<Packet extends ArpQueuedPacket> {
     this.announcementTimer?.cancel();
     this.announcementTimer = undefined;
     this.lastDefendedAt = -Infinity;
+    this.cancelRevalidations();
     if (address === undefined) {
       for (const nextHop of [...this.resolutions.keys()]) this.fail(nextHop);
       return;
@@ -212,6 +236,23 @@ export class ArpLayer<Packet extends ArpQueuedPacket> {
       this.sendRequest(address, nextHop, entry.mac);
     }
     return entry.mac;
+  }
+
+  /**
+   * Negative advice (see the module comment): packets to `nextHop` seem not to get through, so
+   * re-validate its cache entry. Returns whether a re-validation started: not when nothing is
+   * cached for it (the next send resolves it anyway), no address is configured, or one runs already.
+   */
+  adviseUnreachable(nextHop: Ipv4Address): boolean {
+    const entry = this.cache.get(nextHop);
+    const address = this.address;
+    if (entry === undefined || address === undefined || this.revalidations.has(nextHop)) return false;
+    this.counters.revalidations++;
+    this.log.debug(() => `re-validating ${Ipv4Address.format(nextHop)} (negative advice)`);
+    const revalidation: Revalidation = { attempts: 0, timer: NO_TIMER };
+    this.revalidations.set(nextHop, revalidation);
+    this.revalidate(nextHop, revalidation, entry.mac);
+    return true;
   }
 
   /** The cached MAC for `address` without any side effect (for tests and diagnostics). */
@@ -315,6 +356,7 @@ export class ArpLayer<Packet extends ArpQueuedPacket> {
   close(): void {
     this.announcementTimer?.cancel();
     this.announcementTimer = undefined;
+    this.cancelRevalidations();
     for (const resolution of this.resolutions.values()) resolution.timer.cancel();
     this.resolutions.clear();
     this.cache.clear();
@@ -346,10 +388,39 @@ export class ArpLayer<Packet extends ArpQueuedPacket> {
       cache.set(address, { mac, confirmedAt: now, lastRefreshAt: -Infinity });
     }
     this.counters.cacheEntries = cache.size;
+    const revalidation = this.revalidations.get(address);
+    if (revalidation !== undefined) {
+      revalidation.timer.cancel();
+      this.revalidations.delete(address);
+    }
     const resolution = this.resolutions.get(address);
     if (resolution === undefined) return;
     this.finish(address, resolution);
     for (const packet of resolution.packets) this.options.transmit(packet, mac);
+  }
+
+  /** One re-validation request, then its timer: another request, or the end of the entry. */
+  private revalidate(nextHop: Ipv4Address, revalidation: Revalidation, cachedMac: MacAddress): void {
+    const address = this.address;
+    if (address === undefined) return;
+    revalidation.attempts++;
+    this.sendRequest(address, nextHop, revalidation.attempts === 1 ? cachedMac : MacAddress.BROADCAST);
+    revalidation.timer = this.timers.at(this.timers.now() + this.limits.requestIntervalMs, () => {
+      if (this.revalidations.get(nextHop) !== revalidation) return;
+      if (revalidation.attempts < this.limits.requestAttempts) {
+        this.revalidate(nextHop, revalidation, cachedMac);
+        return;
+      }
+      this.revalidations.delete(nextHop);
+      this.counters.revalidationFailures++;
+      if (this.cache.delete(nextHop)) this.counters.cacheEntries = this.cache.size;
+      this.log.debug(() => `no answer from ${Ipv4Address.format(nextHop)} to re-validation; forgotten`);
+    });
+  }
+
+  private cancelRevalidations(): void {
+    for (const revalidation of this.revalidations.values()) revalidation.timer.cancel();
+    this.revalidations.clear();
   }
 
   private scheduleRetry(nextHop: Ipv4Address): TimerHandle {

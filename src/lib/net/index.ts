@@ -8,6 +8,13 @@
  * `createStack` builds one over any Link and Timers (tests use testing/virtual-link.ts);
  * `openStack` builds one over an appliance's net device, configured statically from the boot
  * parameter `net.<device>.ipv4` (`atoll run --ipv4`) or else by DHCP.
+ *
+ * TCP is attached to a stack from "atoll/net/tcp" (kept apart, so that an appliance without TCP
+ * does not bundle it); it runs on the stack's clock, entropy and logs (see examples/echo):
+ *
+ *   import { attachTcp } from "atoll/net/tcp";
+ *   const tcp = attachTcp(stack, { countersName: "net.service.tcp" });
+ *   tcp.listen(7, (flow) => ...);                        // or: await tcp.connect(address, port)
  */
 import * as logs from "../logs/index.ts";
 import { Ipv4Address } from "../wire/address.ts";

@@ -35,7 +35,7 @@ export type NetErrorCode =
   | "network-unreachable"
   /** ICMP protocol unreachable (ENOPROTOOPT). */
   | "protocol-unreachable"
-  /** ICMP port unreachable: nobody listens there (ECONNREFUSED). */
+  /** ICMP port unreachable: nobody listens there (a UDP socket's ECONNREFUSED). */
   | "port-unreachable"
   /** ICMP communication administratively prohibited (RFC 1812 §5.2.7.1). */
   | "prohibited"
@@ -45,6 +45,10 @@ export type NetErrorCode =
   | "parameter-problem"
   /** The port is bound already (EADDRINUSE). */
   | "address-in-use"
+  /** The peer refused the connection: a TCP RST in answer to our SYN (ECONNREFUSED). */
+  | "connection-refused"
+  /** The peer reset the connection: a TCP RST on an established connection (ECONNRESET). */
+  | "connection-reset"
   /** The socket is closed. */
   | "closed"
   /** No answer in time (a ping). */
@@ -436,6 +440,18 @@ export class Ipv4Layer {
   /** Sends a datagram that waited for ARP (the ARP layer calls this). */
   transmitQueued(datagram: QueuedDatagram, mac: MacAddress): void {
     this.transmit(datagram.header, datagram.payload, mac);
+  }
+
+  /**
+   * Negative advice from a transport (RFC 1122 §3.3.1.4; TCP gives it after R1 retransmissions,
+   * §4.2.3.5): datagrams to `dst` seem not to arrive. ARP re-validates the next hop (the
+   * destination on-link, else the gateway; see ArpLayer.adviseUnreachable). Returns whether a
+   * re-validation started.
+   */
+  adviseUnreachable(dst: Ipv4Address): boolean {
+    const route = this.route(dst);
+    if (route === "no-route" || route.kind !== "unicast") return false;
+    return this.arp.adviseUnreachable(route.nextHop);
   }
 
   /** Reports a datagram that waited for ARP in vain to its protocol, as host unreachable. */

@@ -139,12 +139,20 @@ export class Stack {
   readonly ipv4: Ipv4Layer;
   readonly icmp: IcmpLayer;
   readonly udp: UdpLayer;
+  /**
+   * The stack's clock, entropy and logger factory, for protocols attached from outside (TCP's
+   * `attachTcp` takes them from here), so that they run on the same clock as the layers below.
+   */
+  readonly timers: Timers;
+  readonly random: RandomSource;
+  readonly log: NetLogFactory;
   private closed = false;
-  private readonly log: NetLogFactory;
 
   constructor(options: StackOptions) {
     const log = options.log ?? source;
     this.log = log;
+    this.timers = options.timers;
+    this.random = options.random;
     const limits = options.limits ?? {};
     // The layers call one another through closures, so construction order does not matter to
     // them; frames only start flowing once `link.onFrame` is set, at the end.

@@ -65,8 +65,10 @@ test("Linux TCP and UDP clients against the echo appliance; the capture is clean
   appliance.kill("SIGTERM");
   assert.equal(await appliance.exited, 143, appliance.output());
   // Payloads are random bytes: decode them as data, or tshark's heuristic dissectors (Thrift, ...)
-  // misread them and report their own "errors" about what is not their protocol.
-  const problems = run("tshark", ["-r", pcap, "-d", "tcp.port==7,data", "-d", "tcp.port==9,data", "-o", "tcp.check_checksum:TRUE", "-Y", "_ws.malformed || tcp.checksum.status == 0 || _ws.expert.severity >= error"]).trim();
+  // misread them and report their own "errors" about what is not their protocol. Only the
+  // appliance's segments are judged: Linux now and then sends a checksum of 0xFFFF (the same
+  // value as 0 in ones' complement), which tshark flags.
+  const problems = run("tshark", ["-r", pcap, "-d", "tcp.port==7,data", "-d", "tcp.port==9,data", "-o", "tcp.check_checksum:TRUE", "-Y", "ip.src == 198.18.0.2 && (_ws.malformed || tcp.checksum.status == 0 || _ws.expert.severity >= error)"]).trim();
   assert.equal(problems, "", "malformed packets or bad checksums in the capture");
   const handshakes = run("tshark", ["-r", pcap, "-Y", "tcp.flags.syn == 1 && tcp.flags.ack == 1 && tcp.options.sack_perm && tcp.options.wscale.shift && tcp.options.timestamp.tsval", "-T", "fields", "-e", "tcp.srcport"]).trim().split("\n");
   assert.equal(handshakes.length, 3, "every SYN-ACK offered SACK, window scaling and timestamps");

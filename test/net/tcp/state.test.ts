@@ -86,7 +86,7 @@ describe("tcp opening", () => {
   it("a SYN to a closed port gets RST+ACK and connect rejects as refused (RFC 9293 §3.10.7.1)", async () => {
     const { net, a, b } = pair();
     const sniffed = net.sniff();
-    await assert.rejects(net.drive(b.tcp.connect(a.address, 81)), (error: unknown) => error instanceof TcpError && error.reason === "refused" && error.code === "port-unreachable");
+    await assert.rejects(net.drive(b.tcp.connect(a.address, 81)), (error: unknown) => error instanceof TcpError && error.reason === "refused" && error.code === "connection-refused");
     const syn = sniffed.find((segment) => segment.from === "port2");
     const reset = sniffed.find((segment) => segment.from === "port1");
     assert.ok(syn !== undefined && reset !== undefined);
@@ -205,7 +205,7 @@ describe("tcp closing", () => {
     await net.advance(100);
     await net.drive(client.close());
     const error = await net.drive(server.closed);
-    assert.ok(error instanceof TcpError && error.reason === "reset");
+    assert.ok(error instanceof TcpError && error.reason === "reset" && error.code === "connection-reset", String(error));
     await assert.rejects(server.read(), TcpError);
     await assert.rejects(server.write(new Uint8Array(1)), TcpError);
   });
@@ -352,10 +352,15 @@ describe("tcp failures", () => {
     const start = net.clock.now();
     await net.drive(client.write(patternBytes(10_000, 7)));
     const error = await net.drive(client.closed);
-    assert.ok(error instanceof TcpError && error.reason === "timeout" && error.code === "timeout", String(error));
+    // The link is dead both ways, ARP included: the timeout after the third retransmission gave
+    // negative advice (RFC 1122 §4.2.3.5), ARP's re-validation got no answer, the next
+    // resolution failed too, and that soft error is the timeout's cause (as Linux's EHOSTUNREACH).
+    assert.ok(error instanceof TcpError && error.reason === "timeout" && error.code === "host-unreachable", String(error));
     // 200 ms minimum RTO, doubled five times: 0.2 + 0.4 + 0.8 + 1.6 + 3.2 + 6.4 s.
     assert.equal(net.clock.now() - start, 12_600);
     assert.equal(client.counters.timeouts, 5);
+    const arp = b.stack.counters().arp;
+    assert.deepEqual([arp.revalidations, arp.revalidationFailures, arp.resolutionFailures], [1, 1, 1]);
     await assert.rejects(client.write(new Uint8Array(1)), TcpError);
     await assert.rejects(client.read(), TcpError);
   });

@@ -29,7 +29,9 @@
  * again; only TCP Fast Open would need it); the urgent pointer is ignored and urgent data is
  * delivered inline (RFC 6093 §5); after a retransmission timeout the SACK scoreboard is cleared
  * (RFC 2018 §8's "MUST ignore prior SACK information"), and SACKed data is skipped again as new
- * SACKs arrive; ECN is not negotiated.
+ * SACKs arrive; an ACK that SACKs new data counts as a duplicate ACK even when it carries data or
+ * a new window (RFC 5681 §2 excludes those; Linux counts SACKed segments alike), so that a peer
+ * sending too does not leave every loss to the timer; ECN is not negotiated.
  */
 import type { Ipv4Address } from "../../wire/address.ts";
 import { TcpFlag, TcpOptions, TCP_HEADER_LENGTH, TCP_MAX_SACK_BLOCKS, TCP_MAX_WINDOW_SCALE, emitTcpHeader, type TcpHeaderFields } from "../../wire/tcp.ts";
@@ -73,6 +75,8 @@ export interface ConnectionHost {
   transmit(connection: TcpConnection, length: number): void;
   /** The connection reached CLOSED: remove it from the demultiplexing table. */
   release(connection: TcpConnection): void;
+  /** RFC 1122 §4.2.3.5: R1 retransmissions of one segment; ask the IP layer to re-validate the path. */
+  adviseUnreachable(connection: TcpConnection): void;
 }
 
 /** The listener a passively opened connection belongs to until its handshake ends. */
@@ -103,6 +107,11 @@ const MIN_PEER_MSS = 48;
 const MIN_PATH_MTU = 552;
 /** RFC 1191 §7 plateaus, for "fragmentation needed" without a next-hop MTU. */
 const MTU_PLATEAUS = [65535, 32000, 17914, 8166, 4352, 2002, 1492, 1006, 576, 296, 68];
+/**
+ * RFC 1122 §4.2.3.5: R1, the retransmissions of one segment after which each further timeout
+ * gives the IP layer negative advice (RFC 1122 §3.3.1.4); "at least 3", as Linux's tcp_retries1.
+ */
+const NEGATIVE_ADVICE_RETRANSMITS = 3;
 /** RFC 5681 §3.2: DupThresh. */
 const DUP_THRESH = 3;
 /** Bounds on out-of-order ranges we keep and SACKed ranges we track: beyond them new islands are dropped. */
@@ -480,6 +489,7 @@ export class TcpConnection {
     this.enter();
     const chunk = this.receiveBuffer.read(max);
     if (chunk !== undefined && this.isSynchronized() && !this.finReceived) this.considerWindowUpdate();
+    this.releaseDrainedReceiveBuffer();
     this.leave();
     return chunk;
   }
@@ -796,6 +806,15 @@ export class TcpConnection {
     }
   }
 
+  /**
+   * After the peer's FIN no data can come: once the application has read the last byte, the
+   * receive buffer's memory goes (a TIME-WAIT connection lasts a minute, and CLOSE-WAIT as long
+   * as the application likes).
+   */
+  private releaseDrainedReceiveBuffer(): void {
+    if (this.finReceived && this.receiveBuffer.readable === 0) this.receiveBuffer.dispose();
+  }
+
   private acceptFin(at: number): void {
     if (seqGt(at, this.rcvNxt)) {
       // Beyond a gap: it takes effect when the gap fills.
@@ -808,6 +827,7 @@ export class TcpConnection {
     this.finReceived = true;
     this.outOfOrder.clear();
     this.sackRecent.length = 0;
+    this.releaseDrainedReceiveBuffer();
     this.ackNow = true;
     this.events |= EVENT_READABLE;
     switch (this.state) {
@@ -843,15 +863,20 @@ export class TcpConnection {
     }
     const window = segment.window * 2 ** this.sndScale;
     const newlySacked = this.sackOn && segment.options.sackCount > 0 ? this.updateScoreboard(segment.options) : 0;
+    // RFC 6675 §4: IsLost follows the scoreboard, whatever else the ACK does (during recovery
+    // too, where NextSeg's rule (1) relies on it: a stale boundary sends new data past a hole
+    // that three SACKed segments already mark as lost, and the hole waits for the RTO).
+    if (newlySacked > 0) this.computeLostBoundary();
     if (seqGt(ack, this.sndUna)) {
       this.onNewAck(segment, ack);
     } else if (
       ack === this.sndUna &&
-      segment.dataLength === 0 &&
-      !segment.has(TcpFlag.Fin) &&
       seqLt(this.sndUna, this.sndMax) &&
-      this.sndWnd > 0 &&
-      (window === this.sndWnd || newlySacked > 0)
+      // RFC 5681's duplicate ACK carries no data and the same window. An ACK that SACKs new data
+      // is evidence of a hole whatever it carries (as for Linux, which counts SACKed segments):
+      // when the peer sends too (an echo, a pipelined protocol), nearly every ACK carries data,
+      // and without this its losses would wait for the retransmission timer.
+      (newlySacked > 0 || (segment.dataLength === 0 && !segment.has(TcpFlag.Fin) && this.sndWnd > 0 && window === this.sndWnd))
     ) {
       this.onDuplicateAck();
     }
@@ -955,8 +980,9 @@ export class TcpConnection {
     const length = this.segmentLengthAt(this.sndUna);
     if (this.sackOn) {
       this.recovery = "sack";
-      this.retransmitAt(this.sndUna, length);
-      this.highRxt = seqAdd(this.sndUna, length);
+      // HighRxt ends where the retransmission did: SACK blocks in it (when we also receive out
+      // of order) leave room for less than a segment, and the rest is still to be sent.
+      this.highRxt = seqAdd(this.sndUna, this.retransmitAt(this.sndUna, length));
       this.rescueRxt = this.highRxt;
     } else {
       this.recovery = "newreno";
@@ -1577,6 +1603,7 @@ export class TcpConnection {
       else this.fail("timeout", "connection timed out", false);
       return;
     }
+    if (this.synRetries >= NEGATIVE_ADVICE_RETRANSMITS) this.giveNegativeAdvice();
     this.synRetries++;
     this.synRetransmitted = true;
     this.backoff++;
@@ -1599,6 +1626,8 @@ export class TcpConnection {
       this.fail("timeout", `no acknowledgment after ${this.retransmitsInRow} retransmissions`, true);
       return;
     }
+    // A timeout after R1 retransmissions of this segment: re-validate the path (RFC 1122 §4.2.3.5).
+    if (this.retransmitsInRow >= NEGATIVE_ADVICE_RETRANSMITS) this.giveNegativeAdvice();
     this.retransmitsInRow++;
     this.flowCounters.timeouts++;
     this.host.counters.timeouts++;
@@ -1622,6 +1651,11 @@ export class TcpConnection {
       // Only the FIN is outstanding.
       this.sndNxt = seqAdd(this.sndUna, this.sendSegment(this.sndUna, 0, true));
     }
+  }
+
+  private giveNegativeAdvice(): void {
+    this.host.counters.negativeAdvice++;
+    this.host.adviseUnreachable(this);
   }
 
   /** RFC 9293 §3.8.6.1: probe a zero window, backing off; also the SWS override timeout. */
@@ -1952,6 +1986,7 @@ export class TcpConnection {
       rcvWnd: this.receiveWindow(),
       sendBuffered: this.sendBuffer.length,
       sendCapacity: this.sendBuffer.capacity,
+      bufferMemory: this.sendBuffer.allocated + this.receiveBuffer.allocated,
       bufferSeq: this.bufferSeq,
       receiveReadable: this.receiveBuffer.readable,
       receiveCapacity: this.receiveBuffer.capacity,
@@ -1983,6 +2018,8 @@ export interface ConnectionSnapshot {
   rcvWnd: number;
   sendBuffered: number;
   sendCapacity: number;
+  /** Bytes of memory both buffers hold now (they grow as needed and go once done with). */
+  bufferMemory: number;
   bufferSeq: number;
   receiveReadable: number;
   receiveCapacity: number;

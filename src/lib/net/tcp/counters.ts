@@ -47,6 +47,8 @@ export type TcpCounters = {
   connections: number;
   retransmits: number;
   timeouts: number;
+  /** Negative advice given to the IP layer: timeouts of a segment already retransmitted R1 (3) times (RFC 1122 §4.2.3.5). */
+  negativeAdvice: number;
   /** ICMP errors matched to a connection, and the path MTU reductions they caused. */
   icmpErrors: number;
   pathMtuUpdates: number;
@@ -83,6 +85,7 @@ export function newTcpCounters(): TcpCounters {
     connections: 0,
     retransmits: 0,
     timeouts: 0,
+    negativeAdvice: 0,
     icmpErrors: 0,
     pathMtuUpdates: 0,
     sendFailures: 0,

@@ -19,18 +19,19 @@ export type TcpErrorReason =
   | "closed";
 
 /**
- * The NetError code for each reason. NetErrorCode has no ECONNRESET yet, so a reset is reported
- * as "closed" (with `reason` "reset"); a refusal is "port-unreachable", which NetErrorCode
- * documents as ECONNREFUSED.
+ * The NetError code for each reason: ECONNREFUSED and ECONNRESET have their own codes; a timeout
+ * or an ICMP hard error carries the ICMP error when one came; the application's own abort or
+ * close is "closed".
  */
 function codeFor(reason: TcpErrorReason, detail: NetErrorCode | undefined): NetErrorCode {
   switch (reason) {
     case "refused":
-      return "port-unreachable";
+      return "connection-refused";
+    case "reset":
+      return "connection-reset";
     case "timeout":
     case "unreachable":
       return detail ?? "timeout";
-    case "reset":
     case "aborted":
     case "closed":
       return "closed";

@@ -114,9 +114,9 @@ export class TcpLayer implements Ipv4ProtocolHandler, ConnectionHost, ListenerHo
 
   /**
    * Opens a connection (RFC 9293 active OPEN) and resolves with the flow once established.
-   * Rejects with NetError "no-route", "address-in-use", or a TcpError: "refused" (RST),
-   * "timeout" (no answer to the SYNs, with an ICMP soft error as its code if one came) or
-   * "unreachable" (ICMP hard error).
+   * Rejects with NetError "no-route", "address-in-use", or a TcpError: "refused" (a RST; its
+   * code is "connection-refused"), "timeout" (no answer to the SYNs, with an ICMP soft error as
+   * its code if one came) or "unreachable" (ICMP hard error).
    */
   async connect(address: Ipv4Address, port: number, options: ConnectOptions = {}): Promise<TcpFlow> {
     const flow = this.open(address, port, options);
@@ -242,6 +242,10 @@ export class TcpLayer implements Ipv4ProtocolHandler, ConnectionHost, ListenerHo
 
   transmit(connection: TcpConnection, length: number): void {
     this.send(connection.localAddress, connection.remoteAddress, length, connection.dontFragment);
+  }
+
+  adviseUnreachable(connection: TcpConnection): void {
+    this.ipv4.adviseUnreachable(connection.remoteAddress);
   }
 
   release(connection: TcpConnection): void {

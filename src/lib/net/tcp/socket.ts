@@ -9,10 +9,7 @@
  * `attachTcp` registers protocol 6 on the stack's IP layer (which also routes ICMP errors about
  * our segments to it) and registers the layer's counters for the exit report.
  */
-import { scheduler } from "../../runtime/boot.ts";
 import { registerCounters } from "../../runtime/counters.ts";
-import * as logs from "../../logs/index.ts";
-import { baseRandom, timersFromScheduler } from "../adapters.ts";
 import type { NetLogFactory } from "../ethernet.ts";
 import type { Stack } from "../stack.ts";
 import type { RandomSource, Timers } from "../types.ts";
@@ -21,12 +18,13 @@ import type { TcpLayerOptions } from "./settings.ts";
 
 export interface AttachTcpOptions extends TcpLayerOptions {
   /**
-   * The stack's clock and entropy. In an image they default to the running scheduler's timers
-   * and the base's entropy (what openStack gives the stack); tests pass their virtual clock.
+   * Clock and entropy; default the stack's own (`stack.timers`, `stack.random`: in an image, the
+   * scheduler's timers and the base's entropy, as openStack gives them; in tests, whatever the
+   * test built the stack with). Pass them only to give TCP a different source.
    */
   timers?: Timers;
   random?: RandomSource;
-  /** Logger factory (default: the logs library's; the source is "tcp"). */
+  /** Logger factory (default: the stack's, `stack.log`); the source is "tcp". */
   log?: NetLogFactory;
   /** Name under which the counters are registered for the exit report (default "net.tcp"); false: none. */
   countersName?: string | false;
@@ -34,9 +32,9 @@ export interface AttachTcpOptions extends TcpLayerOptions {
 
 /** Attaches TCP to a stack (see the module comment). Throws RangeError for a bad option. */
 export function attachTcp(stack: Stack, options: AttachTcpOptions = {}): TcpLayer {
-  const timers = options.timers ?? timersFromScheduler(scheduler());
-  const random = options.random ?? baseRandom();
-  const log = (options.log ?? logs.source)("tcp");
+  const timers = options.timers ?? stack.timers;
+  const random = options.random ?? stack.random;
+  const log = (options.log ?? stack.log)("tcp");
   const layer = new TcpLayer({ ipv4: stack.ipv4, timers, random, log }, options);
   const name = options.countersName ?? "net.tcp";
   if (name !== false) registerCounters(name, () => layer.snapshotCounters());
