@@ -145,7 +145,9 @@ describe("TAP in a private network namespace", { skip: skipReason() }, () => {
     // "nothing pending" checks; the tests only need IPv4.
     tryRun(() => inNs(["sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"]));
     inNs(["ip", "link", "set", "lo", "up"]);
-    inNs(["ip", "tuntap", "add", "dev", TAP, "mode", "tap"]);
+    // Owned by root: the kernel lets anyone attach to a TAP that has no owner or group
+    // (tun_not_capable in drivers/net/tun.c), so the unprivileged case needs an owner to refuse.
+    inNs(["ip", "tuntap", "add", "dev", TAP, "mode", "tap", "user", "0"]);
     inNs(["ip", "addr", "add", "198.18.0.1/24", "dev", TAP]);
     inNs(["ip", "link", "set", TAP, "up"]);
     inNs(["ip", "tuntap", "add", "dev", TUN, "mode", "tun"]);
