@@ -25,6 +25,21 @@ export const CONFIG_FILES = ["atoll.config.ts", "atoll.config.js", "atoll.config
 const CONFIG_KEYS = ["name", "entry", "net", "block", "assets"];
 const IMAGE_GLOBAL = "__atollImage";
 
+/**
+ * ECMAScript built-ins the image's code reads all the time. In a node:vm context every read of a
+ * global goes through Node's interceptor on the context's global object (about 90 ns, against
+ * ~1 ns for a script-scope binding), which measured at a quarter of the tender's CPU under bulk
+ * TCP. Binding them once as script-scope constants makes each read a plain variable access. Only
+ * what the engine provides at creation is listed: globals the library installs later (console,
+ * setTimeout, the web classes) must stay live lookups.
+ */
+const HOT_BUILTINS = [
+  "Object", "Array", "Math", "Number", "String", "Boolean", "Symbol", "BigInt", "JSON", "Reflect", "Promise",
+  "Error", "TypeError", "RangeError", "Map", "Set", "WeakMap", "WeakSet", "Date", "RegExp",
+  "ArrayBuffer", "DataView", "Uint8Array", "Uint16Array", "Uint32Array", "Int8Array", "Int16Array", "Int32Array",
+  "Float32Array", "Float64Array", "BigUint64Array", "BigInt64Array",
+];
+
 export interface ApplianceConfig {
   readonly name: string;
   /** Absolute path of the main module. */
@@ -190,6 +205,7 @@ export async function buildAppliance(appDirInput: string, options: BuildOptions 
       globalName: IMAGE_GLOBAL,
       // The script's completion value is the entry, so a tender needs no global to find it.
       footer: { js: `${IMAGE_GLOBAL};` },
+      banner: { js: `const { ${HOT_BUILTINS.join(", ")} } = globalThis;` },
       platform: "neutral",
       mainFields: ["module", "main"],
       target: "es2022",
