@@ -28,24 +28,13 @@ import { randomFillSync } from "node:crypto";
 import { writeSync } from "node:fs";
 import { types } from "node:util";
 import * as vm from "node:vm";
-import { ABI_VERSION, ETHERNET_HEADER_ROOM, MAX_NET_DEVICES, Status, type CommandLine } from "../../abi/base.ts";
-import type { HostBlock, HostNet } from "../node/base.ts";
+import { ABI_VERSION, ETHERNET_HEADER_ROOM, MAX_NET_DEVICES, Status } from "../../abi/base.ts";
+import type { HostBlock, NodeBaseOptions } from "../node/base.ts";
 import { BLOCK_SIZE } from "../node/block.ts";
 
-export interface SealedOptions {
+/** The node base's options (the same devices and hooks), plus what sealing needs. */
+export interface SealedOptions extends NodeBaseOptions {
   readonly name: string;
-  readonly cmdline: CommandLine;
-  readonly nets: readonly HostNet[];
-  readonly blocks: readonly HostBlock[];
-  /** Longest single wait in yield, so that the event loop turns now and then (signals). */
-  readonly maxWaitNs: number;
-  readonly poll: (fds: Int32Array, timeoutNs: number) => number;
-  readonly onExit: (code: number) => never;
-  readonly onAbort: (reason: string) => never;
-  /** Called for host-side I/O failures worth a line on stderr. */
-  readonly warn: (message: string) => void;
-  /** The image's assets section, served by `assets()` as bytes of the appliance's own realm. */
-  readonly assets?: Uint8Array | undefined;
   /** Test builds only: extra base functions taking one string (see test/tenders/spt/fixtures). */
   readonly extraGates?: ReadonlyMap<string, (argument: string) => number> | undefined;
 }
