@@ -176,6 +176,22 @@ describe("tcp sending and acknowledging policy", () => {
     }
   });
 
+  it("Nagle in Minshall's form: a full segment plus a short tail goes out at once (no wait for a delayed ACK)", async () => {
+    const net = new TcpNetwork({ impairments: { delayMs: 20 } });
+    const { client } = await connectedPair(net);
+    const sniffed = net.sniff();
+    // One response of a segment and a half, as an HTTP answer often is.
+    void client.write(patternBytes(1448 + 500, 9));
+    await net.advance(5);
+    const sent = sniffed.filter((segment) => segment.from === "port2" && segment.tcp.payload.length > 0).map((segment) => segment.tcp.payload.length);
+    assert.equal(sent.reduce((sum, length) => sum + length, 0), 1948, `both segments left before any ACK could come back: ${sent.join(", ")}`);
+    // A second small write while the first small segment is unacknowledged does wait.
+    void client.write(Uint8Array.of(1));
+    await net.advance(5);
+    const after = sniffed.filter((segment) => segment.from === "port2" && segment.tcp.payload.length > 0);
+    assert.equal(after.reduce((sum, segment) => sum + segment.tcp.payload.length, 0), 1948);
+  });
+
   it("ACKs every second full-sized segment at once, a lone one within the delayed ACK time", async () => {
     const net = new TcpNetwork();
     const { server, client } = await connectedPair(net);

@@ -173,6 +173,12 @@ export class TcpConnection {
   private sndUna = 0;
   private sndNxt = 0;
   private sndMax = 0;
+  /**
+   * The end of the last segment sent that was smaller than the MSS: Nagle in Minshall's form
+   * (as Linux) holds a small segment back only while an earlier small one is unacknowledged, so
+   * a response of a full segment plus a short tail does not wait for the peer's delayed ACK.
+   */
+  private sndSml = 0;
   private sndWnd = 0;
   private sndWl1 = 0;
   private sndWl2 = 0;
@@ -418,6 +424,7 @@ export class TcpConnection {
     this.sndUna = iss;
     this.sndNxt = iss;
     this.sndMax = iss;
+    this.sndSml = iss;
     this.bufferSeq = seqAdd(iss, 1);
     this.recoverGuard = iss;
     this.highRxt = iss;
@@ -1129,14 +1136,16 @@ export class TcpConnection {
           if (length < this.maxSndWnd / 2) return;
         }
         const isLastData = seqAdd(this.sndNxt, length) === this.dataEnd;
-        if (isLastData && length < smss && !this.settings.noDelay && seqLt(this.sndUna, this.sndMax) && seqGe(this.sndNxt, this.sndMax)) {
-          // Nagle (RFC 896, RFC 9293 §3.7.4): a small final segment waits while data is unacknowledged.
+        if (isLastData && length < smss && !this.settings.noDelay && seqLt(this.sndUna, this.sndSml) && seqGe(this.sndNxt, this.sndMax)) {
+          // Nagle (RFC 896, RFC 9293 §3.7.4) with Minshall's refinement: a small final segment
+          // waits while an earlier small segment is unacknowledged.
           if (!(this.finQueued && seqAdd(this.sndNxt, length) === this.finSeq)) return;
         }
       }
       const withFin = this.finQueued && seqAdd(this.sndNxt, length) === this.finSeq;
       if (length === 0 && !withFin) return;
       const consumed = this.sendSegment(this.sndNxt, length, withFin);
+      if (length > 0 && length < smss && seqGe(this.sndNxt, this.sndMax)) this.sndSml = seqAdd(this.sndNxt, consumed);
       this.sndNxt = seqAdd(this.sndNxt, consumed);
       if (seqGt(this.sndNxt, this.sndMax)) this.sndMax = this.sndNxt;
       if (consumed === 0 || (withFin && consumed === length + 1)) return;
