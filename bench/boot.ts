@@ -26,6 +26,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { release, tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
+import { cleanupOnSignals, fail as failWith, markdownTable, quantile } from "./common.ts";
 
 const ROOT = join(import.meta.dirname, "..");
 const ATOLL = join(ROOT, "bin", "atoll.cjs");
@@ -76,8 +77,7 @@ function parseOptions(argv: readonly string[]): Options {
 }
 
 function fail(message: string): never {
-  process.stderr.write(`bench:boot: ${message}\n`);
-  process.exit(2);
+  return failWith("bench:boot", message);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -86,18 +86,6 @@ function fail(message: string): never {
 interface Row {
   measure: string;
   samples: number[];
-}
-
-/** The q-quantile (0..1) by linear interpolation between closest ranks. */
-function quantile(samples: readonly number[], q: number): number {
-  const sorted = [...samples].sort((a, b) => a - b);
-  if (sorted.length === 0) return Number.NaN;
-  const position = (sorted.length - 1) * q;
-  const low = Math.floor(position);
-  const high = Math.ceil(position);
-  const lowValue = sorted[low] ?? Number.NaN;
-  const highValue = sorted[high] ?? Number.NaN;
-  return lowValue + (highValue - lowValue) * (position - low);
 }
 
 function printTable(title: string, rows: readonly Row[], peerMedian: number): void {
@@ -113,13 +101,8 @@ function printTable(title: string, rows: readonly Row[], peerMedian: number): vo
       peerMedian > 0 ? `${(median / peerMedian).toFixed(2)}x` : "",
     ];
   });
-  const widths = header.map((cell, column) => Math.max(cell.length, ...lines.map((line) => (line[column] ?? "").length)));
-  const format = (cells: readonly string[]): string =>
-    `| ${cells.map((cell, column) => (column === 0 ? cell.padEnd(widths[column] ?? 0) : cell.padStart(widths[column] ?? 0))).join(" | ")} |`;
   process.stdout.write(`\n${title}\n`);
-  process.stdout.write(`${format(header)}\n`);
-  process.stdout.write(`|${widths.map((width, column) => (column === 0 ? "-".repeat(width + 2) : `${"-".repeat(width + 1)}:`)).join("|")}|\n`);
-  for (const line of lines) process.stdout.write(`${format(line)}\n`);
+  process.stdout.write(markdownTable(header, lines));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -145,14 +128,7 @@ function cleanup(): void {
   }
 }
 
-process.on("exit", cleanup);
-for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
-  process.on(signal, () => {
-    process.stderr.write(`\nbench:boot: ${signal}, cleaning up\n`);
-    cleanup();
-    process.exit(signal === "SIGINT" ? 130 : signal === "SIGTERM" ? 143 : 129);
-  });
-}
+cleanupOnSignals("bench:boot", cleanup, "\n");
 
 function run(command: string, args: readonly string[]): string {
   return execFileSync(command, args, { cwd: ROOT, encoding: "utf8", timeout: CHILD_TIMEOUT_MS, killSignal: "SIGKILL", stdio: ["ignore", "pipe", "pipe"] });

@@ -29,6 +29,7 @@ import { ATOLL, ROOT } from "../test/helpers/cli.ts";
 import { Netns } from "../test/helpers/netns.ts";
 import { parseWrk, type WrkResult } from "../test/http-linux/fixtures/site.ts";
 import { APPLIANCE_ADDRESS, APPLIANCE_CIDR, HOST_CIDR, buildAppliance, skipReason, tryExec, waitFor, waitForPing } from "../test/net/linux/fixtures/lab.ts";
+import { cleanupOnSignals, fail as failWith, markdownTable, median, parseNumericOptions, runBench, vethPair } from "./common.ts";
 
 const USAGE = `Usage: npm run bench:http [-- [--seconds S] [--reps N] [--connections C]]
 
@@ -44,29 +45,13 @@ interface Options {
 }
 
 function parseOptions(argv: readonly string[]): Options {
-  const options: Options = { seconds: 5, reps: 3, connections: 50 };
+  const defaults: Options = { seconds: 5, reps: 3, connections: 50 };
   const limits: Record<keyof Options, [number, number]> = { seconds: [1, 600], reps: [1, 100], connections: [1, 10_000] };
-  for (let index = 0; index < argv.length; index++) {
-    const arg = argv[index] ?? "";
-    if (arg === "-h" || arg === "--help") {
-      process.stdout.write(USAGE);
-      process.exit(0);
-    }
-    const [flag, inline] = arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [arg, undefined];
-    const name = flag.replace(/^--/, "") as keyof Options;
-    if (!flag.startsWith("--") || !(name in options)) fail(`unknown argument ${JSON.stringify(arg)}\n\n${USAGE}`);
-    const text = inline ?? argv[++index];
-    const value = Number(text);
-    const [min, max] = limits[name];
-    if (text === undefined || !Number.isInteger(value) || value < min || value > max) fail(`${flag} takes a whole number from ${min} to ${max}, not ${JSON.stringify(text)}`);
-    options[name] = value;
-  }
-  return options;
+  return parseNumericOptions("bench:http", argv, defaults, limits, USAGE);
 }
 
 function fail(message: string): never {
-  process.stderr.write(`bench:http: ${message}\n`);
-  process.exit(2);
+  return failWith("bench:http", message);
 }
 
 // ---- the page -------------------------------------------------------------------------------------------
@@ -110,14 +95,7 @@ function cleanup(): void {
   workDir = "";
 }
 
-process.on("exit", cleanup);
-for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
-  process.on(signal, () => {
-    process.stderr.write(`bench:http: ${signal}, cleaning up\n`);
-    cleanup();
-    process.exit(signal === "SIGINT" ? 130 : signal === "SIGTERM" ? 143 : 129);
-  });
-}
+cleanupOnSignals("bench:http", cleanup);
 
 interface Server {
   readonly name: string;
@@ -153,13 +131,7 @@ async function setUpPeers(body: Buffer): Promise<Server[]> {
   namespaces.push(client);
   const server = new Netns(`atoll-bench-http-ls-${process.pid}`);
   namespaces.push(server);
-  // The pair is made in the client's namespace with its peer in the server's: the host's own
-  // namespace never sees either end.
-  client.exec(["ip", "link", "add", "veth0", "type", "veth", "peer", "name", "veth1", "netns", server.name]);
-  client.exec(["ip", "addr", "add", `${LINUX_CLIENT}/24`, "dev", "veth0"]);
-  client.exec(["ip", "link", "set", "veth0", "up"]);
-  server.exec(["ip", "addr", "add", `${LINUX_SERVER}/24`, "dev", "veth1"]);
-  server.exec(["ip", "link", "set", "veth1", "up"]);
+  vethPair(client, server, "veth0", "veth1", LINUX_CLIENT, LINUX_SERVER);
 
   // nginx: one worker, the page as its root's index.html, no access log.
   const nginxDir = join(workDir, "nginx");
@@ -234,12 +206,6 @@ function wrk(server: Server, seconds: number, connections: number): WrkResult {
   return parseWrk(output);
 }
 
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? (sorted[middle] as number) : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
-}
-
 // ---- main ----------------------------------------------------------------------------------------------------
 
 async function main(): Promise<void> {
@@ -278,25 +244,12 @@ async function main(): Promise<void> {
 
   const rps = (server: Server): number => median((samples.get(server) ?? []).map((result) => result.requestsPerSecond));
   const p99 = (server: Server): number => median((samples.get(server) ?? []).map((result) => result.p99Ms ?? NaN));
-  const table = [["server", "req/s", "p99 ms", "ratio to nginx", "ratio to node"]];
+  const table: string[][] = [];
   for (const server of all) {
     table.push([server.name, Math.round(rps(server)).toLocaleString("en"), p99(server).toFixed(2), `${(rps(server) / rps(nginx)).toFixed(2)}×`, `${(rps(server) / rps(node)).toFixed(2)}×`]);
   }
-  const widths = table[0]?.map((_, index) => Math.max(...table.map((row) => (row[index] ?? "").length))) ?? [];
-  const line = (row: string[]): string => `| ${row.map((cell, index) => (index === 0 ? cell.padEnd(widths[index] ?? 0) : cell.padStart(widths[index] ?? 0))).join(" | ")} |`;
   process.stdout.write(`\nmedians over ${options.reps} repetitions of ${options.seconds} s (ratios: requests per second)\n`);
-  process.stdout.write(`${line(table[0] ?? [])}\n|${widths.map((width, index) => (index === 0 ? "-".repeat(width + 2) : `${"-".repeat(width + 1)}:`)).join("|")}|\n`);
-  for (const row of table.slice(1)) process.stdout.write(`${line(row)}\n`);
+  process.stdout.write(markdownTable(["server", "req/s", "p99 ms", "ratio to nginx", "ratio to node"], table));
 }
 
-main().then(
-  () => {
-    cleanup();
-    process.exit(0);
-  },
-  (error: unknown) => {
-    process.stderr.write(`bench:http: ${error instanceof Error ? error.message : String(error)}\n`);
-    cleanup();
-    process.exit(1);
-  },
-);
+runBench("bench:http", main, cleanup);

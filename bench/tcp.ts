@@ -50,6 +50,7 @@ import {
   type Images,
   type Process,
 } from "../test/net/tcp-linux/fixtures/lab.ts";
+import { cleanupOnSignals, fail as failWith, markdownTable, median, parseNumericOptions, runBench, vethPair } from "./common.ts";
 
 const USAGE = `Usage: npm run bench:tcp [-- [--seconds S] [--reps N] [--workers W] [--profile]]
 
@@ -67,36 +68,17 @@ interface Options {
 }
 
 function parseOptions(argv: readonly string[]): Options {
-  const options: Options = { seconds: 3, reps: 5, workers: 8, profile: false };
+  let profile = false;
   const limits = { seconds: [0.5, 600], reps: [1, 100], workers: [1, 512] } as const;
-  for (let index = 0; index < argv.length; index++) {
-    const arg = argv[index] ?? "";
-    if (arg === "-h" || arg === "--help") {
-      process.stdout.write(USAGE);
-      process.exit(0);
-    }
-    if (arg === "--profile") {
-      options.profile = true;
-      continue;
-    }
-    const [flag, inline] = arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [arg, undefined];
-    const name = flag.replace(/^--/, "");
-    if (!flag.startsWith("--") || !(name in limits)) fail(`unknown argument ${JSON.stringify(arg)}\n\n${USAGE}`);
-    const key = name as keyof typeof limits;
-    const text = inline ?? argv[++index];
-    const value = Number(text);
-    const [min, max] = limits[key];
-    if (text === undefined || !Number.isFinite(value) || value < min || value > max || (key !== "seconds" && !Number.isInteger(value))) {
-      fail(`${flag} takes a ${key === "seconds" ? "number" : "whole number"} from ${min} to ${max}, not ${JSON.stringify(text)}`);
-    }
-    options[key] = value;
-  }
-  return options;
+  const numbers = parseNumericOptions("bench:tcp", argv, { seconds: 3, reps: 5, workers: 8 }, limits, USAGE, {
+    fractional: ["seconds"],
+    flags: { "--profile": () => (profile = true) },
+  });
+  return { ...numbers, profile };
 }
 
 function fail(message: string): never {
-  process.stderr.write(`bench:tcp: ${message}\n`);
-  process.exit(2);
+  return failWith("bench:tcp", message);
 }
 
 // ---- the setups ------------------------------------------------------------------------------------
@@ -110,14 +92,7 @@ function cleanup(): void {
   workDir = "";
 }
 
-process.on("exit", cleanup);
-for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
-  process.on(signal, () => {
-    process.stderr.write(`bench:tcp: ${signal}, cleaning up\n`);
-    cleanup();
-    process.exit(signal === "SIGINT" ? 130 : signal === "SIGTERM" ? 143 : 129);
-  });
-}
+cleanupOnSignals("bench:tcp", cleanup);
 
 function namespace(suffix: string): Netns {
   const ns = new Netns(`atoll-bench-tcp-${suffix}-${process.pid}`);
@@ -170,12 +145,7 @@ async function setUpLinux(): Promise<LinuxSide> {
   const ethtool = spawnSync("sh", ["-c", "command -v ethtool"]).status === 0;
   if (ethtool) pairs.push(["veth2", "veth3", "198.18.3.1", "198.18.3.2"]);
   for (const [near, far, nearAddress, farAddress] of pairs) {
-    // Made in the client's namespace with its peer in the server's: the host never sees either end.
-    client.exec(["ip", "link", "add", near, "type", "veth", "peer", "name", far, "netns", server.name]);
-    client.exec(["ip", "addr", "add", `${nearAddress}/24`, "dev", near]);
-    client.exec(["ip", "link", "set", near, "up"]);
-    server.exec(["ip", "addr", "add", `${farAddress}/24`, "dev", far]);
-    server.exec(["ip", "link", "set", far, "up"]);
+    vethPair(client, server, near, far, nearAddress, farAddress);
   }
   if (ethtool) {
     client.exec(["ethtool", "-K", "veth2", "tso", "off", "gso", "off", "gro", "off"]);
@@ -257,12 +227,6 @@ async function connectionsPerSecond(ns: Netns, address: string, options: Options
 }
 
 type Row = "linuxToAtoll" | "linuxToLinux" | "linuxToLinuxNoOffload" | "atollToLinux" | "cpsAtoll" | "cpsLinux";
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? (sorted[middle] as number) : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
-}
 
 // ---- profiling --------------------------------------------------------------------------------------
 
@@ -409,18 +373,14 @@ async function main(): Promise<void> {
   const l2lNoOffload = summary("linuxToLinuxNoOffload", 3);
   const cpsA = summary("cpsAtoll", 0);
   const cpsL = summary("cpsLinux", 0);
+  const header = ["measurement", "Atoll (TAP)", "tender CPU", "Linux (veth)", "Atoll / Linux", "Linux (veth, no TSO/GSO/GRO)", "Atoll / that"];
   const rows: string[][] = [
-    ["measurement", "Atoll (TAP)", "tender CPU", "Linux (veth)", "Atoll / Linux", "Linux (veth, no TSO/GSO/GRO)", "Atoll / that"],
     ["bulk Linux → X, Gbit/s", l2a.text, l2a.cpu, l2l.text, ratio(l2a.median, l2l.median), l2lNoOffload.text, ratio(l2a.median, l2lNoOffload.median)],
     ["bulk X → Linux, Gbit/s", a2l.text, a2l.cpu, l2l.text, ratio(a2l.median, l2l.median), l2lNoOffload.text, ratio(a2l.median, l2lNoOffload.median)],
     ["connections/s (connect, 32 B echo, close)", cpsA.text, cpsA.cpu, cpsL.text, ratio(cpsA.median, cpsL.median), "", ""],
   ];
-  const widths = rows[0]?.map((_, column) => Math.max(...rows.map((row) => (row[column] ?? "").length))) ?? [];
   process.stdout.write(`\nMedians over ${options.reps} repetitions (range in parentheses); the goal is ≥ 60% of veth in each direction.\n`);
-  for (const [index, row] of rows.entries()) {
-    process.stdout.write(`| ${row.map((cell, column) => cell.padEnd(widths[column] ?? 0)).join(" | ")} |\n`);
-    if (index === 0) process.stdout.write(`|${widths.map((width) => "-".repeat(width + 2)).join("|")}|\n`);
-  }
+  process.stdout.write(markdownTable(header, rows, "left"));
   process.stdout.write(
     "\nX → Linux: Atoll's sender is the tcp-client fixture, Linux's tcp_tool.py; Linux → Linux is the same measurement in both rows.\n" +
       "Tender CPU: user + system time of the tender process over the measurement's wall time (100% = one core); sys: the\n" +
@@ -429,14 +389,4 @@ async function main(): Promise<void> {
   if (options.profile) await profile(atoll, options);
 }
 
-main().then(
-  () => {
-    cleanup();
-    process.exit(0);
-  },
-  (error: unknown) => {
-    process.stderr.write(`bench:tcp: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-    cleanup();
-    process.exit(1);
-  },
-);
+runBench("bench:tcp", main, cleanup, "stack");

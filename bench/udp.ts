@@ -38,6 +38,7 @@ import {
   waitForPing,
   type RunningAppliance,
 } from "../test/net/linux/fixtures/lab.ts";
+import { cleanupOnSignals, fail as failWith, markdownTable, median, parseNumericOptions, runBench, vethPair } from "./common.ts";
 
 const USAGE = `Usage: npm run bench:udp [-- [--seconds S] [--reps N] [--size B] [--window W] [--pings N]]
 
@@ -57,31 +58,13 @@ interface Options {
 }
 
 function parseOptions(argv: readonly string[]): Options {
-  const options: Options = { seconds: 2, reps: 5, size: 64, window: 16, pings: 200 };
+  const defaults: Options = { seconds: 2, reps: 5, size: 64, window: 16, pings: 200 };
   const limits: Record<keyof Options, [number, number]> = { seconds: [0.2, 600], reps: [1, 100], size: [8, 1472], window: [1, 1024], pings: [2, 100_000] };
-  for (let index = 0; index < argv.length; index++) {
-    const arg = argv[index] ?? "";
-    if (arg === "-h" || arg === "--help") {
-      process.stdout.write(USAGE);
-      process.exit(0);
-    }
-    const [flag, inline] = arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [arg, undefined];
-    const name = flag.replace(/^--/, "") as keyof Options;
-    if (!flag.startsWith("--") || !(name in options)) fail(`unknown argument ${JSON.stringify(arg)}\n\n${USAGE}`);
-    const text = inline ?? argv[++index];
-    const value = Number(text);
-    const [min, max] = limits[name];
-    if (text === undefined || !Number.isFinite(value) || value < min || value > max || (name !== "seconds" && !Number.isInteger(value))) {
-      fail(`${flag} takes a ${name === "seconds" ? "number" : "whole number"} from ${min} to ${max}, not ${JSON.stringify(text)}`);
-    }
-    options[name] = value;
-  }
-  return options;
+  return parseNumericOptions("bench:udp", argv, defaults, limits, USAGE, { fractional: ["seconds"] });
 }
 
 function fail(message: string): never {
-  process.stderr.write(`bench:udp: ${message}\n`);
-  process.exit(2);
+  return failWith("bench:udp", message);
 }
 
 // ---- the two setups -------------------------------------------------------------------------------
@@ -111,14 +94,7 @@ function cleanup(): void {
   workDir = "";
 }
 
-process.on("exit", cleanup);
-for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
-  process.on(signal, () => {
-    process.stderr.write(`bench:udp: ${signal}, cleaning up\n`);
-    cleanup();
-    process.exit(signal === "SIGINT" ? 130 : signal === "SIGTERM" ? 143 : 129);
-  });
-}
+cleanupOnSignals("bench:udp", cleanup);
 
 interface Side {
   name: string;
@@ -142,13 +118,7 @@ async function setUpLinux(): Promise<Side> {
   namespaces.push(client);
   const server = new Netns(`atoll-bench-udp-ls-${process.pid}`);
   namespaces.push(server);
-  // The pair is made in the client's namespace with its peer in the server's: the host's own
-  // namespace never sees either end.
-  client.exec(["ip", "link", "add", "veth0", "type", "veth", "peer", "name", "veth1", "netns", server.name]);
-  client.exec(["ip", "addr", "add", `${LINUX_CLIENT}/24`, "dev", "veth0"]);
-  client.exec(["ip", "link", "set", "veth0", "up"]);
-  server.exec(["ip", "addr", "add", `${LINUX_SERVER}/24`, "dev", "veth1"]);
-  server.exec(["ip", "link", "set", "veth1", "up"]);
+  vethPair(client, server, "veth0", "veth1", LINUX_CLIENT, LINUX_SERVER);
   const started = server.spawn(["python3", "-u", script("udp-echo-server.py"), ECHO_PORT, LINUX_SERVER]);
   echoServer = started;
   await waitFor("the Linux UDP echo server", () => started.output().includes("ready") || started.exitCode !== null, 10_000);
@@ -191,12 +161,6 @@ function pingLatency(side: Side, options: Options): PingResult {
   const summary = /rtt min\/avg\/max\/mdev = [\d.]+\/([\d.]+)\//.exec(output);
   if (times.length === 0 || summary === null) throw new Error(`${side.name}: ping gave no times:\n${output}`);
   return { medianMs: median(times), meanMs: Number(summary[1]), lost: options.pings - times.length };
-}
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? (sorted[middle] as number) : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
 }
 
 interface Sample {
@@ -267,28 +231,15 @@ async function main(): Promise<void> {
     ["pings unanswered (sum of reps)", (s) => s.pingsLost, (v) => String(v)],
   ];
   const sums = new Set(rows.slice(-3).map(([label]) => label));
-  const table = [["measure", atoll.name, linux.name, "ratio"]];
+  const table: string[][] = [];
   for (const [label, pick, format] of rows) {
     const total = (side: Side): number => (samples.get(side) ?? []).reduce((sum, sample) => sum + pick(sample), 0);
     const a = sums.has(label) ? total(atoll) : column(atoll, pick);
     const l = sums.has(label) ? total(linux) : column(linux, pick);
     table.push([label, format(a), format(l), sums.has(label) || l === 0 ? "-" : `${(a / l).toFixed(2)}×`]);
   }
-  const widths = table[0]?.map((_, index) => Math.max(...table.map((row) => (row[index] ?? "").length))) ?? [];
-  const line = (row: string[]): string => `| ${row.map((cell, index) => (index === 0 ? cell.padEnd(widths[index] ?? 0) : cell.padStart(widths[index] ?? 0))).join(" | ")} |`;
   process.stdout.write(`\nmedians over ${options.reps} repetitions (ratio: Atoll / Linux)\n`);
-  process.stdout.write(`${line(table[0] ?? [])}\n|${widths.map((width, index) => (index === 0 ? "-".repeat(width + 2) : `${"-".repeat(width + 1)}:`)).join("|")}|\n`);
-  for (const row of table.slice(1)) process.stdout.write(`${line(row)}\n`);
+  process.stdout.write(markdownTable(["measure", atoll.name, linux.name, "ratio"], table));
 }
 
-main().then(
-  () => {
-    cleanup();
-    process.exit(0);
-  },
-  (error: unknown) => {
-    process.stderr.write(`bench:udp: ${error instanceof Error ? error.message : String(error)}\n`);
-    cleanup();
-    process.exit(1);
-  },
-);
+runBench("bench:udp", main, cleanup);
