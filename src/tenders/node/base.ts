@@ -61,6 +61,41 @@ function isBytes(value: unknown): value is Uint8Array {
   return types.isUint8Array(value);
 }
 
+export interface InputWaiterOptions {
+  readonly poll: (fds: Int32Array, timeoutNs: number) => number;
+  readonly maxWaitNs: number;
+  /** The acquired devices' fds (-1 for the others), by handle. */
+  readonly pollFds: Int32Array;
+  /** Captures to flush before sleeping, so a capture is complete whenever the appliance idles. */
+  readonly captures: readonly PcapWriter[];
+  readonly monotonic: () => number;
+}
+
+/**
+ * The waiting half of yield, shared by the tenders: polls the acquired devices until input or the
+ * deadline, in event-loop turns. Each turn starts from setImmediate, so the image's pending
+ * continuations have drained first (the ABI's promise), and signals and the inspector get the
+ * event loop between waits (a wait lasts at most maxWaitNs).
+ */
+export function inputWaiter(options: InputWaiterOptions): (deadline: number, done: (ready: number) => void) => void {
+  const { poll, maxWaitNs, pollFds, captures, monotonic } = options;
+  const wait = (deadline: number): number => {
+    const timeout = Math.min(deadline - monotonic(), maxWaitNs);
+    if (timeout > 0) for (const capture of captures) capture.flush();
+    const ready = poll(pollFds, timeout > 0 ? timeout : 0);
+    return ready < 0 ? 0 : ready;
+  };
+  return (deadline, done) => {
+    const turn = (): void => {
+      const ready = wait(deadline);
+      // Woken early (the wait cap, or a signal): let the event loop turn, then wait again.
+      if (ready === 0 && monotonic() < deadline) setImmediate(turn);
+      else done(ready);
+    };
+    setImmediate(turn);
+  };
+}
+
 export function createNodeBase(options: NodeBaseOptions): Base {
   const { nets, blocks } = options;
   if (nets.length > MAX_NET_DEVICES) throw new Error(`at most ${MAX_NET_DEVICES} net devices are supported`);
@@ -77,12 +112,7 @@ export function createNodeBase(options: NodeBaseOptions): Base {
 
   const monotonic = (): number => Number(process.hrtime.bigint() - startNs);
 
-  const wait = (deadline: number): number => {
-    const timeout = Math.min(deadline - monotonic(), options.maxWaitNs);
-    if (timeout > 0) for (const capture of captures) capture.flush();
-    const ready = options.poll(pollFds, timeout > 0 ? timeout : 0);
-    return ready < 0 ? 0 : ready;
-  };
+  const waitForInput = inputWaiter({ poll: options.poll, maxWaitNs: options.maxWaitNs, pollFds, captures, monotonic });
 
   const base: Base = {
     abiVersion: ABI_VERSION,
@@ -111,18 +141,10 @@ export function createNodeBase(options: NodeBaseOptions): Base {
       if (yielding) return Promise.resolve(Status.EINVAL);
       yielding = true;
       return new Promise<number>((resolve) => {
-        // setImmediate runs after the image's pending continuations have drained: the ABI's promise.
-        const turn = (): void => {
-          const ready = wait(deadline);
-          if (ready === 0 && monotonic() < deadline) {
-            // Woken early (the wait cap, or a signal): let the event loop turn, then wait again.
-            setImmediate(turn);
-            return;
-          }
+        waitForInput(deadline, (ready) => {
           yielding = false;
           resolve(ready);
-        };
-        setImmediate(turn);
+        });
       });
     },
 

@@ -29,7 +29,7 @@ import { writeSync } from "node:fs";
 import { types } from "node:util";
 import * as vm from "node:vm";
 import { ABI_VERSION, ETHERNET_HEADER_ROOM, MAX_NET_DEVICES, Status } from "../../abi/base.ts";
-import type { HostBlock, NodeBaseOptions } from "../node/base.ts";
+import { inputWaiter, type HostBlock, type NodeBaseOptions } from "../node/base.ts";
 import { BLOCK_SIZE } from "../node/block.ts";
 
 /** The node base's options (the same devices and hooks), plus what sealing needs. */
@@ -461,12 +461,7 @@ export function createSealedAppliance(options: SealedOptions): SealedAppliance {
 
   let yielding = false;
   let wake: (ready: number) => void = () => {};
-  const wait = (deadline: number): number => {
-    const timeout = Math.min(deadline - monotonic(), options.maxWaitNs);
-    if (timeout > 0) for (const capture of captures) capture.flush();
-    const ready = options.poll(pollFds, timeout > 0 ? timeout : 0);
-    return ready < 0 ? 0 : ready;
-  };
+  const waitForInput = inputWaiter({ poll: options.poll, maxWaitNs: options.maxWaitNs, pollFds, captures, monotonic });
 
   const gates: HostGates = Object.freeze({
     consoleWrite: (length: number): number =>
@@ -490,18 +485,10 @@ export function createSealedAppliance(options: SealedOptions): SealedAppliance {
       safely("yield", () => {
         if (typeof deadline !== "number" || Number.isNaN(deadline) || yielding) return Status.EINVAL;
         yielding = true;
-        // setImmediate runs after the image's pending continuations have drained: the ABI's promise.
-        const turn = (): void => {
-          const ready = wait(deadline);
-          if (ready === 0 && monotonic() < deadline) {
-            // Woken early (the wait cap, or a signal): let the event loop turn, then wait again.
-            setImmediate(turn);
-            return;
-          }
+        waitForInput(deadline, (ready) => {
           yielding = false;
           wake(ready);
-        };
-        setImmediate(turn);
+        });
         return Status.OK;
       }),
     netAcquire: (handle: number): number =>
