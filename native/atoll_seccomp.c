@@ -54,10 +54,7 @@
 
 #include "atoll_heap_limit.h"
 
-#define NAPI_CALL(env, call)                                                                      \
-  do {                                                                                            \
-    if ((call) != napi_ok) return NULL;                                                           \
-  } while (0)
+#include "napi_helpers.h"
 
 /* Generous bounds: an appliance has a handful of devices and a short command line. */
 #define MAX_CHILD_FDS 64
@@ -66,38 +63,6 @@
 #define MAX_RULES 512
 #define MAX_ARG_CHECKS 6
 
-static const char *errno_name(int err) {
-  const char *name = strerrorname_np(err);
-  return name != NULL ? name : "EUNKNOWN";
-}
-
-static napi_value throw_errno(napi_env env, int err, const char *syscall, const char *detail) {
-  char msg[512];
-  snprintf(msg, sizeof msg, "%s failed%s%s: %s (%s)", syscall, detail[0] ? " for " : "", detail,
-           strerror(err), errno_name(err));
-  napi_value code, message, error, syscall_value;
-  if (napi_create_string_utf8(env, errno_name(err), NAPI_AUTO_LENGTH, &code) != napi_ok ||
-      napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message) != napi_ok ||
-      napi_create_error(env, code, message, &error) != napi_ok) {
-    napi_throw_error(env, errno_name(err), msg);
-    return NULL;
-  }
-  if (napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &syscall_value) == napi_ok)
-    napi_set_named_property(env, error, "syscall", syscall_value);
-  napi_throw(env, error);
-  return NULL;
-}
-
-static napi_value make_int(napi_env env, int64_t value) {
-  napi_value result;
-  NAPI_CALL(env, napi_create_int64(env, value, &result));
-  return result;
-}
-
-static int get_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv) {
-  size_t argc = want;
-  return napi_get_cb_info(env, info, &argc, argv, NULL, NULL) == napi_ok;
-}
 
 static int get_int(napi_env env, napi_value value, int64_t min, int64_t max, int64_t *out) {
   napi_valuetype type;
