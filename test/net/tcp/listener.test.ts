@@ -160,4 +160,57 @@ describe("tcp listeners", () => {
     assert.deepEqual([state.sack, state.timestamps, state.sndScale, state.peerMss], [false, false, 0, 1300]);
     assert.deepEqual([...((await net.drive(accepted.read())) ?? [])], [1, 2, 3], "data on the cookie's ACK is kept");
   });
+
+  it("a cookie connection whose first segments were lost is completed by their retransmission, not reset", async () => {
+    const net = new TcpNetwork();
+    const server = net.host("198.18.0.1/24", { tcp: { backlog: 1 } });
+    const peer = net.rawPeer("198.18.0.9/24");
+    let accepted: TcpFlow | undefined;
+    server.tcp.listen(80, (flow) => {
+      accepted = flow;
+    });
+    await flood(net, peer, server.address, 80, 1, 99);
+    await net.advance(10);
+    peer.received.length = 0;
+    peer.send(server.address, { srcPort: 7777, dstPort: 80, seq: 5000, flags: TcpFlag.Syn, options: { mss: 1460 } });
+    await net.advance(10);
+    const synAck = peer.received.find((segment) => segment.flags === (TcpFlag.Syn | TcpFlag.Ack));
+    assert.ok(synAck !== undefined);
+    const ack = seqAdd(synAck.seq, 1);
+    // The handshake ACK and bytes 0-2 are lost; bytes 3-5 arrive first. Their sequence number
+    // cannot check the cookie: dropped, with no reset that would end the client's connection.
+    peer.received.length = 0;
+    peer.send(server.address, { srcPort: 7777, dstPort: 80, seq: 5004, ack, flags: TcpFlag.Ack, payload: Uint8Array.from([4, 5, 6]) });
+    await net.advance(10);
+    const counters = server.tcp.counters;
+    assert.deepEqual([counters.synCookiesFailed, counters.synCookiesDeferred, counters.resetsSent], [1, 1, 0]);
+    assert.deepEqual(peer.received, []);
+    assert.equal(counters.synCookiesValidated, 0, "no connection yet");
+    // The client's retransmission from ISN + 1 checks the cookie; then the rest arrives in order.
+    peer.send(server.address, { srcPort: 7777, dstPort: 80, seq: 5001, ack, flags: TcpFlag.Ack, payload: Uint8Array.from([1, 2, 3]) });
+    await net.runUntil(() => accepted !== undefined);
+    peer.send(server.address, { srcPort: 7777, dstPort: 80, seq: 5004, ack, flags: TcpFlag.Ack, payload: Uint8Array.from([4, 5, 6]) });
+    await net.advance(10);
+    assert.ok(accepted !== undefined);
+    assert.equal(counters.synCookiesValidated, 1);
+    const bytes: number[] = [];
+    while (bytes.length < 6) bytes.push(...((await net.drive(accepted.read())) ?? []));
+    assert.deepEqual(bytes, [1, 2, 3, 4, 5, 6]);
+  });
+
+  it("a pure ACK that fails the cookie is still reset while cookies are in use", async () => {
+    const net = new TcpNetwork();
+    const server = net.host("198.18.0.1/24", { tcp: { backlog: 1 } });
+    const peer = net.rawPeer("198.18.0.9/24");
+    server.tcp.listen(80);
+    await flood(net, peer, server.address, 80, 2, 99);
+    await net.advance(10);
+    assert.equal(server.tcp.counters.synCookiesSent, 1);
+    peer.received.length = 0;
+    peer.send(server.address, { srcPort: 7777, dstPort: 80, seq: 5001, ack: 0x0badcafe, flags: TcpFlag.Ack });
+    await net.advance(10);
+    assert.deepEqual([server.tcp.counters.synCookiesFailed, server.tcp.counters.synCookiesDeferred], [1, 0]);
+    const reset = peer.received.at(-1);
+    assert.ok(reset !== undefined && reset.flags === TcpFlag.Rst && reset.seq === 0x0badcafe);
+  });
 });

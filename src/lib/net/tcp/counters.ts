@@ -32,6 +32,8 @@ export type TcpCounters = {
   synCookiesSent: number;
   synCookiesValidated: number;
   synCookiesFailed: number;
+  /** Of those failed, segments with data or FIN dropped without a reset: perhaps a cookie connection's later segment (listener.ts). */
+  synCookiesDeferred: number;
   /** RFC 7323 §5 PAWS rejections, and segments dropped for lacking a negotiated timestamp (§3.2). */
   pawsRejected: number;
   missingTimestamp: number;
@@ -74,6 +76,7 @@ export function newTcpCounters(): TcpCounters {
     synCookiesSent: 0,
     synCookiesValidated: 0,
     synCookiesFailed: 0,
+    synCookiesDeferred: 0,
     pawsRejected: 0,
     missingTimestamp: 0,
     outOfWindow: 0,

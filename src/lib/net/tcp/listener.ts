@@ -116,7 +116,19 @@ export class TcpListener implements PassiveOpenOwner, AsyncIterable<TcpFlow> {
       return;
     }
     if (segment.has(TcpFlag.Ack)) {
-      if (!segment.has(TcpFlag.Syn) && this.host.timers.now() - this.lastCookieAt <= COOKIE_LIFETIME_MS && this.completeCookie(segment)) return;
+      if (!segment.has(TcpFlag.Syn) && this.host.timers.now() - this.lastCookieAt <= COOKIE_LIFETIME_MS) {
+        if (this.completeCookie(segment)) return;
+        if (segment.length > 0) {
+          // Perhaps a later segment of a cookie connection whose handshake ACK and first data
+          // segment were lost: its sequence number is not the client's ISN + 1 that the cookie is
+          // checked against, so it cannot be told from a forged one. A reset would kill a
+          // connection the client believes established (Linux resets it); dropped, the client
+          // retransmits from ISN + 1 and that segment completes the cookie. Only while cookies
+          // are in use: a stray segment then costs its sender a timeout instead of a reset.
+          counters.synCookiesDeferred++;
+          return;
+        }
+      }
       // "Any acknowledgment is bad if it arrives on a connection still in the LISTEN state."
       this.host.sendResetFor(segment);
       return;
