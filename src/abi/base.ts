@@ -42,6 +42,58 @@ export interface NetInfo {
   readonly mac: Uint8Array;
   /** Largest IP datagram the link carries; a frame may be up to mtu + ETHERNET_HEADER_ROOM bytes. */
   readonly mtu: number;
+  /**
+   * Present when the image asked for offloads at netAcquire and the device grants them: from then
+   * on every netRead and netWrite on it takes a NetFrameMeta. Absent: plain frames only.
+   */
+  readonly offloads?: NetOffloads | undefined;
+}
+
+/** What netAcquire's caller asks of a device. */
+export interface NetAcquireOptions {
+  /** Use the device's checksum and TCP segmentation offloads, if it has them (docs/abi.md, "Offloads"). */
+  readonly offloads?: boolean | undefined;
+}
+
+/**
+ * The offloads a device granted, in the manner of virtio-net's (VIRTIO_NET_F_CSUM, _GUEST_CSUM,
+ * _HOST_TSO4, _GUEST_TSO4), since TAP devices and virtio NICs both speak that header.
+ */
+export interface NetOffloads {
+  /**
+   * Largest frame netRead may return and netWrite may take: a TCP/IPv4 frame of up to this size
+   * stands for several MTU-sized segments (coalesced on receive, cut by the host on send).
+   */
+  readonly maxFrame: number;
+}
+
+/**
+ * Per-frame metadata on a device with offloads, the fields of struct virtio_net_hdr in plain
+ * form. The caller owns one object and passes it to every call: netRead overwrites all fields,
+ * netWrite reads them.
+ */
+export interface NetFrameMeta {
+  /**
+   * netRead: the frame's TCP or UDP checksum must not be verified: the host has verified it, or
+   * it is partial (only the pseudo-header sum) because the frame came from the host's own stack
+   * and never crossed a wire. netWrite: ignored.
+   */
+  checksumTrusted: boolean;
+  /**
+   * netWrite: when > 0, the host computes the Internet checksum over the frame's bytes from this
+   * offset to its end (the checksum field holding the pseudo-header sum) and stores it at
+   * checksumStart + checksumOffset. netRead: where the checksum lies when the host left it
+   * partial (checksumTrusted is then true), else 0.
+   */
+  checksumStart: number;
+  checksumOffset: number;
+  /**
+   * netWrite: when > 0, the frame is a TCP/IPv4 segment (with checksumStart at its TCP header)
+   * that the host cuts into segments of this many payload bytes, as TCP segmentation offload
+   * does: headers copied, sequence numbers, IP identification, lengths and checksums fixed, FIN
+   * and PSH only on the last. netRead: the segment size of a coalesced frame, 0 for a plain one.
+   */
+  segmentSize: number;
 }
 
 export interface BlockInfo {
@@ -87,19 +139,26 @@ export interface Base {
    */
   yield(deadline: number): Promise<number>;
 
-  /** Looks up a net device declared in the manifest and attached by the tender: NetInfo, or ENODEV. */
-  netAcquire(name: string): NetInfo | number;
   /**
-   * Reads one frame into `buffer` (which must hold mtu + ETHERNET_HEADER_ROOM bytes): returns its
-   * length (> 0), AGAIN when no frame is pending, EINVAL, or EIO when the device failed (the
-   * tender logs why, e.g. the TAP interface was deleted).
+   * Looks up a net device declared in the manifest and attached by the tender: NetInfo, or ENODEV.
+   * The first acquisition of a device decides whether it uses offloads (`options.offloads`);
+   * acquiring it again returns the same NetInfo.
    */
-  netRead(handle: number, buffer: Uint8Array): number;
+  netAcquire(name: string, options?: NetAcquireOptions): NetInfo | number;
   /**
-   * Sends one whole Ethernet frame (all of `frame`, at least 14 bytes). Returns OK, EMSGSIZE,
-   * EINVAL or EIO (not sent: e.g. the host's queue is full). Frames may be dropped, as on a wire.
+   * Reads one frame into `buffer` (which must hold mtu + ETHERNET_HEADER_ROOM bytes, or
+   * offloads.maxFrame on a device with offloads, where `meta` is required and filled in):
+   * returns its length (> 0), AGAIN when no frame is pending, EINVAL, or EIO when the device
+   * failed (the tender logs why, e.g. the TAP interface was deleted).
    */
-  netWrite(handle: number, frame: Uint8Array): number;
+  netRead(handle: number, buffer: Uint8Array, meta?: NetFrameMeta): number;
+  /**
+   * Sends one whole Ethernet frame (all of `frame`, at least 14 bytes), with `meta` on a device
+   * with offloads (required there). Returns OK, EMSGSIZE, EINVAL (also for metadata that does not
+   * fit the frame) or EIO (not sent: e.g. the host's queue is full). Frames may be dropped, as on
+   * a wire.
+   */
+  netWrite(handle: number, frame: Uint8Array, meta?: NetFrameMeta): number;
 
   /** Looks up a block device declared in the manifest and attached by the tender: BlockInfo, or ENODEV. */
   blockAcquire(name: string): BlockInfo | number;

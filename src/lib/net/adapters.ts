@@ -14,11 +14,16 @@ export function timersFromScheduler(scheduler: Scheduler): Timers {
   };
 }
 
+/** Ethernet + IPv4 headers: a TSO frame's IP datagram is the device's largest frame less these. */
+const ETHERNET_HEADER_LENGTH = 14;
+
 export function linkFromDevice(device: NetDevice): Link {
+  const offloads = device.offloads;
   return {
     mac: MacAddress.read(device.mac, 0),
     mtu: device.mtu,
-    send: (frame) => device.send(frame),
+    offloads: offloads === undefined ? undefined : { maxTcpDatagram: Math.max(device.mtu, Math.min(0xffff, offloads.maxFrame - ETHERNET_HEADER_LENGTH)) },
+    send: (frame, offload) => device.send(frame, offload),
     onFrame: (listener) => device.onFrame(listener),
   };
 }

@@ -11,7 +11,7 @@ import type { Logger } from "../logs/index.ts";
 import { MacAddress } from "../wire/address.ts";
 import { ETHERNET_HEADER_LENGTH, EtherType, EthernetFrame, EthernetRepr } from "../wire/ethernet.ts";
 import { WireError } from "../wire/error.ts";
-import type { Link } from "./types.ts";
+import type { Link, LinkOffloads, TransmitOffload } from "./types.ts";
 
 /** The part of a logs Logger the stack uses, so tests can pass a recording one. */
 export type NetLogger = Pick<Logger, "error" | "warn" | "info" | "debug">;
@@ -43,7 +43,8 @@ export type EthernetCounters = {
 /** The layers a frame can go up to; each receives the payload, valid only during the call. */
 export interface EthernetReceivers {
   arp(payload: Uint8Array, destination: LinkDestination): void;
-  ipv4(payload: Uint8Array, destination: LinkDestination): void;
+  /** `checksumTrusted`: the link vouches for the transport checksum (see Link.onFrame). */
+  ipv4(payload: Uint8Array, destination: LinkDestination, checksumTrusted: boolean): void;
 }
 
 /** IEEE 802.3 §4.2.3.3: the minimum frame is 64 bytes, 60 before the frame check sequence. */
@@ -63,6 +64,10 @@ export class EthernetInterface {
   readonly mac: MacAddress;
   /** Largest IP datagram a frame carries. */
   readonly mtu: number;
+  /** The link's offloads, if any: then a TCP datagram may be up to offloads.maxTcpDatagram. */
+  readonly offloads: LinkOffloads | undefined;
+  /** The offload request handed to the link, reused (checksumStart counts from the frame's start). */
+  private readonly linkOffload: TransmitOffload = { checksumStart: 0, checksumOffset: 0, segmentSize: 0 };
   /** Joined groups with a reference count: several IPv4 groups map to one MAC (RFC 1112 §6.4). */
   private readonly groups = new Map<MacAddress, number>();
   private readonly transmitFrame: Uint8Array;
@@ -76,9 +81,11 @@ export class EthernetInterface {
   ) {
     this.mac = link.mac;
     this.mtu = link.mtu;
-    this.transmitFrame = new Uint8Array(Math.max(MIN_FRAME_LENGTH, ETHERNET_HEADER_LENGTH + link.mtu));
+    this.offloads = link.offloads;
+    const maxPayload = Math.max(link.mtu, link.offloads?.maxTcpDatagram ?? 0);
+    this.transmitFrame = new Uint8Array(Math.max(MIN_FRAME_LENGTH, ETHERNET_HEADER_LENGTH + maxPayload));
     this.transmitHeader = new EthernetFrame(this.transmitFrame);
-    this.transmitPayload = this.transmitFrame.subarray(ETHERNET_HEADER_LENGTH, ETHERNET_HEADER_LENGTH + link.mtu);
+    this.transmitPayload = this.transmitFrame.subarray(ETHERNET_HEADER_LENGTH, ETHERNET_HEADER_LENGTH + maxPayload);
   }
 
   /** Starts accepting frames for `group` (a multicast MAC); each join needs its own leave. */
@@ -94,7 +101,7 @@ export class EthernetInterface {
   }
 
   /** Handles one received frame; never throws on any input. */
-  receive(bytes: Uint8Array): void {
+  receive(bytes: Uint8Array, checksumTrusted = false): void {
     const counters = this.counters;
     counters.rxFrames++;
     counters.rxBytes += bytes.length;
@@ -121,23 +128,28 @@ export class EthernetInterface {
       return;
     }
     const payload = bytes.subarray(EthernetRepr.headerLength(header));
-    if (header.etherType === EtherType.Ipv4) this.receivers.ipv4(payload, destination);
+    if (header.etherType === EtherType.Ipv4) this.receivers.ipv4(payload, destination, checksumTrusted);
     else if (header.etherType === EtherType.Arp) this.receivers.arp(payload, destination);
     else counters.unknownEtherType++;
   }
 
   /**
-   * The payload area (`mtu` bytes) of the one transmit frame: a layer writes its packet there,
-   * then calls `send`. Valid until the next `send`; nothing may be built in it across a call
-   * that could itself send.
+   * The payload area (`mtu` bytes, or offloads.maxTcpDatagram) of the one transmit frame: a layer
+   * writes its packet there, then calls `send`. Valid until the next `send`; nothing may be built
+   * in it across a call that could itself send.
    */
   get payloadBuffer(): Uint8Array {
     return this.transmitPayload;
   }
 
-  /** Sends the first `payloadLength` bytes of `payloadBuffer` to `dst`, padded to Ethernet's minimum. */
-  send(dst: MacAddress, etherType: number, payloadLength: number): void {
-    if (payloadLength > this.mtu) throw new RangeError(`ethernet: ${payloadLength}-byte payload above the MTU of ${this.mtu}`);
+  /**
+   * Sends the first `payloadLength` bytes of `payloadBuffer` to `dst`, padded to Ethernet's
+   * minimum. `offload` (on a link with offloads) counts its checksumStart from the payload's start;
+   * with a segmentSize the payload may exceed the MTU, up to offloads.maxTcpDatagram.
+   */
+  send(dst: MacAddress, etherType: number, payloadLength: number, offload?: TransmitOffload): void {
+    const limit = offload !== undefined && offload.segmentSize > 0 && this.offloads !== undefined ? this.offloads.maxTcpDatagram : this.mtu;
+    if (payloadLength > limit) throw new RangeError(`ethernet: ${payloadLength}-byte payload above the limit of ${limit}`);
     const frame = this.transmitFrame;
     const header = this.transmitHeader;
     header.dst = dst;
@@ -150,6 +162,14 @@ export class EthernetInterface {
     }
     this.counters.txFrames++;
     this.counters.txBytes += length;
-    this.link.send(frame.subarray(0, length));
+    if (offload === undefined) {
+      this.link.send(frame.subarray(0, length));
+      return;
+    }
+    const linkOffload = this.linkOffload;
+    linkOffload.checksumStart = ETHERNET_HEADER_LENGTH + offload.checksumStart;
+    linkOffload.checksumOffset = offload.checksumOffset;
+    linkOffload.segmentSize = offload.segmentSize;
+    this.link.send(frame.subarray(0, length), linkOffload);
   }
 }

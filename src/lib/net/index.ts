@@ -114,7 +114,8 @@ export async function openStack(app: Appliance, device: string, options: OpenSta
     if (typeof parsed === "string") throw new Error(`bad boot parameter ${parameter}: ${parsed}`);
     config = parsed;
   }
-  const netDevice = app.net(device);
+  // The stack handles coalesced frames and trusted checksums, so it asks for the offloads.
+  const netDevice = app.net(device, { offloads: true });
   const timers = timersFromScheduler(app.scheduler);
   const random = baseRandom();
   const stack = new Stack({ link: linkFromDevice(netDevice), timers, random, ipv4: config, log: logs.source, limits: options.limits });

@@ -14,6 +14,8 @@
  * an attacker then has to keep up a flood, rather than fill the table once a timeout.
  */
 import { Ipv4Address, MacAddress } from "../wire/address.ts";
+import { writeU16 } from "../wire/bytes.ts";
+import { finishChecksum, sumBytes } from "../wire/checksum.ts";
 import { EtherType } from "../wire/ethernet.ts";
 import { WireError } from "../wire/error.ts";
 import { Icmpv4TimeExceededCode, Icmpv4Type, Icmpv4UnreachableCode } from "../wire/icmpv4.ts";
@@ -21,7 +23,7 @@ import { IPV4_MAX_TOTAL_LENGTH, IPV4_MIN_HEADER_LENGTH, Ipv4Packet, Ipv4Repr } f
 import type { ArpLayer } from "./arp.ts";
 import type { EthernetInterface, LinkDestination, NetLogger } from "./ethernet.ts";
 import type { Ipv4Config } from "./ipv4-config.ts";
-import type { RandomSource, TimerHandle, Timers } from "./types.ts";
+import type { LinkOffloads, RandomSource, TimerHandle, Timers, TransmitOffload } from "./types.ts";
 
 /** Why a send failed or an error arrived, named after the errno values sockets report. */
 export type NetErrorCode =
@@ -79,6 +81,11 @@ export interface Ipv4Datagram {
   readonly packet: Uint8Array;
   readonly destination: Ipv4Destination;
   readonly linkDestination: LinkDestination;
+  /**
+   * The link vouches for the transport checksum (a frame from the host's own stack through an
+   * offloading TAP, or our own datagram delivered locally): TCP and UDP skip verifying it.
+   */
+  readonly checksumTrusted: boolean;
 }
 
 /**
@@ -128,6 +135,20 @@ export interface Ipv4SendOptions {
   ecn?: number | undefined;
   /** Fail with "message-too-long" rather than fragment (RFC 791 §3.1, "Flags"). */
   dontFragment?: boolean | undefined;
+  /** Transmit offloads, on a link that has them (see `Ipv4Layer.offloads`). */
+  offload?: Ipv4Offload | undefined;
+}
+
+/**
+ * A transport's request for the link's offloads. The transport checksum field, at
+ * `checksumOffset` in the payload, holds the pseudo-header sum for the link to finish (or for
+ * this layer, for a datagram delivered locally). With `segmentSize` > 0 the payload is a TCP
+ * segment the link cuts into segments of that many data bytes: the datagram may then be larger
+ * than the MTU (up to the link's maxTcpDatagram) and is never fragmented.
+ */
+export interface Ipv4Offload {
+  readonly checksumOffset: number;
+  readonly segmentSize: number;
 }
 
 /** Where a datagram to some destination goes. */
@@ -212,6 +233,7 @@ export class QueuedDatagram {
   constructor(
     readonly header: Ipv4Repr,
     readonly payload: Uint8Array,
+    readonly offload?: Ipv4Offload | undefined,
   ) {}
   get byteLength(): number {
     return IPV4_MIN_HEADER_LENGTH + this.payload.length;
@@ -310,6 +332,8 @@ export class Ipv4Layer {
   /** Oldest first. */
   private readonly reassemblies: Reassembly[] = [];
   private readonly localQueue: Uint8Array[] = [];
+  /** The offload request handed to the Ethernet layer, reused. */
+  private readonly linkOffload: TransmitOffload = { checksumStart: 0, checksumOffset: 0, segmentSize: 0 };
   private localTimer: TimerHandle | undefined;
   private identification: number;
   private errorSender: Ipv4ErrorSender | undefined;
@@ -400,8 +424,11 @@ export class Ipv4Layer {
       counters.noRoute++;
       return "no-route";
     }
-    const dontFragment = options.dontFragment ?? false;
-    if (payload.length > MAX_PAYLOAD || (dontFragment && route.kind !== "local" && IPV4_MIN_HEADER_LENGTH + payload.length > this.mtu)) {
+    const offload = options.offload !== undefined && this.offloads !== undefined ? options.offload : undefined;
+    const segmenting = offload !== undefined && offload.segmentSize > 0;
+    const dontFragment = (options.dontFragment ?? false) || segmenting;
+    const linkLimit = segmenting && this.offloads !== undefined ? this.offloads.maxTcpDatagram : this.mtu;
+    if (payload.length > MAX_PAYLOAD || (dontFragment && route.kind !== "local" && IPV4_MIN_HEADER_LENGTH + payload.length > linkLimit)) {
       counters.tooBig++;
       return "message-too-long";
     }
@@ -412,7 +439,8 @@ export class Ipv4Layer {
       ttl: options.ttl ?? (route.kind === "multicast" ? 1 : this.limits.defaultTtl),
       dscp: options.dscp ?? 0,
       ecn: options.ecn ?? 0,
-      identification: this.nextIdentification(),
+      // A segmented datagram leaves as several, each taking the next identification (as Linux's GSO numbers them).
+      identification: this.nextIdentification(segmenting && offload !== undefined ? Math.ceil(payload.length / offload.segmentSize) : 1),
       dontFragment,
       moreFragments: false,
       fragmentOffset: 0,
@@ -420,18 +448,18 @@ export class Ipv4Layer {
     };
     switch (route.kind) {
       case "local":
-        this.sendLocal(header, payload);
+        this.sendLocal(header, payload, offload);
         return undefined;
       case "broadcast":
-        this.transmit(header, payload, MacAddress.BROADCAST);
+        this.transmit(header, payload, MacAddress.BROADCAST, offload);
         return undefined;
       case "multicast":
-        this.transmit(header, payload, MacAddress.forIpv4Multicast(options.dst));
+        this.transmit(header, payload, MacAddress.forIpv4Multicast(options.dst), offload);
         return undefined;
       case "unicast": {
         const mac = this.arp.lookup(route.nextHop);
-        if (mac !== undefined) this.transmit(header, payload, mac);
-        else this.arp.enqueue(route.nextHop, new QueuedDatagram(header, payload.slice()));
+        if (mac !== undefined) this.transmit(header, payload, mac, offload);
+        else this.arp.enqueue(route.nextHop, new QueuedDatagram(header, payload.slice(), offload));
         return undefined;
       }
     }
@@ -439,7 +467,7 @@ export class Ipv4Layer {
 
   /** Sends a datagram that waited for ARP (the ARP layer calls this). */
   transmitQueued(datagram: QueuedDatagram, mac: MacAddress): void {
-    this.transmit(datagram.header, datagram.payload, mac);
+    this.transmit(datagram.header, datagram.payload, mac, datagram.offload);
   }
 
   /**
@@ -476,7 +504,7 @@ export class Ipv4Layer {
   }
 
   /** Handles one received packet (the Ethernet payload, valid only during the call); never throws on any input. */
-  receive(bytes: Uint8Array, linkDestination: LinkDestination): void {
+  receive(bytes: Uint8Array, linkDestination: LinkDestination, checksumTrusted = false): void {
     const counters = this.counters;
     counters.rxPackets++;
     const header = Ipv4Repr.parse(bytes);
@@ -520,7 +548,8 @@ export class Ipv4Layer {
       counters.notForUs++;
       return;
     }
-    const datagram: Ipv4Datagram = { header, payload, packet, destination, linkDestination };
+    // A fragment is never trusted: the host finishes checksums before it fragments.
+    const datagram: Ipv4Datagram = { header, payload, packet, destination, linkDestination, checksumTrusted: checksumTrusted && !isFragment };
     if (handler === undefined) {
       counters.unknownProtocol++;
       // RFC 1122 §3.2.2.1: a host SHOULD send protocol unreachable (the sender applies the rules).
@@ -543,18 +572,35 @@ export class Ipv4Layer {
     this.localQueue.length = 0;
   }
 
-  private nextIdentification(): number {
+  /** The link's offloads, which `send` may be asked to use; undefined when it has none. */
+  get offloads(): LinkOffloads | undefined {
+    return this.ethernet.offloads;
+  }
+
+  /** Reserves `count` consecutive identifications and returns the first. */
+  private nextIdentification(count = 1): number {
     const identification = this.identification;
-    this.identification = (identification + 1) & 0xffff;
+    this.identification = (identification + count) & 0xffff;
     return identification;
   }
 
   /** Sends one datagram to `mac`, in fragments if it exceeds the MTU (RFC 791 §3.2, "Fragmentation"). */
-  private transmit(header: Ipv4Repr, payload: Uint8Array, mac: MacAddress): void {
+  private transmit(header: Ipv4Repr, payload: Uint8Array, mac: MacAddress, offload?: Ipv4Offload): void {
     const ethernet = this.ethernet;
     const buffer = ethernet.payloadBuffer;
     const maxPayload = this.mtu - IPV4_MIN_HEADER_LENGTH;
     this.counters.txPackets++;
+    if (offload !== undefined) {
+      // The link finishes the checksum (and cuts the segment): never fragmented, `send` checked the size.
+      Ipv4Repr.emit(header, buffer);
+      buffer.set(payload, IPV4_MIN_HEADER_LENGTH);
+      const request = this.linkOffload;
+      request.checksumStart = IPV4_MIN_HEADER_LENGTH;
+      request.checksumOffset = offload.checksumOffset;
+      request.segmentSize = offload.segmentSize;
+      ethernet.send(mac, EtherType.Ipv4, IPV4_MIN_HEADER_LENGTH + payload.length, request);
+      return;
+    }
     if (payload.length <= maxPayload) {
       Ipv4Repr.emit(header, buffer);
       buffer.set(payload, IPV4_MIN_HEADER_LENGTH);
@@ -577,7 +623,7 @@ export class Ipv4Layer {
   }
 
   /** Queues a datagram to our own address, delivered from a timer: never re-entrantly inside send. */
-  private sendLocal(header: Ipv4Repr, payload: Uint8Array): void {
+  private sendLocal(header: Ipv4Repr, payload: Uint8Array, offload?: Ipv4Offload): void {
     if (this.localQueue.length >= this.limits.maxLocalQueue) {
       this.counters.localDropped++;
       return;
@@ -585,6 +631,11 @@ export class Ipv4Layer {
     const packet = new Uint8Array(IPV4_MIN_HEADER_LENGTH + payload.length);
     Ipv4Repr.emit(header, packet);
     packet.set(payload, IPV4_MIN_HEADER_LENGTH);
+    if (offload !== undefined) {
+      // No link to finish the checksum: do it here, over the field's pseudo-header sum and the rest.
+      const transport = packet.subarray(IPV4_MIN_HEADER_LENGTH);
+      writeU16(transport, offload.checksumOffset, finishChecksum(sumBytes(transport)));
+    }
     this.localQueue.push(packet);
     this.localTimer ??= this.timers.at(this.timers.now(), () => this.deliverLocal());
   }
@@ -606,6 +657,7 @@ export class Ipv4Layer {
         packet,
         destination: "unicast",
         linkDestination: "unicast",
+        checksumTrusted: false,
       });
     }
   }
@@ -739,6 +791,7 @@ export class Ipv4Layer {
       packet,
       destination: reassembly.destination,
       linkDestination: reassembly.linkDestination,
+      checksumTrusted: false,
     });
   }
 
@@ -761,6 +814,7 @@ export class Ipv4Layer {
         packet,
         destination: reassembly.destination,
         linkDestination: reassembly.linkDestination,
+        checksumTrusted: false,
       },
       Icmpv4Type.TimeExceeded,
       Icmpv4TimeExceededCode.ReassemblyTimeExceeded,

@@ -158,7 +158,7 @@ export class Stack {
     // them; frames only start flowing once `link.onFrame` is set, at the end.
     this.ethernet = new EthernetInterface(options.link, {
       arp: (payload, destination) => this.arp.receive(payload, destination),
-      ipv4: (payload, destination) => this.ipv4.receive(payload, destination),
+      ipv4: (payload, destination, checksumTrusted) => this.ipv4.receive(payload, destination, checksumTrusted),
     });
     this.arp = new ArpLayer({
       ethernet: this.ethernet,
@@ -184,8 +184,8 @@ export class Stack {
     // RFC 1112 §7.2: a multicast-capable host is a member of the all-hosts group.
     this.ipv4.joinGroup(ALL_HOSTS_GROUP);
     this.setIpv4(options.ipv4);
-    options.link.onFrame((frame) => {
-      if (!this.closed) this.ethernet.receive(frame);
+    options.link.onFrame((frame, checksumTrusted) => {
+      if (!this.closed) this.ethernet.receive(frame, checksumTrusted === true);
     });
   }
 

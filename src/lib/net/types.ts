@@ -24,10 +24,38 @@ export interface Link {
   readonly mac: MacAddress;
   /** Largest IP datagram the link carries (1500 on Ethernet). */
   readonly mtu: number;
-  /** Sends one Ethernet frame; the link may drop it (as a wire may). The frame is not retained. */
-  send(frame: Uint8Array): void;
-  /** Delivers received frames; the frame is only valid during the call. */
-  onFrame(listener: (frame: Uint8Array) => void): void;
+  /** What the link does for the stack beyond moving frames; undefined: nothing. */
+  readonly offloads?: LinkOffloads | undefined;
+  /**
+   * Sends one Ethernet frame; the link may drop it (as a wire may). The frame is not retained.
+   * `offload` (only on a link with offloads) asks the link to finish the frame's checksum and to
+   * cut it into segments.
+   */
+  send(frame: Uint8Array, offload?: TransmitOffload): void;
+  /**
+   * Delivers received frames; the frame is only valid during the call. `checksumTrusted` (links
+   * with offloads only) says its TCP or UDP checksum is not to be verified (see the base ABI's
+   * NetFrameMeta); such a frame may also be a coalesced TCP segment larger than the MTU.
+   */
+  onFrame(listener: FrameReceiver): void;
+}
+
+export type FrameReceiver = (frame: Uint8Array, checksumTrusted?: boolean) => void;
+
+/** Offloads a link offers, as the base ABI's NetOffloads (checksums both ways, TCP segmentation). */
+export interface LinkOffloads {
+  /** Largest IP datagram holding a TCP segment the link cuts into MTU-sized ones; never below the MTU. */
+  readonly maxTcpDatagram: number;
+}
+
+/** A frame's transmit offloads: the write half of the base ABI's NetFrameMeta. */
+export interface TransmitOffload {
+  /** Where the link starts the checksum it computes (the transport header), from the frame's start. */
+  checksumStart: number;
+  /** Where in the transport header the checksum goes; the field holds the pseudo-header sum. */
+  checksumOffset: number;
+  /** TCP payload bytes per segment the link cuts the frame into; 0 to send it as it is. */
+  segmentSize: number;
 }
 
 /** Fills bytes with cryptographically secure randomness (the base's entropy call). */

@@ -17,8 +17,12 @@ export interface Appliance {
   readonly args: readonly string[];
   /** Boot parameters from the tender (see CommandLine.params in the base ABI). */
   readonly params: Readonly<Record<string, string>>;
-  /** The net device declared under `name` in atoll.config.ts (acquired on first use). */
-  net(name: string): NetDevice;
+  /**
+   * The net device declared under `name` in atoll.config.ts (acquired on first use). With
+   * `offloads`, the first use asks the tender for checksum and TCP segmentation offloads: only
+   * for code that handles coalesced frames and trusted checksums (the network stack does).
+   */
+  net(name: string, options?: { offloads?: boolean }): NetDevice;
   /** The block device declared under `name` in atoll.config.ts (acquired on first use). */
   block(name: string): BlockDevice;
   /** The scheduler: timers and sleeps on the monotonic clock. */
@@ -52,12 +56,12 @@ export function createAppliance(base: Base, scheduler: Scheduler): Appliance {
     params: base.cmdline.params,
     scheduler,
     log: logs.source("app"),
-    net(name) {
+    net(name, options) {
       let device = nets.get(name);
       if (device === undefined) {
-        const info = base.netAcquire(name);
+        const info = options?.offloads === true ? base.netAcquire(name, { offloads: true }) : base.netAcquire(name);
         if (typeof info === "number") throw new AbiError("netAcquire", info, `net device '${name}' is not declared in atoll.config.ts`);
-        device = new NetDevice(base, scheduler, name, info.handle, info.mac, info.mtu);
+        device = new NetDevice(base, scheduler, name, info.handle, info.mac, info.mtu, info.offloads);
         const counters = device.counters;
         registerCounters(`net.${name}`, () => ({ ...counters }));
         nets.set(name, device);

@@ -18,7 +18,7 @@
  */
 import type { Ipv4Address } from "./address.ts";
 import { readU16, readU32, requireRoom, writeU16, writeU32 } from "./bytes.ts";
-import { checksumVerifies, finishChecksum, ipv4PseudoHeaderSum, sumBytes } from "./checksum.ts";
+import { checksumVerifies, finishChecksum, foldCarries, ipv4PseudoHeaderSum, sumBytes } from "./checksum.ts";
 import { WireError } from "./error.ts";
 import { IpProtocol } from "./ipv4.ts";
 
@@ -170,6 +170,15 @@ export class TcpPacket {
 /** Verifies the checksum of the segment in segment[0, length) (header and data). */
 export function verifyTcpChecksum(segment: Uint8Array, src: Ipv4Address, dst: Ipv4Address, length = segment.length): boolean {
   return checksumVerifies(sumBytes(segment, 0, length, ipv4PseudoHeaderSum(src, dst, IpProtocol.Tcp, length)));
+}
+
+/**
+ * Writes into the checksum field what a device finishing the checksum expects there (virtio-net's
+ * NEEDS_CSUM, Linux's CHECKSUM_PARTIAL): the folded pseudo-header sum, not complemented. The
+ * device then sums from the TCP header to the end and stores the complement.
+ */
+export function fillTcpPseudoHeaderSum(segment: Uint8Array, src: Ipv4Address, dst: Ipv4Address, length = segment.length): void {
+  writeU16(segment, CHECKSUM, foldCarries(ipv4PseudoHeaderSum(src, dst, IpProtocol.Tcp, length)));
 }
 
 /** Computes and writes the checksum of the segment in segment[0, length). */
@@ -427,6 +436,8 @@ export function emitTcpHeader(
   payloadLength: number,
   src: Ipv4Address,
   dst: Ipv4Address,
+  /** Leave the checksum for the link to finish (offloads): the field gets the pseudo-header sum only. */
+  partialChecksum = false,
 ): number {
   const optionsLength = options.length;
   if (optionsLength > TCP_MAX_OPTIONS_LENGTH) throw new RangeError(`tcp: ${optionsLength} bytes of options above 40`);
@@ -441,7 +452,8 @@ export function emitTcpHeader(
   writeU16(into, WINDOW, fields.window);
   writeU16(into, URGENT, fields.urgentPointer);
   options.emit(into, TCP_HEADER_LENGTH);
-  fillTcpChecksum(into, src, dst, headerLength + payloadLength);
+  if (partialChecksum) fillTcpPseudoHeaderSum(into, src, dst, headerLength + payloadLength);
+  else fillTcpChecksum(into, src, dst, headerLength + payloadLength);
   return headerLength;
 }
 

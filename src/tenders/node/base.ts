@@ -6,8 +6,9 @@
 import { randomFillSync } from "node:crypto";
 import { writeSync } from "node:fs";
 import { types } from "node:util";
-import { ABI_VERSION, ETHERNET_HEADER_ROOM, MAX_NET_DEVICES, Status, type Base, type BlockInfo, type CommandLine, type NetInfo } from "../../abi/base.ts";
+import { ABI_VERSION, ETHERNET_HEADER_ROOM, MAX_NET_DEVICES, Status, type Base, type BlockInfo, type CommandLine, type NetFrameMeta, type NetInfo } from "../../abi/base.ts";
 import { BLOCK_SIZE, type FileBlockDevice } from "./block.ts";
+import { applyOffloads } from "../../lib/wire/segmentation.ts";
 import type { PcapWriter } from "./pcap.ts";
 
 /** A host-side net backend (a TAP today; the user-mode link later). */
@@ -20,6 +21,17 @@ export interface HostNetBackend {
   /** Writes one frame: bytes written or a negative errno. */
   write(frame: Uint8Array): number;
   close(): void;
+  /** Checksum and TCP segmentation offloads, on a backend that has them (a vnet-header TAP). */
+  readonly offloads?: HostNetOffloads | undefined;
+}
+
+export interface HostNetOffloads {
+  /** Turns them on for good: returns the largest frame from then on, or 0 when the host refused. */
+  enable(): number;
+  /** As HostNetBackend.read, filling `meta` (the base ABI's NetFrameMeta). */
+  read(buffer: Uint8Array, meta: NetFrameMeta): number;
+  /** As HostNetBackend.write, with `meta`. */
+  write(frame: Uint8Array, meta: NetFrameMeta): number;
 }
 
 export interface HostNet {
@@ -54,6 +66,64 @@ const EAGAIN = 11;
 
 function isHandle(value: unknown, count: number): value is number {
   return typeof value === "number" && Number.isInteger(value) && value >= 0 && value < count;
+}
+
+/** Whether the image passed a usable NetFrameMeta: an object whose fields are small non-negative integers. */
+function isFrameMeta(meta: NetFrameMeta | undefined): meta is NetFrameMeta {
+  return (
+    typeof meta === "object" &&
+    meta !== null &&
+    isUint16(meta.checksumStart) &&
+    isUint16(meta.checksumOffset) &&
+    isUint16(meta.segmentSize)
+  );
+}
+
+function isUint16(value: unknown): boolean {
+  return typeof value === "number" && Number.isInteger(value) && value >= 0 && value <= 0xffff;
+}
+
+const ETHERNET_HEADER_LENGTH = 14;
+const ETHERTYPE_IPV4 = 0x0800;
+const IP_PROTOCOL_TCP = 6;
+/** Where a TCP header keeps its checksum. */
+const TCP_CHECKSUM_OFFSET = 16;
+
+/**
+ * Checks a netWrite's metadata against its frame before the host acts on it (the kernel checks
+ * too, but an error here names the problem): a checksum request must lie inside the frame, a
+ * segmentation request must describe an untagged TCP/IPv4 frame whose segments fit the MTU, and
+ * a frame with neither must fit the MTU as any plain frame.
+ */
+function checkWriteMeta(frame: Uint8Array, meta: NetFrameMeta, mtu: number): number {
+  const { checksumStart, checksumOffset, segmentSize } = meta;
+  if (checksumStart > 0 && (checksumStart < ETHERNET_HEADER_LENGTH || checksumStart + checksumOffset + 2 > frame.length)) return Status.EINVAL;
+  if (segmentSize === 0) return frame.length > mtu + ETHERNET_HEADER_ROOM ? Status.EMSGSIZE : Status.OK;
+  const ipHeaderLength = ((frame[ETHERNET_HEADER_LENGTH] ?? 0) & 0x0f) * 4;
+  const tcpHeaderLength = ((frame[checksumStart + 12] ?? 0) >>> 4) * 4;
+  const isTcpIpv4 =
+    (((frame[12] ?? 0) << 8) | (frame[13] ?? 0)) === ETHERTYPE_IPV4 &&
+    (frame[ETHERNET_HEADER_LENGTH] ?? 0) >>> 4 === 4 &&
+    frame[ETHERNET_HEADER_LENGTH + 9] === IP_PROTOCOL_TCP &&
+    checksumStart === ETHERNET_HEADER_LENGTH + ipHeaderLength &&
+    checksumOffset === TCP_CHECKSUM_OFFSET &&
+    tcpHeaderLength >= 20 &&
+    checksumStart + tcpHeaderLength <= frame.length;
+  if (!isTcpIpv4) return Status.EINVAL;
+  return ipHeaderLength + tcpHeaderLength + segmentSize > mtu ? Status.EMSGSIZE : Status.OK;
+}
+
+/**
+ * Records a frame in a capture as the wire carries it: with an offloaded checksum finished, and a
+ * segmentation-offload frame as its segments (else tshark would flag every checksum as wrong).
+ */
+function recordFrame(pcap: PcapWriter, frame: Uint8Array, meta: NetFrameMeta | undefined): void {
+  if (meta === undefined || (meta.checksumStart === 0 && meta.segmentSize === 0)) {
+    pcap.record(frame);
+    return;
+  }
+  const frames = applyOffloads(frame, meta) ?? [frame];
+  for (const wireFrame of frames) pcap.record(wireFrame);
 }
 
 function isBytes(value: unknown): value is Uint8Array {
@@ -101,6 +171,10 @@ export function createNodeBase(options: NodeBaseOptions): Base {
   if (nets.length > MAX_NET_DEVICES) throw new Error(`at most ${MAX_NET_DEVICES} net devices are supported`);
   // Only acquired devices are polled: input on a device the image never asked for must not wake it.
   const pollFds = new Int32Array(nets.length).fill(-1);
+  /** What netAcquire returned for each handle, so that a second acquisition returns the same. */
+  const acquired: (NetInfo | undefined)[] = [];
+  /** For each handle with offloads on, the largest frame (see NetOffloads.maxFrame). */
+  const offloadMaxFrame: number[] = [];
   const captures = nets.flatMap((net) => (net.pcap === undefined ? [] : [net.pcap]));
   const startNs = process.hrtime.bigint();
   // The section is lent without a copy: its ArrayBuffer is the image file's, which is the image's
@@ -148,23 +222,34 @@ export function createNodeBase(options: NodeBaseOptions): Base {
       });
     },
 
-    netAcquire(name) {
+    netAcquire(name, acquireOptions) {
       if (typeof name !== "string") return Status.EINVAL;
       const handle = nets.findIndex((net) => net.name === name);
       const net = nets[handle];
       if (net === undefined) return Status.ENODEV;
+      const known = acquired[handle];
+      if (known !== undefined) return known;
       pollFds[handle] = net.backend.fd;
-      const info: NetInfo = { handle, mac: net.mac.slice(), mtu: net.backend.mtu };
+      // Offloads only when asked for: an image that does not know them must never see a
+      // coalesced frame or a partial checksum. Read defensively: the options come from the image.
+      const wantsOffloads = typeof acquireOptions === "object" && acquireOptions !== null && Reflect.get(acquireOptions, "offloads") === true;
+      const maxFrame = wantsOffloads && net.backend.offloads !== undefined ? net.backend.offloads.enable() : 0;
+      if (maxFrame > 0) offloadMaxFrame[handle] = maxFrame;
+      const info: NetInfo = maxFrame > 0 ? { handle, mac: net.mac.slice(), mtu: net.backend.mtu, offloads: { maxFrame } } : { handle, mac: net.mac.slice(), mtu: net.backend.mtu };
+      acquired[handle] = info;
       return info;
     },
 
-    netRead(handle, buffer) {
+    netRead(handle, buffer, meta) {
       if (!isHandle(handle, nets.length) || !isBytes(buffer)) return Status.EINVAL;
       const net = nets[handle];
-      if (net === undefined || buffer.length < net.backend.mtu + ETHERNET_HEADER_ROOM) return Status.EINVAL;
+      if (net === undefined) return Status.EINVAL;
+      const maxFrame = offloadMaxFrame[handle] ?? 0;
+      const offloads = maxFrame > 0 ? net.backend.offloads : undefined;
+      if (offloads !== undefined ? buffer.length < maxFrame || !isFrameMeta(meta) : buffer.length < net.backend.mtu + ETHERNET_HEADER_ROOM) return Status.EINVAL;
       let n: number;
       try {
-        n = net.backend.read(buffer);
+        n = offloads !== undefined && meta !== undefined ? offloads.read(buffer, meta) : net.backend.read(buffer);
       } catch (error) {
         options.warn(`net device '${net.name}': read failed: ${error instanceof Error ? error.message : String(error)}`);
         return Status.EIO;
@@ -174,18 +259,32 @@ export function createNodeBase(options: NodeBaseOptions): Base {
         options.warn(`net device '${net.name}': read failed (errno ${-n})`);
         return Status.EIO;
       }
-      net.pcap?.record(buffer.subarray(0, n));
+      // Only a coalesced frame may exceed the MTU: cut any other as a TAP without offloads cuts it
+      // (the image then sees a truncated datagram, counted as malformed, not a jumbo frame).
+      if (offloads !== undefined && meta !== undefined && meta.segmentSize === 0 && n > net.backend.mtu + ETHERNET_HEADER_ROOM) n = net.backend.mtu + ETHERNET_HEADER_ROOM;
+      if (net.pcap !== undefined) recordFrame(net.pcap, buffer.subarray(0, n), offloads !== undefined ? meta : undefined);
       return n;
     },
 
-    netWrite(handle, frame) {
+    netWrite(handle, frame, meta) {
       if (!isHandle(handle, nets.length) || !isBytes(frame)) return Status.EINVAL;
       const net = nets[handle];
       if (net === undefined || frame.length < 14) return Status.EINVAL;
-      if (frame.length > net.backend.mtu + ETHERNET_HEADER_ROOM) return Status.EMSGSIZE;
-      const n = net.backend.write(frame);
+      const maxFrame = offloadMaxFrame[handle] ?? 0;
+      const offloads = maxFrame > 0 ? net.backend.offloads : undefined;
+      let n: number;
+      if (offloads !== undefined) {
+        if (!isFrameMeta(meta)) return Status.EINVAL;
+        if (frame.length > maxFrame) return Status.EMSGSIZE;
+        const problem = checkWriteMeta(frame, meta, net.backend.mtu);
+        if (problem !== Status.OK) return problem;
+        n = offloads.write(frame, meta);
+      } else {
+        if (frame.length > net.backend.mtu + ETHERNET_HEADER_ROOM) return Status.EMSGSIZE;
+        n = net.backend.write(frame);
+      }
       if (n !== frame.length) return Status.EIO;
-      net.pcap?.record(frame);
+      if (net.pcap !== undefined) recordFrame(net.pcap, frame, offloads !== undefined ? meta : undefined);
       return Status.OK;
     },
 

@@ -13,7 +13,13 @@ import { currentFile, packageRoot } from "../../host/package-root.ts";
 export interface NativeAddon {
   /** Attaches to an existing TAP interface; returns a non-blocking, close-on-exec fd. Throws an
    * Error with `code` (errno name) and `syscall` on failure, ENODEV if the interface is absent. */
-  tapOpen(name: string): number;
+  tapOpen(name: string, vnetHeader?: boolean): number;
+  /** TUNSETOFFLOAD with TUN_F_* flags on a vnet-header TAP: 0 or a negative errno. */
+  tapSetOffload(fd: number, flags: number): number;
+  /** readv into `head` then `buf`: the bytes that landed in `buf`, or a negative errno (-EIO when shorter than `head`). */
+  readv2(fd: number, head: Uint8Array, buf: Uint8Array): number;
+  /** writev of `head` then `buf`: the bytes of `buf` written, or a negative errno. */
+  writev2(fd: number, head: Uint8Array, buf: Uint8Array): number;
   /** The interface's MTU (SIOCGIFMTU). Throws like tapOpen. */
   ifMtu(name: string): number;
   /** Bytes read into `buf` (honouring its byteOffset/length), or a negative errno (-11 when empty). */
@@ -43,7 +49,7 @@ export interface NativeAddon {
 export type WatchHandle = { readonly __watch: unique symbol };
 
 const ADDON_RELATIVE_PATH = join("build", "Release", "atoll_native.node");
-const EXPECTED_FUNCTIONS = ["tapOpen", "ifMtu", "read", "write", "poll", "close", "socketpair", "waitWritable", "watch", "rewatch", "unwatch"] as const;
+const EXPECTED_FUNCTIONS = ["tapOpen", "ifMtu", "read", "write", "poll", "close", "socketpair", "waitWritable", "watch", "rewatch", "unwatch", "tapSetOffload", "readv2", "writev2"] as const;
 
 let cached: NativeAddon | undefined;
 

@@ -12,7 +12,7 @@ import { ABI_VERSION, type CommandLine } from "../../abi/base.ts";
 import { decodeImage, ImageError, type Image } from "../../image/format.ts";
 import type { HostNetBackend } from "./base.ts";
 import { TenderError } from "./block.ts";
-import type { TapHandle } from "./tap.ts";
+import { TAP_OFFLOAD_MAX_FRAME, type TapHandle } from "./tap.ts";
 import type { PortMapping } from "../user/attach.ts";
 
 /** A TAP, or the user-mode link to a gateway process with its published ports (src/tenders/user). */
@@ -109,13 +109,20 @@ export function randomMac(): Uint8Array {
 }
 
 /** The base's view of a TAP. */
-export function tapBackend(tap: TapHandle): HostNetBackend {
+export function tapBackend(tap: TapHandle, options: { offloads: boolean } = { offloads: false }): HostNetBackend {
   return {
     fd: tap.fd,
     mtu: tap.mtu,
     read: (buffer) => tap.read(buffer),
     write: (frame) => tap.write(frame),
     close: () => tap.close(),
+    offloads: options.offloads
+      ? {
+          enable: () => (tap.enableOffloads() === 0 ? TAP_OFFLOAD_MAX_FRAME : 0),
+          read: (buffer, meta) => tap.readWithMeta(buffer, meta),
+          write: (frame, meta) => tap.writeWithMeta(frame, meta),
+        }
+      : undefined,
   };
 }
 

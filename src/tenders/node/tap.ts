@@ -8,12 +8,13 @@
  */
 import { constants } from "node:os";
 
+import type { NetFrameMeta } from "../../abi/base.ts";
 import { loadNative, type NativeAddon } from "./native.ts";
 
 /** Linux interface names are at most IFNAMSIZ - 1 bytes. */
 export const MAX_IFNAME_BYTES = 15;
 
-const { EAGAIN, EINTR, EBADF } = constants.errno;
+const { EAGAIN, EINTR, EBADF, EINVAL } = constants.errno;
 
 export interface TapHandle {
   /** Non-blocking, close-on-exec fd, usable with NativeAddon.poll. */
@@ -30,9 +31,38 @@ export interface TapHandle {
   /** Writes one frame; returns its length or a negative errno (-ENOBUFS, -EIO, -EINVAL...): the
    * caller drops the frame as a NIC would, so this never throws. */
   write(frame: Uint8Array): number;
+  /**
+   * On a TAP opened with `vnetHeader`: turns on checksum and TCP/IPv4 segmentation offloads
+   * (TUNSETOFFLOAD with TUN_F_CSUM | TUN_F_TSO4). From then on reads may return frames of up to
+   * TAP_OFFLOAD_MAX_FRAME bytes and fill in `meta`, and writes take `meta`. Returns 0 or a
+   * negative errno (-EINVAL without the vnet header).
+   */
+  enableOffloads(): number;
+  /** As read, filling `meta` from the frame's virtio_net_hdr (all zero without the vnet header). */
+  readWithMeta(buf: Uint8Array, meta: NetFrameMeta): number;
+  /** As write, with the virtio_net_hdr made from `meta` (only on a TAP with the vnet header). */
+  writeWithMeta(frame: Uint8Array, meta: NetFrameMeta): number;
   /** Idempotent. */
   close(): void;
 }
+
+/** Largest frame on a TAP with TSO: an IPv4 datagram's 65535 bytes behind an Ethernet header with one VLAN tag. */
+export const TAP_OFFLOAD_MAX_FRAME = 65535 + 18;
+
+/**
+ * struct virtio_net_hdr (include/uapi/linux/virtio_net.h), the 10 bytes IFF_VNET_HDR puts before
+ * every frame, in the host's byte order (little-endian here: the TAP is never switched to
+ * big-endian headers).
+ */
+const VNET_HEADER_LENGTH = 10;
+const VNET_F_NEEDS_CSUM = 1;
+const VNET_F_DATA_VALID = 2;
+const VNET_GSO_NONE = 0;
+const VNET_GSO_TCPV4 = 1;
+const VNET_GSO_ECN = 0x80;
+/** TUNSETOFFLOAD flags (include/uapi/linux/if_tun.h). */
+const TUN_F_CSUM = 0x01;
+const TUN_F_TSO4 = 0x02;
 
 /** Why a TAP could not be opened or used; `code` is the errno name (or a validation code). */
 export class TapError extends Error {
@@ -45,13 +75,19 @@ export class TapError extends Error {
   }
 }
 
+export interface OpenTapOptions {
+  /** Open with IFF_VNET_HDR, so that offloads can be enabled (the node tender does; spt does not). */
+  readonly vnetHeader?: boolean | undefined;
+}
+
 /** Attaches to the existing TAP interface `ifname`; throws a TapError on any failure. */
-export function openTap(ifname: string): TapHandle {
+export function openTap(ifname: string, options: OpenTapOptions = {}): TapHandle {
   validateName(ifname);
   const native = loadNative();
+  const vnetHeader = options.vnetHeader ?? false;
   let fd: number;
   try {
-    fd = native.tapOpen(ifname);
+    fd = native.tapOpen(ifname, vnetHeader);
   } catch (error) {
     throw openError(ifname, error);
   }
@@ -62,7 +98,10 @@ export function openTap(ifname: string): TapHandle {
     native.close(fd);
     throw openError(ifname, error);
   }
-  return new Tap(native, fd, ifname, mtu);
+  const tap = new Tap(native, fd, ifname, mtu, vnetHeader);
+  // A vnet-header TAP starts with no offloads: plain frames until enableOffloads.
+  if (vnetHeader) native.tapSetOffload(fd, 0);
+  return tap;
 }
 
 /**
@@ -70,24 +109,36 @@ export function openTap(ifname: string): TapHandle {
  * interface's name and MTU: the spt tender's appliance process cannot open devices itself.
  */
 export function adoptTap(fd: number, ifname: string, mtu: number): TapHandle {
-  return new Tap(loadNative(), fd, ifname, mtu);
+  return new Tap(loadNative(), fd, ifname, mtu, false);
 }
 
 class Tap implements TapHandle {
   #open = true;
+  /** The virtio_net_hdr of the frame being read or written: one buffer, so no call allocates. */
+  private readonly header = new Uint8Array(VNET_HEADER_LENGTH);
+  private readonly headerView = new DataView(this.header.buffer);
+  private readonly plainMeta: NetFrameMeta = { checksumTrusted: false, checksumStart: 0, checksumOffset: 0, segmentSize: 0 };
 
   constructor(
     private readonly native: NativeAddon,
     readonly fd: number,
     readonly name: string,
     readonly mtu: number,
+    private readonly vnetHeader: boolean,
   ) {}
 
   read(buf: Uint8Array): number {
+    return this.readWithMeta(buf, this.plainMeta);
+  }
+
+  readWithMeta(buf: Uint8Array, meta: NetFrameMeta): number {
     if (!this.#open) throw new TapError("EBADF", `tap device '${this.name}' is closed: open it again with openTap`);
     for (;;) {
-      const n = this.native.read(this.fd, buf);
-      if (n >= 0) return n;
+      const n = this.vnetHeader ? this.native.readv2(this.fd, this.header, buf) : this.native.read(this.fd, buf);
+      if (n >= 0) {
+        if (this.vnetHeader) this.decodeHeader(meta);
+        return n;
+      }
       if (n === -EAGAIN) return 0;
       if (n === -EINTR) continue;
       const code = errnoName(-n);
@@ -98,7 +149,45 @@ class Tap implements TapHandle {
 
   write(frame: Uint8Array): number {
     if (!this.#open) return -EBADF;
-    return this.native.write(this.fd, frame);
+    if (!this.vnetHeader) return this.native.write(this.fd, frame);
+    this.header.fill(0);
+    return this.native.writev2(this.fd, this.header, frame);
+  }
+
+  writeWithMeta(frame: Uint8Array, meta: NetFrameMeta): number {
+    if (!this.#open) return -EBADF;
+    if (!this.vnetHeader) return -EINVAL;
+    const view = this.headerView;
+    const header = this.header;
+    header[0] = meta.checksumStart > 0 ? VNET_F_NEEDS_CSUM : 0;
+    if (meta.segmentSize > 0) {
+      header[1] = VNET_GSO_TCPV4;
+      // hdr_len: everything before the payload, the TCP header's data offset included.
+      view.setUint16(2, meta.checksumStart + ((frame[meta.checksumStart + 12] ?? 0) >>> 4) * 4, true);
+      view.setUint16(4, meta.segmentSize, true);
+    } else {
+      header[1] = VNET_GSO_NONE;
+      view.setUint16(2, 0, true);
+      view.setUint16(4, 0, true);
+    }
+    view.setUint16(6, meta.checksumStart, true);
+    view.setUint16(8, meta.checksumOffset, true);
+    return this.native.writev2(this.fd, header, frame);
+  }
+
+  enableOffloads(): number {
+    if (!this.#open) return -EBADF;
+    if (!this.vnetHeader) return -EINVAL;
+    return this.native.tapSetOffload(this.fd, TUN_F_CSUM | TUN_F_TSO4);
+  }
+
+  private decodeHeader(meta: NetFrameMeta): void {
+    const header = this.header;
+    meta.checksumTrusted = (header[0] & (VNET_F_NEEDS_CSUM | VNET_F_DATA_VALID)) !== 0;
+    const partial = (header[0] & VNET_F_NEEDS_CSUM) !== 0;
+    meta.checksumStart = partial ? this.headerView.getUint16(6, true) : 0;
+    meta.checksumOffset = partial ? this.headerView.getUint16(8, true) : 0;
+    meta.segmentSize = (header[1] & ~VNET_GSO_ECN) !== VNET_GSO_NONE ? this.headerView.getUint16(4, true) : 0;
   }
 
   close(): void {

@@ -129,6 +129,21 @@ describe("tcp bulk transfer, option and algorithm variants under mixed impairmen
     });
   }
 
+  it("with transmit offloads (partial checksums, segmentation-offload frames cut by the port), under mixed impairments and an MTU of 1280", async () => {
+    const net = new TcpNetwork({ seed: 9, impairments: { ...mixed, corruption: 0.002, mtu: 1280 } });
+    const server = net.host("198.18.0.1/24", { offloads: true, mtu: 1280 });
+    const client = net.host("198.18.0.2/24", { offloads: true, mtu: 1280 });
+    const result = await bulkTransfer(net, client, server, VARIANT_SIZE, { limitMs: 3_600_000 });
+    assert.equal(result.receivedBytes, VARIANT_SIZE);
+    assert.equal(result.receivedHash, result.sentHash);
+    assert.equal(net.link.counters.tooBig, 0, "every frame the port cut fits the MTU");
+    assert.equal(client.port.offloadRefused + server.port.offloadRefused, 0);
+    // The sender handed the port frames of several segments (the port sent more frames than it was given).
+    assert.ok(net.link.counters.sent > client.port.offloaded + server.port.offloaded, "segmentation offload used");
+    assert.ok(client.stack.counters().ethernet.txFrames < net.link.counters.sent / 2, "fewer, larger frames from the stack");
+    assert.ok(client.tcp.counters.retransmits > 0 && server.tcp.counters.badChecksum > 0, "recovery and checksum checks with offloads");
+  });
+
   it("both directions at once, echoing, with SACK blocks riding on data segments", async () => {
     const net = new TcpNetwork({ seed: 5, impairments: { loss: 0.03, reordering: 0.05, delayMs: 2 } });
     const server = net.host("198.18.0.1/24");

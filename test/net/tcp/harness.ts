@@ -42,6 +42,8 @@ export interface TcpHost {
 
 export interface HostOptions {
   mtu?: number;
+  /** The host's port finishes checksums and cuts segmentation-offload frames (VirtualPort's offloads). */
+  offloads?: boolean;
   tcp?: Omit<AttachTcpOptions, "timers" | "random" | "log">;
   log?: NetLogFactory;
 }
@@ -110,7 +112,7 @@ export class TcpNetwork {
   }
 
   host(cidr: string, options: HostOptions = {}): TcpHost {
-    const port = this.link.attach({ mtu: options.mtu ?? 1500 });
+    const port = this.link.attach({ mtu: options.mtu ?? 1500, offloads: options.offloads ?? false });
     const config = parseIpv4Config(cidr);
     if (typeof config === "string") throw new Error(config);
     const seed = this.seed++;

@@ -69,10 +69,24 @@ export interface ConnectionHost {
   readonly log: NetLogger;
   /** The interface MTU: the largest IP datagram (RFC 9293 §3.7.1: MSS = MTU − 40 on IPv4). */
   readonly mtu: number;
-  /** Where outgoing segments are built; at least `mtu` bytes. */
+  /** Where outgoing segments are built; at least `mtu` bytes, and `maxOffloadSegment` with TSO. */
   readonly transmitBuffer: Uint8Array;
-  /** Sends transmitBuffer[0, length), a whole TCP segment with its checksum, to the connection's peer. */
-  transmit(connection: TcpConnection, length: number): void;
+  /**
+   * The link finishes checksums (the base ABI's offloads): segments carry only the pseudo-header
+   * sum in their checksum field, and `transmit` says so to the IP layer.
+   */
+  readonly checksumOffload: boolean;
+  /**
+   * TCP segmentation offload: the largest segment (header and data) the link cuts into MSS-sized
+   * ones, in the manner of Linux's TSO/GSO; 0 without it.
+   */
+  readonly maxOffloadSegment: number;
+  /**
+   * Sends transmitBuffer[0, length), a whole TCP segment with its checksum (or, with
+   * checksumOffload, the pseudo-header sum), to the connection's peer; with `segmentSize` > 0 the
+   * link cuts it into segments of that many data bytes.
+   */
+  transmit(connection: TcpConnection, length: number, segmentSize: number): void;
   /** The connection reached CLOSED: remove it from the demultiplexing table. */
   release(connection: TcpConnection): void;
   /** RFC 1122 §4.2.3.5: R1 retransmissions of one segment; ask the IP layer to re-validate the path. */
@@ -803,7 +817,8 @@ export class TcpConnection {
     this.events |= EVENT_READABLE;
     // RFC 1122 §4.2.3.2 and RFC 5681 §4.2: ACK at least every second full-sized segment, and
     // within the delayed ACK time otherwise.
-    this.segmentsUnacked++;
+    // A segment coalesced by the link (offloads) counts as the full-sized segments it stands for.
+    this.segmentsUnacked += advance >= 2 * (this.host.mtu - 40) ? 2 : 1;
     if (this.segmentsUnacked >= 2) this.ackNow = true;
     else this.delayedAckTimer.setIfStopped(this.now() + this.settings.delayedAckMs);
     if (this.pendingPeerFin >= 0 && seqGe(this.rcvNxt, this.pendingPeerFin)) {
@@ -1079,6 +1094,16 @@ export class TcpConnection {
     return Math.max(1, Math.min(this.peerMss + TCP_HEADER_LENGTH, this.pathMtu - 20) - TCP_HEADER_LENGTH - optionsLength);
   }
 
+  /**
+   * The most data one call to sendSegment may carry: one SMSS, or with segmentation offload as
+   * many whole SMSS as fit the link's largest segment (with room for options of any length).
+   */
+  private sendBurst(): number {
+    const max = this.host.maxOffloadSegment;
+    if (max === 0) return this.smss;
+    return Math.max(1, Math.floor((max - TCP_HEADER_LENGTH - 40) / this.smss)) * this.smss;
+  }
+
   private updateMss(): void {
     const smss = this.effectiveMss(this.timestampsOn ? 12 : 0);
     if (smss !== this.smss) {
@@ -1124,8 +1149,11 @@ export class TcpConnection {
       const limited = this.recovery === "none" && this.dupAcks > 0 && this.dupAcks < DUP_THRESH ? this.dupAcks * smss : 0;
       const cwndRoom = this.cc.cwnd + limited - flight;
       const windowRoom = seqDiff(seqAdd(this.sndUna, this.sndWnd), this.sndNxt);
-      let length = Math.min(available, smss, windowRoom, cwndRoom);
+      let length = Math.min(available, this.sendBurst(), windowRoom, cwndRoom);
       if (length < 0) length = 0;
+      // With segmentation offload, a burst of several segments holds whole ones only; the rest
+      // waits as a lone partial segment would.
+      if (length > smss && length < available) length -= length % smss;
       if (available > 0) {
         if (length === 0) return;
         if (length < available && length < smss) {
@@ -1361,8 +1389,12 @@ export class TcpConnection {
     }
     const optionsLength = options.length;
     // A data segment must fit the path with these options (SACK blocks can take a few bytes),
-    // and carries only bytes the application wrote (never past the end of the buffer).
-    const room = isSyn ? 0 : Math.min(this.effectiveMss(optionsLength), Math.max(0, seqDiff(this.dataEnd, seq)));
+    // and carries only bytes the application wrote (never past the end of the buffer). With
+    // segmentation offload, it may carry whole segments' worth for the link to cut.
+    const segmentMss = this.effectiveMss(optionsLength);
+    const maxOffload = host.maxOffloadSegment;
+    const maxData = maxOffload > 0 ? Math.max(1, Math.floor((maxOffload - TCP_HEADER_LENGTH - optionsLength) / segmentMss)) * segmentMss : segmentMss;
+    const room = isSyn ? 0 : Math.min(maxData, Math.max(0, seqDiff(this.dataEnd, seq)));
     if (length > room) {
       length = Math.max(0, room);
       flags &= ~TcpFlag.Fin;
@@ -1377,9 +1409,9 @@ export class TcpConnection {
     header.flags = flags;
     header.window = isSyn ? this.synWindow() : this.windowField();
     header.urgentPointer = 0;
-    emitTcpHeader(header, options, buffer, length, this.localAddress, this.remoteAddress);
+    emitTcpHeader(header, options, buffer, length, this.localAddress, this.remoteAddress, host.checksumOffload);
     this.flowCounters.segmentsOut++;
-    host.transmit(this, headerLength + length);
+    host.transmit(this, headerLength + length, length > segmentMss ? segmentMss : 0);
     if ((flags & TcpFlag.Ack) !== 0) {
       this.lastAckSent = this.rcvNxt;
       this.ackNow = false;
@@ -1882,10 +1914,10 @@ export class TcpConnection {
     header.flags = TcpFlag.Rst | (withAck ? TcpFlag.Ack : 0);
     header.window = 0;
     header.urgentPointer = 0;
-    const length = emitTcpHeader(header, options, host.transmitBuffer, 0, this.localAddress, this.remoteAddress);
+    const length = emitTcpHeader(header, options, host.transmitBuffer, 0, this.localAddress, this.remoteAddress, host.checksumOffload);
     host.counters.resetsSent++;
     this.flowCounters.segmentsOut++;
-    host.transmit(this, length);
+    host.transmit(this, length, 0);
   }
 
   // ——— Plumbing ———

@@ -70,7 +70,11 @@ export class TcpLayer implements Ipv4ProtocolHandler, ConnectionHost, ListenerHo
   readonly log: NetLogger;
   readonly mtu: number;
   readonly transmitBuffer: Uint8Array;
+  readonly checksumOffload: boolean;
+  readonly maxOffloadSegment: number;
   private readonly ipv4: Ipv4Layer;
+  /** The IP layer's offload request, reused: the checksum at TCP's offset 16, and the segment size. */
+  private readonly offload: { checksumOffset: number; segmentSize: number } = { checksumOffset: 16, segmentSize: 0 };
   /** remote endpoint → connections from it (usually one). */
   private readonly connections = new Map<number, TcpConnection[]>();
   private readonly listeners = new Map<number, TcpListener>();
@@ -88,7 +92,11 @@ export class TcpLayer implements Ipv4ProtocolHandler, ConnectionHost, ListenerHo
     this.settings = resolveLayerSettings(options);
     this.secrets = new TcpSecrets(dependencies.random);
     this.mtu = dependencies.ipv4.mtu;
-    this.transmitBuffer = new Uint8Array(Math.max(this.mtu, 1500));
+    const offloads = dependencies.ipv4.offloads;
+    this.checksumOffload = offloads !== undefined;
+    // IPv4 headers are 20 bytes here (no options are sent): the rest of the datagram is TCP's.
+    this.maxOffloadSegment = offloads !== undefined && offloads.maxTcpDatagram > this.mtu ? offloads.maxTcpDatagram - 20 : 0;
+    this.transmitBuffer = new Uint8Array(Math.max(this.mtu, 1500, this.maxOffloadSegment));
     this.ipv4.registerProtocol(IpProtocol.Tcp, this);
   }
 
@@ -187,7 +195,7 @@ export class TcpLayer implements Ipv4ProtocolHandler, ConnectionHost, ListenerHo
       counters.malformed++;
       return;
     }
-    if (!verifyTcpChecksum(bytes, header.src, header.dst)) {
+    if (!datagram.checksumTrusted && !verifyTcpChecksum(bytes, header.src, header.dst)) {
       counters.badChecksum++;
       return;
     }
@@ -240,8 +248,8 @@ export class TcpLayer implements Ipv4ProtocolHandler, ConnectionHost, ListenerHo
 
   // ——— ConnectionHost ———
 
-  transmit(connection: TcpConnection, length: number): void {
-    this.send(connection.localAddress, connection.remoteAddress, length, connection.dontFragment);
+  transmit(connection: TcpConnection, length: number, segmentSize: number): void {
+    this.send(connection.localAddress, connection.remoteAddress, length, connection.dontFragment, this.checksumOffload, segmentSize);
   }
 
   adviseUnreachable(connection: TcpConnection): void {
@@ -356,11 +364,18 @@ export class TcpLayer implements Ipv4ProtocolHandler, ConnectionHost, ListenerHo
     this.send(to.dst, to.src, length);
   }
 
-  private send(src: Ipv4Address, dst: Ipv4Address, length: number, dontFragment = this.settings.pathMtuDiscovery): void {
+  /** Sends transmitBuffer[0, length); `offloaded`: its checksum is partial, for the link to finish. */
+  private send(src: Ipv4Address, dst: Ipv4Address, length: number, dontFragment = this.settings.pathMtuDiscovery, offloaded = false, segmentSize = 0): void {
     const options = this.sendOptions;
     options.src = src;
     options.dst = dst;
     options.dontFragment = dontFragment;
+    if (offloaded) {
+      this.offload.segmentSize = segmentSize;
+      options.offload = this.offload;
+    } else {
+      options.offload = undefined;
+    }
     const failure = this.ipv4.send(options, this.transmitBuffer.subarray(0, length));
     if (failure !== undefined) this.counters.sendFailures++;
     else this.counters.segmentsOut++;

@@ -15,9 +15,10 @@ import { ARP_PACKET_LENGTH, ArpRepr } from "../../wire/arp.ts";
 import { ETHERNET_HEADER_LENGTH, EtherType, EthernetRepr, VLAN_TAG_LENGTH } from "../../wire/ethernet.ts";
 import { Icmpv4Repr } from "../../wire/icmpv4.ts";
 import { Ipv4Repr } from "../../wire/ipv4.ts";
+import { applyOffloads } from "../../wire/segmentation.ts";
 import { UdpRepr } from "../../wire/udp.ts";
 import type { NetLogFactory, NetLogger } from "../ethernet.ts";
-import type { Link, RandomSource, TimerHandle, Timers } from "../types.ts";
+import type { Link, LinkOffloads, RandomSource, TimerHandle, Timers, TransmitOffload } from "../types.ts";
 
 /** mulberry32: a small, fast generator with a 32-bit state; plenty for test impairments. */
 export class SeededRandom {
@@ -184,6 +185,12 @@ export interface PortOptions {
   /** The MTU the port announces to its stack (default 1500). */
   mtu?: number;
   name?: string;
+  /**
+   * The port offers transmit offloads, as a TAP with IFF_VNET_HDR does: it finishes partial
+   * checksums and cuts TCP segmentation-offload frames (up to 64 KiB) into the frames the link
+   * carries (src/lib/wire/segmentation.ts). Received frames stay plain ones.
+   */
+  offloads?: boolean;
 }
 
 /** Sees every frame a port sends, before impairments. The frame is the link's copy: do not modify it. */
@@ -213,6 +220,7 @@ export class VirtualLink {
       options.mac ?? MacAddress.fromOctets(2, 0, 0, 0, (index >> 8) & 0xff, index & 0xff),
       options.mtu ?? 1500,
       options.name ?? `port${index}`,
+      options.offloads === true ? { maxTcpDatagram: 0xffff } : undefined,
     );
     this.ports.push(port);
     return port;
@@ -285,15 +293,30 @@ export class VirtualPort implements Link {
   received = 0;
   private listener: ((frame: Uint8Array) => void) | undefined;
 
+  /** Frames the port cut or finished for its stack (offloads), and requests it refused. */
+  offloaded = 0;
+  offloadRefused = 0;
+
   constructor(
     private readonly link: VirtualLink,
     readonly mac: MacAddress,
     readonly mtu: number,
     readonly name: string,
+    readonly offloads?: LinkOffloads | undefined,
   ) {}
 
-  send(frame: Uint8Array): void {
-    this.link.transmit(this, frame);
+  send(frame: Uint8Array, offload?: TransmitOffload): void {
+    if (offload === undefined) {
+      this.link.transmit(this, frame);
+      return;
+    }
+    const frames = this.offloads === undefined ? undefined : applyOffloads(frame, offload);
+    if (frames === undefined) {
+      this.offloadRefused++;
+      return;
+    }
+    this.offloaded++;
+    for (const wireFrame of frames) this.link.transmit(this, wireFrame);
   }
 
   onFrame(listener: (frame: Uint8Array) => void): void {
