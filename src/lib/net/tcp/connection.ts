@@ -1491,14 +1491,17 @@ export class TcpConnection {
 
   /**
    * After a read: a window update goes out when the edge can move by at least two segments or half
-   * the buffer (RFC 1122 §4.2.3.3), or by one segment when the offered window has fallen below one.
+   * the buffer (RFC 1122 §4.2.3.3), or by one segment when the offered window has fallen below one;
+   * and, as Linux does (tcp_cleanup_rbuf), only once the window would at least double: while
+   * plenty is still offered, the next ACK carries the new edge anyway, and a bare update per read
+   * would double the frames a bulk receiver sends.
    */
   private considerWindowUpdate(): void {
     const buffer = this.receiveBuffer;
     const candidate = seqAdd(this.rcvNxt, buffer.free);
     const growth = seqDiff(candidate, this.rcvAdvertised);
     const offered = seqDiff(this.rcvAdvertised, this.rcvNxt);
-    const threshold = offered < this.rcvMss ? Math.min(this.rcvMss, buffer.size / 2) : Math.min(2 * this.rcvMss, buffer.size / 2);
+    const threshold = offered < this.rcvMss ? Math.min(this.rcvMss, buffer.size / 2) : Math.max(offered, Math.min(2 * this.rcvMss, buffer.size / 2));
     if (growth >= threshold && growth > 0) {
       this.rcvAdvertised = candidate;
       if (!this.ackNow) this.flowCounters.windowUpdates++;
