@@ -6,7 +6,10 @@
  * - Atoll: a private namespace (atoll-bench-tcp-a-<pid>) with tap0 at 198.18.0.1/24 and the
  *   echo-server fixture (examples/echo's services: discard on 9, echo on 7) at 198.18.0.2 on the
  *   node tender; and tap1 at 198.18.1.1/24 for the tcp-client fixture at 198.18.1.2, which sends
- *   to a Linux discard sink (tcp_tool.py serve 9000) in the same namespace.
+ *   to a Linux discard sink (tcp_tool.py serve 9000) in the same namespace. Two more echo-servers
+ *   run with fewer offloads (tap3 at 198.18.5.2 with `--offload service=checksum`, tap4 at
+ *   198.18.6.2 with `--offload service=none`), and the tcp-client fixture runs in those modes too,
+ *   so that the table shows what checksum offload and segmentation offload each gain.
  * - Linux: two namespaces (atoll-bench-tcp-lc-<pid>, -ls-<pid>) joined by a veth pair,
  *   198.18.2.1/24 ↔ 198.18.2.2/24, the server side running tcp_tool.py serve 9 7 (discard: a thread
  *   per connection reading into one buffer, the fastest sink Python has; echo: asyncio).
@@ -110,9 +113,14 @@ function forManyConnections(ns: Netns): void {
   ns.exec(["sysctl", "-qw", "net.ipv4.tcp_tw_reuse=1", "net.ipv4.ip_local_port_range=1024 65535"]);
 }
 
+type OffloadMode = "all" | "checksum" | "none";
+
 interface AtollSide {
   ns: Netns;
+  /** The echo-server with all offloads (tap0, 198.18.0.2). */
   server: Process;
+  /** The same with checksum offload only (tap3, 198.18.5.2) and with none (tap4, 198.18.6.2). */
+  servers: Record<OffloadMode, { process: Process; address: string }>;
   images: Images;
 }
 
@@ -122,12 +130,21 @@ async function setUpAtoll(images: Images): Promise<AtollSide> {
   ns.addTap("tap0", "198.18.0.1/24");
   ns.addTap("tap1", "198.18.1.1/24");
   ns.addTap("tap2", "198.18.4.1/24");
+  ns.addTap("tap3", "198.18.5.1/24");
+  ns.addTap("tap4", "198.18.6.1/24");
   const server = startAppliance(ns, images.server, { ipv4: "198.18.0.2/24", log: "warn" });
+  const checksumOnly = startAppliance(ns, images.server, { tap: "tap3", ipv4: "198.18.5.2/24", log: "warn", offload: "checksum" });
+  const plain = startAppliance(ns, images.server, { tap: "tap4", ipv4: "198.18.6.2/24", log: "warn", offload: "none" });
   const sink = start(ns, ["python3", TCP_TOOL, "serve", "9000"]);
   await waitForOutput(sink, "ready");
   // The fixture logs at "warn": wait until it answers instead of for its banner.
-  await applianceCounters(ns, "198.18.0.2");
-  return { ns, server, images };
+  for (const address of ["198.18.0.2", "198.18.5.2", "198.18.6.2"]) await applianceCounters(ns, address);
+  const servers = {
+    all: { process: server, address: "198.18.0.2" },
+    checksum: { process: checksumOnly, address: "198.18.5.2" },
+    none: { process: plain, address: "198.18.6.2" },
+  };
+  return { ns, server, servers, images };
 }
 
 interface LinuxSide {
@@ -194,8 +211,11 @@ async function sendTo(ns: Netns, address: string, port: string, seconds: number,
 }
 
 /** Starts the tcp-client fixture sending to Linux's sink for `seconds`; `result` settles when it exits. */
-function startAtollSender(atoll: AtollSide, seconds: number, nodeArgs: readonly string[] = []): { pid: number; result: Promise<Sample> } {
-  const args = [process.execPath, ...nodeArgs, ATOLL, "run", atoll.images.client, "--net", "service=tap:tap1", "--ipv4", "service=198.18.1.2/24", "--log", "warn", "--", "198.18.1.1", "9000", `${seconds}s`, "send"];
+function startAtollSender(atoll: AtollSide, seconds: number, nodeArgs: readonly string[] = [], offload: OffloadMode = "all"): { pid: number; result: Promise<Sample> } {
+  const args = [
+    process.execPath, ...nodeArgs, ATOLL, "run", atoll.images.client, "--net", "service=tap:tap1", "--ipv4", "service=198.18.1.2/24", "--offload", `service=${offload}`,
+    "--log", "warn", "--", "198.18.1.1", "9000", `${seconds}s`, "send",
+  ];
   const client = start(atoll.ns, args);
   // The CPU time the process has used, sampled until it exits (its whole life: boot included).
   let used = { user: 0, system: 0 };
@@ -213,8 +233,8 @@ function startAtollSender(atoll: AtollSide, seconds: number, nodeArgs: readonly 
   return { pid: client.pid, result };
 }
 
-function atollSends(atoll: AtollSide, seconds: number, nodeArgs: readonly string[] = []): Promise<Sample> {
-  return startAtollSender(atoll, seconds, nodeArgs).result;
+function atollSends(atoll: AtollSide, seconds: number, nodeArgs: readonly string[] = [], offload: OffloadMode = "all"): Promise<Sample> {
+  return startAtollSender(atoll, seconds, nodeArgs, offload).result;
 }
 
 async function connectionsPerSecond(ns: Netns, address: string, options: Options, tenderPid?: number): Promise<Sample> {
@@ -226,7 +246,17 @@ async function connectionsPerSecond(ns: Netns, address: string, options: Options
   return { value: result.cps, ...(tenderPid === undefined || before === undefined ? {} : cpuUse(before, cpuTimes(tenderPid), wall)) };
 }
 
-type Row = "linuxToAtoll" | "linuxToLinux" | "linuxToLinuxNoOffload" | "atollToLinux" | "cpsAtoll" | "cpsLinux";
+type Row =
+  | "linuxToAtoll"
+  | "linuxToAtollChecksum"
+  | "linuxToAtollPlain"
+  | "linuxToLinux"
+  | "linuxToLinuxNoOffload"
+  | "atollToLinux"
+  | "atollToLinuxChecksum"
+  | "atollToLinuxPlain"
+  | "cpsAtoll"
+  | "cpsLinux";
 
 // ---- profiling --------------------------------------------------------------------------------------
 
@@ -331,12 +361,28 @@ async function main(): Promise<void> {
   const images = buildImages(workDir);
   const atoll = await setUpAtoll(images);
   const linux = await setUpLinux();
-  const samples: Record<Row, Sample[]> = { linuxToAtoll: [], linuxToLinux: [], linuxToLinuxNoOffload: [], atollToLinux: [], cpsAtoll: [], cpsLinux: [] };
+  const samples: Record<Row, Sample[]> = {
+    linuxToAtoll: [],
+    linuxToAtollChecksum: [],
+    linuxToAtollPlain: [],
+    linuxToLinux: [],
+    linuxToLinuxNoOffload: [],
+    atollToLinux: [],
+    atollToLinuxChecksum: [],
+    atollToLinuxPlain: [],
+    cpsAtoll: [],
+    cpsLinux: [],
+  };
+  const toAtoll = (mode: OffloadMode) => (): Promise<Sample> => sendTo(atoll.ns, atoll.servers[mode].address, "9", options.seconds, atoll.servers[mode].process.pid);
   const measure: Record<Row, () => Promise<Sample | undefined>> = {
-    linuxToAtoll: () => sendTo(atoll.ns, "198.18.0.2", "9", options.seconds, atoll.server.pid),
+    linuxToAtoll: toAtoll("all"),
+    linuxToAtollChecksum: toAtoll("checksum"),
+    linuxToAtollPlain: toAtoll("none"),
     linuxToLinux: () => sendTo(linux.client, linux.target, "9", options.seconds),
     linuxToLinuxNoOffload: async () => (linux.targetNoOffload === undefined ? undefined : sendTo(linux.client, linux.targetNoOffload, "9", options.seconds)),
     atollToLinux: () => atollSends(atoll, options.seconds),
+    atollToLinuxChecksum: () => atollSends(atoll, options.seconds, [], "checksum"),
+    atollToLinuxPlain: () => atollSends(atoll, options.seconds, [], "none"),
     cpsAtoll: () => connectionsPerSecond(atoll.ns, "198.18.0.2", options, atoll.server.pid),
     cpsLinux: () => connectionsPerSecond(linux.client, linux.target, options),
   };
@@ -374,6 +420,10 @@ async function main(): Promise<void> {
   const cpsA = summary("cpsAtoll", 0);
   const cpsL = summary("cpsLinux", 0);
   const header = ["measurement", "Atoll (TAP)", "tender CPU", "Linux (veth)", "Atoll / Linux", "Linux (veth, no TSO/GSO/GRO)", "Atoll / that"];
+  const bulkRow = (label: string, atollRow: Row): string[] => {
+    const measured = summary(atollRow, 3);
+    return [label, measured.text, measured.cpu, l2l.text, ratio(measured.median, l2l.median), l2lNoOffload.text, ratio(measured.median, l2lNoOffload.median)];
+  };
   const rows: string[][] = [
     ["bulk Linux → X, Gbit/s", l2a.text, l2a.cpu, l2l.text, ratio(l2a.median, l2l.median), l2lNoOffload.text, ratio(l2a.median, l2lNoOffload.median)],
     ["bulk X → Linux, Gbit/s", a2l.text, a2l.cpu, l2l.text, ratio(a2l.median, l2l.median), l2lNoOffload.text, ratio(a2l.median, l2lNoOffload.median)],
@@ -381,6 +431,24 @@ async function main(): Promise<void> {
   ];
   process.stdout.write(`\nMedians over ${options.reps} repetitions (range in parentheses); the goal is ≥ 60% of veth in each direction.\n`);
   process.stdout.write(markdownTable(header, rows, "left"));
+  // What each offload gains: the same bulk measurements with the TAP granting less (--offload).
+  const offloadRows: string[][] = [
+    bulkRow("Linux → X, checksum offload only", "linuxToAtollChecksum"),
+    bulkRow("Linux → X, no offloads", "linuxToAtollPlain"),
+    bulkRow("X → Linux, checksum offload only", "atollToLinuxChecksum"),
+    bulkRow("X → Linux, no offloads", "atollToLinuxPlain"),
+  ];
+  process.stdout.write("\nAtoll with fewer offloads (atoll run --offload service=checksum|none), same run:\n");
+  process.stdout.write(markdownTable(header, offloadRows, "left"));
+  const gain = (from: Row, to: Row): string => {
+    const a = summary(from, 3).median;
+    const b = summary(to, 3).median;
+    return Number.isFinite(a) && Number.isFinite(b) && a > 0 ? `${(b / a).toFixed(2)}×` : "—";
+  };
+  process.stdout.write(
+    `Gains: checksum offload (none → checksum) ${gain("linuxToAtollPlain", "linuxToAtollChecksum")} Linux → Atoll, ${gain("atollToLinuxPlain", "atollToLinuxChecksum")} Atoll → Linux; ` +
+      `segmentation offload (checksum → all) ${gain("linuxToAtollChecksum", "linuxToAtoll")} Linux → Atoll, ${gain("atollToLinuxChecksum", "atollToLinux")} Atoll → Linux.\n`,
+  );
   process.stdout.write(
     "\nX → Linux: Atoll's sender is the tcp-client fixture, Linux's tcp_tool.py; Linux → Linux is the same measurement in both rows.\n" +
       "Tender CPU: user + system time of the tender process over the measurement's wall time (100% = one core); sys: the\n" +

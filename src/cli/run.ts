@@ -5,7 +5,7 @@ import { parseIpv4Config } from "../lib/net/ipv4-config.ts";
 import { deviceMap, flag, parseCommandLine, stringList, stringValue } from "./args.ts";
 import { CommandError, UsageError } from "./errors.ts";
 import type { RunOptions } from "../tenders/node/tender.ts";
-import type { NetAttachment } from "../tenders/node/setup.ts";
+import { OFFLOAD_MODES, type NetAttachment, type OffloadMode } from "../tenders/node/setup.ts";
 import { parsePublish, type PortMapping } from "../tenders/user/attach.ts";
 
 export const RUN_HELP = `Usage: atoll run <image|appdir> [options] [-- <appliance args>]
@@ -27,6 +27,9 @@ Options:
   --ipv4 <dev>=<addr>/<len>[@<gateway>]
                                static IPv4 configuration for net device <dev>
   --block <dev>=<file>         attach block device <dev> to a file (size: a multiple of 512)
+  --offload <dev>=all|checksum|none
+                               (TAP, node tender) offloads the TAP may grant: checksums and
+                               TCP segmentation (all, the default), checksums only, or none
   --pcap <dev>=<file>          write every frame of net device <dev> to a pcap file
   --log <level>[,<source>:<level>...]
                                log levels: quiet, error, warn, info (default), debug
@@ -41,6 +44,10 @@ Examples:
 `;
 
 const TENDERS = ["node", "spt"];
+
+function isOffloadMode(value: string): value is OffloadMode {
+  return OFFLOAD_MODES.some((mode) => mode === value);
+}
 /** --memory bounds: V8 needs a few MiB of old space to boot; above 1 TiB is surely a typo. */
 const MIN_MEMORY_MIB = 16;
 const MAX_MEMORY_MIB = 1 << 20;
@@ -56,6 +63,7 @@ export async function runCommand(argv: readonly string[]): Promise<void> {
       ipv4: { type: "string", multiple: true },
       block: { type: "string", multiple: true },
       pcap: { type: "string", multiple: true },
+      offload: { type: "string", multiple: true },
       log: { type: "string" },
       memory: { type: "string" },
       inspect: { type: "boolean" },
@@ -92,6 +100,13 @@ export async function runCommand(argv: readonly string[]): Promise<void> {
     const match = /^tap:(.+)$/.exec(spec);
     if (match?.[1] === undefined) throw new UsageError(`atoll run: --net ${device}=${spec}: unknown attachment; use tap:<iface> or user, e.g. --net ${device}=user`);
     nets.set(device, { kind: "tap", ifname: match[1] });
+  }
+  for (const [device, mode] of deviceMap("run", "offload", stringList(parsed, "offload"), "service=none")) {
+    const attachment = nets.get(device);
+    if (!isOffloadMode(mode)) throw new UsageError(`atoll run: --offload ${device}=${mode}: unknown mode; use all, checksum or none, e.g. --offload ${device}=none`);
+    if (attachment?.kind !== "tap") throw new UsageError(`atoll run: --offload ${device}=${mode}: offloads are a TAP's; attach the device with --net ${device}=tap:<iface>`);
+    if (tender === "spt" && mode !== "none") throw new UsageError(`atoll run: --offload ${device}=${mode}: the spt tender moves plain frames only; use --tender node or leave --offload out`);
+    nets.set(device, { ...attachment, offload: mode });
   }
   const publish: PortMapping[] = [];
   for (const spec of stringList(parsed, "publish")) {

@@ -115,6 +115,9 @@ test("run checks devices and flags against the image", () => {
     [[ping, "--net", "service=tap:tap0", "--log", "loud"], /unknown log level 'loud'/],
     [[ping, "--net", "service=tap:tap0", "--block", "disk=x.img"], /declares no block device 'disk'/],
     [[ping, "--tender", "qemu"], /unknown tender 'qemu'/],
+    [[ping, "--net", "service=tap:tap0", "--offload", "service=fast"], /--offload service=fast: unknown mode; use all, checksum or none/],
+    [[ping, "--offload", "service=none"], /--offload service=none: offloads are a TAP's; attach the device with --net service=tap:<iface>/],
+    [[ping, "--tender", "spt", "--net", "service=tap:tap0", "--offload", "service=all"], /the spt tender moves plain frames only/],
     [[ping, "--net", "service=tap:atoll-none0"], /tap device 'atoll-none0' does not exist: create it with `ip tuntap add dev atoll-none0 mode tap`/],
     [[ping, "--net", "service=tap:waytoolonginterfacename"], /too long/],
   ];

@@ -1,4 +1,5 @@
 /** Adapters from the runtime (NetDevice, Scheduler, base entropy) to the stack's seams. */
+import { ETHERNET_HEADER_ROOM } from "../../abi/base.ts";
 import { AbiError, base } from "../runtime/base.ts";
 import type { NetDevice } from "../runtime/devices.ts";
 import type { Scheduler } from "../runtime/scheduler.ts";
@@ -14,15 +15,15 @@ export function timersFromScheduler(scheduler: Scheduler): Timers {
   };
 }
 
-/** Ethernet + IPv4 headers: a TSO frame's IP datagram is the device's largest frame less these. */
-const ETHERNET_HEADER_LENGTH = 14;
 
 export function linkFromDevice(device: NetDevice): Link {
   const offloads = device.offloads;
   return {
     mac: MacAddress.read(device.mac, 0),
     mtu: device.mtu,
-    offloads: offloads === undefined ? undefined : { maxTcpDatagram: Math.max(device.mtu, Math.min(0xffff, offloads.maxFrame - ETHERNET_HEADER_LENGTH)) },
+    // The largest datagram is the largest frame less the Ethernet header room (a VLAN tag's
+    // included); no more than the MTU when the device grants checksum offload only.
+    offloads: offloads === undefined ? undefined : { maxTcpDatagram: Math.max(device.mtu, Math.min(0xffff, offloads.maxFrame - ETHERNET_HEADER_ROOM)) },
     send: (frame, offload) => device.send(frame, offload),
     onFrame: (listener) => device.onFrame(listener),
   };

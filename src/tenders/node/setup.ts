@@ -8,7 +8,7 @@ import { randomBytes } from "node:crypto";
 import { mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { ABI_VERSION, type CommandLine } from "../../abi/base.ts";
+import { ABI_VERSION, ETHERNET_HEADER_ROOM, type CommandLine } from "../../abi/base.ts";
 import { decodeImage, ImageError, type Image } from "../../image/format.ts";
 import type { HostNetBackend } from "./base.ts";
 import { TenderError } from "./block.ts";
@@ -16,7 +16,16 @@ import { TAP_OFFLOAD_MAX_FRAME, type TapHandle } from "./tap.ts";
 import type { PortMapping } from "../user/attach.ts";
 
 /** A TAP, or the user-mode link to a gateway process with its published ports (src/tenders/user). */
-export type NetAttachment = { readonly kind: "tap"; readonly ifname: string } | { readonly kind: "user"; readonly publish: readonly PortMapping[] };
+export type NetAttachment =
+  | { readonly kind: "tap"; readonly ifname: string; readonly offload?: OffloadMode | undefined }
+  | { readonly kind: "user"; readonly publish: readonly PortMapping[] };
+
+/**
+ * Which offloads a TAP may grant an image that asks (`--offload`): checksums and TCP segmentation
+ * ("all", the default), checksums only, or none (plain MTU-sized frames, as before offloads).
+ */
+export type OffloadMode = "all" | "checksum" | "none";
+export const OFFLOAD_MODES: readonly OffloadMode[] = ["all", "checksum", "none"];
 
 /** The attachments and boot parameters of `atoll run`, as both tenders receive them. */
 export interface DeviceOptions {
@@ -109,20 +118,25 @@ export function randomMac(): Uint8Array {
 }
 
 /** The base's view of a TAP. */
-export function tapBackend(tap: TapHandle, options: { offloads: boolean } = { offloads: false }): HostNetBackend {
+export function tapBackend(tap: TapHandle, options: { offload: OffloadMode } = { offload: "none" }): HostNetBackend {
+  const mode = options.offload;
   return {
     fd: tap.fd,
     mtu: tap.mtu,
     read: (buffer) => tap.read(buffer),
     write: (frame) => tap.write(frame),
     close: () => tap.close(),
-    offloads: options.offloads
-      ? {
-          enable: () => (tap.enableOffloads() === 0 ? TAP_OFFLOAD_MAX_FRAME : 0),
-          read: (buffer, meta) => tap.readWithMeta(buffer, meta),
-          write: (frame, meta) => tap.writeWithMeta(frame, meta),
-        }
-      : undefined,
+    offloads:
+      mode === "none"
+        ? undefined
+        : {
+            enable: () => {
+              if (tap.enableOffloads(mode === "all") !== 0) return 0;
+              return mode === "all" ? TAP_OFFLOAD_MAX_FRAME : tap.mtu + ETHERNET_HEADER_ROOM;
+            },
+            read: (buffer, meta) => tap.readWithMeta(buffer, meta),
+            write: (frame, meta) => tap.writeWithMeta(frame, meta),
+          },
   };
 }
 

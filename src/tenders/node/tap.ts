@@ -32,12 +32,12 @@ export interface TapHandle {
    * caller drops the frame as a NIC would, so this never throws. */
   write(frame: Uint8Array): number;
   /**
-   * On a TAP opened with `vnetHeader`: turns on checksum and TCP/IPv4 segmentation offloads
-   * (TUNSETOFFLOAD with TUN_F_CSUM | TUN_F_TSO4). From then on reads may return frames of up to
-   * TAP_OFFLOAD_MAX_FRAME bytes and fill in `meta`, and writes take `meta`. Returns 0 or a
-   * negative errno (-EINVAL without the vnet header).
+   * On a TAP opened with `vnetHeader`: turns on checksum offload (TUNSETOFFLOAD with TUN_F_CSUM)
+   * and, with `segmentation`, TCP/IPv4 segmentation offload (TUN_F_TSO4). From then on reads fill
+   * in `meta` (and with segmentation may return frames of up to TAP_OFFLOAD_MAX_FRAME bytes), and
+   * writes take `meta`. Returns 0 or a negative errno (-EINVAL without the vnet header).
    */
-  enableOffloads(): number;
+  enableOffloads(segmentation: boolean): number;
   /** As read, filling `meta` from the frame's virtio_net_hdr (all zero without the vnet header). */
   readWithMeta(buf: Uint8Array, meta: NetFrameMeta): number;
   /** As write, with the virtio_net_hdr made from `meta` (only on a TAP with the vnet header). */
@@ -175,10 +175,10 @@ class Tap implements TapHandle {
     return this.native.writev2(this.fd, header, frame);
   }
 
-  enableOffloads(): number {
+  enableOffloads(segmentation: boolean): number {
     if (!this.#open) return -EBADF;
     if (!this.vnetHeader) return -EINVAL;
-    return this.native.tapSetOffload(this.fd, TUN_F_CSUM | TUN_F_TSO4);
+    return this.native.tapSetOffload(this.fd, segmentation ? TUN_F_CSUM | TUN_F_TSO4 : TUN_F_CSUM);
   }
 
   private decodeHeader(meta: NetFrameMeta): void {

@@ -57,7 +57,7 @@ const INSPECT_MAX_WAIT_NS = 20_000_000;
 const MAX_WAIT_NS = 3_600_000_000_000;
 
 function openNet(name: string, attachment: NetAttachment): HostNetBackend {
-  if (attachment.kind === "tap") return tapBackend(openTap(attachment.ifname, { vnetHeader: true }), { offloads: true });
+  if (attachment.kind === "tap") return tapBackend(openTap(attachment.ifname, { vnetHeader: true }), { offload: attachment.offload ?? "all" });
   const native = loadNative();
   const gateway = startGateway(native, name, attachment.publish);
   return userBackend(native, gateway.fd);
