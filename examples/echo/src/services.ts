@@ -35,6 +35,9 @@ export function serveTcpEcho(tcp: TcpLayer, log: ServiceLog, port = ECHO_PORT): 
   return tcp.listen(port, (flow) => void serve(flow, log, echo), { noDelay: true });
 }
 
+/** What the discard service reads into at a time: as much as a read can return at once. */
+const DISCARD_BUFFER_BYTES = 64 * 1024;
+
 export function serveTcpDiscard(tcp: TcpLayer, log: ServiceLog, port = DISCARD_PORT): TcpListener {
   return tcp.listen(port, (flow) => void serve(flow, log, discard));
 }
@@ -46,7 +49,9 @@ async function echo(flow: TcpFlow): Promise<void> {
 }
 
 async function discard(flow: TcpFlow): Promise<void> {
-  for await (const chunk of flow) void chunk;
+  // One buffer for the whole connection (a "bring your own buffer" read): discarding allocates nothing.
+  const sink = new Uint8Array(DISCARD_BUFFER_BYTES);
+  while ((await flow.readInto(sink)) > 0);
 }
 
 /** Runs a service on one connection, then closes it; a failed connection is only logged. */

@@ -78,6 +78,27 @@ describe("tcp flow API", () => {
     assert.deepEqual([...((await net.drive(second)) ?? [])], [4]);
   });
 
+  it("readInto copies into the caller's buffer, mixes in order with read, and resolves 0 at the end", async () => {
+    const net = new TcpNetwork();
+    const { server, client } = await connectedPair(net);
+    await assert.rejects(server.readInto(new Uint8Array(0)), RangeError);
+    const buffer = new Uint8Array(1000);
+    const waiting = server.readInto(buffer);
+    const chunk = server.read();
+    // More than the receive and send buffers hold together: the window must reopen as the one
+    // reused buffer drains the data.
+    const data = patternBytes(1_000_000, 7);
+    const writing = client.write(data).then(() => client.shutdown());
+    const first = await net.drive(waiting);
+    assert.ok(first > 0 && first <= 1000);
+    const received = [Buffer.from(buffer.subarray(0, first)), Buffer.from((await net.drive(chunk)) ?? [])];
+    for (let count = await net.drive(server.readInto(buffer)); count > 0; count = await net.drive(server.readInto(buffer))) received.push(Buffer.from(buffer.subarray(0, count)));
+    await net.drive(writing);
+    assert.deepEqual(Buffer.concat(received), Buffer.from(data));
+    assert.equal(await server.readInto(buffer), 0);
+    assert.equal(await server.read(), undefined);
+  });
+
   it("writes after shutdown reject; reads go on (half-close)", async () => {
     const net = new TcpNetwork();
     const { server, client } = await connectedPair(net);

@@ -172,6 +172,21 @@ export class ReceiveBuffer {
     return out;
   }
 
+  /** Copies up to `into.length` readable bytes into `into` and consumes them; returns how many (0: none). */
+  readInto(into: Uint8Array): number {
+    const count = Math.min(into.length, this.readable);
+    const storage = this.storage;
+    if (count <= 0 || storage === undefined) return 0;
+    const size = storage.length;
+    const first = Math.min(count, size - this.head);
+    into.set(storage.subarray(this.head, this.head + first));
+    if (first < count) into.set(storage.subarray(0, count - first), first);
+    this.head += count;
+    if (this.head >= size) this.head -= size;
+    this.readable -= count;
+    return count;
+  }
+
   /** Drops every readable byte (data that arrives after the application closed). */
   discardReadable(): void {
     const size = this.storage?.length ?? 0;

@@ -515,6 +515,16 @@ export class TcpConnection {
     return chunk;
   }
 
+  /** As `read`, into the caller's buffer: returns the bytes copied (0 when none are readable). */
+  readInto(into: Uint8Array): number {
+    this.enter();
+    const count = this.receiveBuffer.readInto(into);
+    if (count > 0 && this.isSynchronized() && !this.finReceived) this.considerWindowUpdate();
+    this.releaseDrainedReceiveBuffer();
+    this.leave();
+    return count;
+  }
+
   /** Half-close (RFC 9293 §3.10.4 CLOSE): send a FIN after the buffered data; reads go on. */
   shutdown(): void {
     this.enter();

@@ -4,7 +4,9 @@
  *
  * - `read()` resolves with the next chunk of in-order data (a copy the caller owns), or
  *   undefined at the end of the peer's stream; reading frees receive buffer space, which the
- *   connection then offers to the peer again.
+ *   connection then offers to the peer again. `readInto(buffer)` copies into the caller's buffer
+ *   instead ("bring your own buffer", as ReadableStreamBYOBReader and recv(2) do), so that a
+ *   reader reusing one buffer allocates nothing per read.
  * - `write(bytes)` resolves once every byte is in the send buffer (bounded, 256 KiB by default):
  *   a writer that awaits each write never holds more than that in memory. Do not modify `bytes`
  *   until the promise resolves: what does not fit at once is copied as room frees up.
@@ -22,9 +24,15 @@ import type { ConnectionObserver, TcpConnection, TcpState } from "./connection.t
 import type { FlowCounters } from "./counters.ts";
 import { TcpError } from "./error.ts";
 
-interface PendingRead {
-  resolve(chunk: Uint8Array | undefined): void;
-  reject(error: Error): void;
+/** A read waiting for data: for a chunk (`read`), or into the caller's buffer (`readInto`). */
+type PendingRead =
+  | { readonly into: undefined; resolve(chunk: Uint8Array | undefined): void; reject(error: Error): void }
+  | { readonly into: Uint8Array; resolve(count: number): void; reject(error: Error): void };
+
+/** Settles a pending read at the end of the stream: undefined for `read`, 0 for `readInto`. */
+function endRead(read: PendingRead): void {
+  if (read.into === undefined) read.resolve(undefined);
+  else read.resolve(0);
 }
 
 interface PendingWrite {
@@ -142,7 +150,24 @@ export class TcpFlow implements AsyncIterable<Uint8Array> {
       if (error !== undefined) return Promise.reject(error);
       if (this.closeRequested || connection.atEndOfStream || connection.state === "CLOSED") return Promise.resolve(undefined);
     }
-    return new Promise((resolve, reject) => this.reads.push({ resolve, reject }));
+    return new Promise((resolve, reject) => this.reads.push({ into: undefined, resolve, reject }));
+  }
+
+  /**
+   * Copies the next in-order data into `buffer` (at most its length) and resolves with the number
+   * of bytes, or with 0 at the end of the stream. Rejects with a RangeError for an empty buffer.
+   */
+  readInto(buffer: Uint8Array): Promise<number> {
+    if (buffer.length === 0) return Promise.reject(new RangeError("tcp: readInto needs a buffer of at least one byte"));
+    const connection = this.connection;
+    if (this.reads.length === 0) {
+      const count = connection.readInto(buffer);
+      if (count > 0) return Promise.resolve(count);
+      const error = connection.error;
+      if (error !== undefined) return Promise.reject(error);
+      if (this.closeRequested || connection.atEndOfStream || connection.state === "CLOSED") return Promise.resolve(0);
+    }
+    return new Promise((resolve, reject) => this.reads.push({ into: buffer, resolve, reject }));
   }
 
   /** Resolves once all of `bytes` is in the send buffer; rejects with a TcpError if the connection fails first. */
@@ -181,7 +206,7 @@ export class TcpFlow implements AsyncIterable<Uint8Array> {
     const connection = this.connection;
     if (this.ended || connection.state === "CLOSED") return Promise.resolve();
     this.closeRequested = true;
-    for (const read of this.reads.splice(0)) read.resolve(undefined);
+    for (const read of this.reads.splice(0)) endRead(read);
     if (connection.readableBytes > 0) {
       connection.close();
       return Promise.resolve();
@@ -228,14 +253,24 @@ export class TcpFlow implements AsyncIterable<Uint8Array> {
   private onReadable(): void {
     const connection = this.connection;
     const reads = this.reads;
-    while (reads.length > 0) {
-      const chunk = connection.read();
-      if (chunk !== undefined) {
-        reads.shift()?.resolve(chunk);
-        continue;
+    for (let read = reads[0]; read !== undefined; read = reads[0]) {
+      if (read.into === undefined) {
+        const chunk = connection.read();
+        if (chunk !== undefined) {
+          reads.shift();
+          read.resolve(chunk);
+          continue;
+        }
+      } else {
+        const count = connection.readInto(read.into);
+        if (count > 0) {
+          reads.shift();
+          read.resolve(count);
+          continue;
+        }
       }
       if (connection.atEndOfStream) {
-        for (const read of reads.splice(0)) read.resolve(undefined);
+        for (const pending of reads.splice(0)) endRead(pending);
       }
       break;
     }
@@ -258,7 +293,7 @@ export class TcpFlow implements AsyncIterable<Uint8Array> {
     } else {
       openWaiter?.reject(new TcpError("closed", "tcp: closed before the connection was established"));
       this.onReadable();
-      for (const read of this.reads.splice(0)) read.resolve(undefined);
+      for (const read of this.reads.splice(0)) endRead(read);
       for (const write of this.writes.splice(0)) write.reject(new TcpError("closed", "tcp: connection closed"));
       for (const waiter of this.finWaiters.splice(0)) waiter.resolve();
     }
