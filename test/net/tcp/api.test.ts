@@ -13,11 +13,15 @@ import type { TcpFlow } from "../../../src/lib/net/tcp/flow.ts";
 import { seededRandomSource } from "../../../src/lib/net/testing/virtual-link.ts";
 import { Ipv4Address } from "../../../src/lib/wire/address.ts";
 import { TcpFlag } from "../../../src/lib/wire/tcp.ts";
-import { TcpNetwork, patternBytes, silentLog, type TcpHost } from "./harness.ts";
+import { bulkTransfer, TcpNetwork, patternBytes, silentLog, type HostOptions, type TcpHost } from "./harness.ts";
 
-async function connectedPair(net: TcpNetwork, options: Parameters<TcpHost["tcp"]["connect"]>[2] = {}): Promise<{ a: TcpHost; b: TcpHost; server: TcpFlow; client: TcpFlow }> {
-  const a = net.host("198.18.0.1/24");
-  const b = net.host("198.18.0.2/24");
+async function connectedPair(
+  net: TcpNetwork,
+  options: Parameters<TcpHost["tcp"]["connect"]>[2] = {},
+  hosts: HostOptions = {},
+): Promise<{ a: TcpHost; b: TcpHost; server: TcpFlow; client: TcpFlow }> {
+  const a = net.host("198.18.0.1/24", hosts);
+  const b = net.host("198.18.0.2/24", hosts);
   let server: TcpFlow | undefined;
   a.tcp.listen(80, (flow) => {
     server = flow;
@@ -31,7 +35,8 @@ async function connectedPair(net: TcpNetwork, options: Parameters<TcpHost["tcp"]
 describe("tcp flow API", () => {
   it("write resolves once buffered: a writer never holds more than the buffers", async () => {
     const net = new TcpNetwork();
-    const { server, client } = await connectedPair(net);
+    // Fixed sizes (no autotuning), so that the buffers' bounds are exact.
+    const { server, client } = await connectedPair(net, {}, { tcp: { sendBufferSize: 256 * 1024, receiveBufferSize: 256 * 1024 } });
     let resolved = 0;
     const writes: Promise<void>[] = [];
     for (let i = 0; i < 64; i++) writes.push(client.write(patternBytes(16 * 1024, i)).then(() => void resolved++));
@@ -239,5 +244,58 @@ describe("tcp sending and acknowledging policy", () => {
     const sizes = sniffed.filter((segment) => segment.from === "port2" && segment.tcp.payload.length > 0).map((segment) => segment.tcp.payload.length);
     assert.equal(sizes.length, 100);
     assert.ok(sizes.every((size) => size === 1448));
+  });
+});
+
+describe("tcp receive buffer autotuning (dynamic right-sizing)", () => {
+  // 20 ms each way: 256 KiB a round trip is 6.5 MiB/s, so a window that never grows shows.
+  const delayed = { impairments: { delayMs: 20 } };
+
+  it("grows the buffer while the application keeps up, beyond what 256 KiB a round trip allows", async () => {
+    const net = new TcpNetwork(delayed);
+    const server = net.host("198.18.0.1/24");
+    const client = net.host("198.18.0.2/24");
+    const size = 32 * 1024 * 1024;
+    const result = await bulkTransfer(net, client, server, size, { limitMs: 3_600_000 });
+    assert.equal(result.receivedHash, result.sentHash);
+    const counters = result.serverFlow?.counters;
+    assert.ok(counters !== undefined && counters.receiveBufferGrowths > 0, "the buffer grew");
+    const bytesPerSecond = size / (result.virtualMs / 1000);
+    assert.ok(bytesPerSecond > 2 * ((256 * 1024) / 0.04), `${(bytesPerSecond / 1024 / 1024).toFixed(1)} MiB/s`);
+    const state = result.serverFlow?.connection.inspect();
+    assert.ok(state !== undefined && state.receiveCapacity <= 4 * 1024 * 1024 + 128, "within receiveBufferMax");
+  });
+
+  it("does not grow for a slow reader, nor when receiveBufferSize is given alone", async () => {
+    for (const tcp of [{}, { receiveBufferSize: 256 * 1024 }]) {
+      const net = new TcpNetwork(delayed);
+      const server = net.host("198.18.0.1/24", { tcp });
+      const client = net.host("198.18.0.2/24");
+      let flow: TcpFlow | undefined;
+      server.tcp.listen(80, (accepted) => {
+        flow = accepted;
+      });
+      const sender = await net.drive(client.tcp.connect(server.address, 80));
+      await net.runUntil(() => flow !== undefined);
+      assert.ok(flow !== undefined);
+      // Settled by the abort below for the slow reader, which never takes it all.
+      const writing = sender.write(patternBytes(4 * 1024 * 1024, 3));
+      writing.catch(() => undefined);
+      const buffer = new Uint8Array(1024);
+      if (Object.keys(tcp).length === 0) {
+        // 1 KiB every 50 ms: far less than the window carries a round trip.
+        for (let i = 0; i < 100; i++) {
+          await net.advance(50);
+          await net.drive(flow.readInto(buffer));
+        }
+      } else {
+        for (let total = 0; total < 4 * 1024 * 1024; ) total += await net.drive(flow.readInto(new Uint8Array(65536)));
+        await net.drive(writing);
+      }
+      assert.equal(flow.counters.receiveBufferGrowths, 0, JSON.stringify(tcp));
+      assert.ok(flow.connection.inspect().receiveCapacity < 256 * 1024 + 1024, JSON.stringify(tcp));
+      flow.abort();
+      sender.abort();
+    }
   });
 });

@@ -34,7 +34,17 @@ export class SendBuffer {
   /** Bytes held: unacknowledged and unsent. */
   length = 0;
 
-  constructor(readonly capacity: number) {}
+  constructor(private currentCapacity: number) {}
+
+  /** The most it holds; memory follows what it holds. */
+  get capacity(): number {
+    return this.currentCapacity;
+  }
+
+  /** Lets it hold up to `capacity` from now on; never shrinks. */
+  grow(capacity: number): void {
+    if (capacity > this.currentCapacity) this.currentCapacity = capacity;
+  }
 
   get free(): number {
     return this.capacity - this.length;
@@ -106,9 +116,19 @@ export class ReceiveBuffer {
    * window, which can offer up to 2^scale - 1 bytes more than the free space (RFC 7323 §2.3).
    */
   constructor(
-    readonly size: number,
+    private currentSize: number,
     private readonly slack: number,
   ) {}
+
+  /** What the window may offer in all (readable bytes included). */
+  get size(): number {
+    return this.currentSize;
+  }
+
+  /** Lets the window offer up to `size` from now on; never shrinks (memory follows as data arrives). */
+  grow(size: number): void {
+    if (size > this.currentSize) this.currentSize = size;
+  }
 
   get capacity(): number {
     return this.size + this.slack;

@@ -139,6 +139,8 @@ const OUT_OF_WINDOW_ACK_INTERVAL_MS = 500;
 const RTO_AFTER_SYN_TIMEOUT_MS = 3000;
 /** Largest chunk one `read` returns. */
 const MAX_READ_CHUNK = 64 * 1024;
+/** The shortest round over which receive-buffer growth is judged, for paths whose RTT is tiny or not yet known. */
+const MIN_RECEIVE_ROUND_MS = 1;
 
 const EVENT_ESTABLISHED = 1;
 const EVENT_READABLE = 2;
@@ -215,6 +217,9 @@ export class TcpConnection {
   private synOfferedWindow = 0;
   /** Largest data segment seen: what "full-sized" means to the delayed ACK rule. */
   private rcvMss = DEFAULT_MSS;
+  /** Receive-buffer autotuning: bytes the application read since the round began (adjustReceiveSpace). */
+  private readThisRound = 0;
+  private roundStartedAt = 0;
 
   // Options in effect.
   private peerMss = DEFAULT_MSS;
@@ -314,7 +319,8 @@ export class TcpConnection {
     this.settings = settings;
     this.pathMtu = host.mtu;
     let scale = 0;
-    while (scale < TCP_MAX_WINDOW_SCALE && 0xffff * 2 ** scale < settings.receiveBufferSize) scale++;
+    // Scaled for the largest the buffer may grow to: the scale cannot change after the SYN.
+    while (scale < TCP_MAX_WINDOW_SCALE && 0xffff * 2 ** scale < settings.receiveBufferMax) scale++;
     this.offeredScale = settings.windowScaling ? scale : 0;
     this.sendBuffer = new SendBuffer(settings.sendBufferSize);
     this.receiveBuffer = new ReceiveBuffer(settings.receiveBufferSize, 2 ** this.offeredScale);
@@ -339,6 +345,8 @@ export class TcpConnection {
       windowProbes: 0,
       keepAliveProbes: 0,
       windowUpdates: 0,
+      receiveBufferGrowths: 0,
+      sendBufferGrowths: 0,
       delayedAcks: 0,
       challengeAcks: 0,
       srttMs: 0,
@@ -509,7 +517,10 @@ export class TcpConnection {
   read(max = MAX_READ_CHUNK): Uint8Array | undefined {
     this.enter();
     const chunk = this.receiveBuffer.read(max);
-    if (chunk !== undefined && this.isSynchronized() && !this.finReceived) this.considerWindowUpdate();
+    if (chunk !== undefined && this.isSynchronized() && !this.finReceived) {
+      this.adjustReceiveSpace(chunk.length);
+      this.considerWindowUpdate();
+    }
     this.releaseDrainedReceiveBuffer();
     this.leave();
     return chunk;
@@ -519,7 +530,10 @@ export class TcpConnection {
   readInto(into: Uint8Array): number {
     this.enter();
     const count = this.receiveBuffer.readInto(into);
-    if (count > 0 && this.isSynchronized() && !this.finReceived) this.considerWindowUpdate();
+    if (count > 0 && this.isSynchronized() && !this.finReceived) {
+      this.adjustReceiveSpace(count);
+      this.considerWindowUpdate();
+    }
     this.releaseDrainedReceiveBuffer();
     this.leave();
     return count;
@@ -955,6 +969,7 @@ export class TcpConnection {
         this.dupAcks = 0;
         // RFC 7661 §4.3: grow only when the window was in use (here: at least all but a segment of it).
         this.cc.onAck(acked, now, this.srtt, flightBefore + this.smss >= this.cc.cwnd);
+        this.expandSendBuffer();
         break;
       case "sack":
         if (seqGe(ack, this.recoveryPoint)) this.endRecovery();
@@ -1497,6 +1512,44 @@ export class TcpConnection {
   /** RCV.WND for acceptability: up to the furthest edge we offered. */
   private receiveWindow(): number {
     return Math.max(0, seqDiff(this.rcvAcceptEdge, this.rcvNxt));
+  }
+
+  /**
+   * Send-buffer autotuning (as Linux's tcp_sndbuf_expand): room for twice the congestion window,
+   * up to sendBufferMax, so that the buffer does not cap a window the path has shown it carries
+   * (the window grows only while in use, RFC 7661). Never shrinks.
+   */
+  private expandSendBuffer(): void {
+    const buffer = this.sendBuffer;
+    const wanted = Math.min(this.settings.sendBufferMax, 2 * this.cc.cwnd);
+    if (wanted <= buffer.capacity) return;
+    buffer.grow(wanted);
+    this.flowCounters.sendBufferGrowths++;
+    this.events |= EVENT_WRITABLE;
+  }
+
+  /**
+   * Dynamic right-sizing of the receive buffer (Fisk and Feng's DRS, as Linux's
+   * tcp_rcv_space_adjust does it): the application read `count` bytes. Once per round trip (the
+   * smoothed RTT, at least MIN_RECEIVE_ROUND_MS), if what it read in that round trip, doubled,
+   * plus room for 16 segments, exceeds the buffer, the sender was held back by our window: the
+   * buffer grows to that, up to receiveBufferMax and what the window scale can express. A slow
+   * reader never makes it grow, and it never shrinks.
+   */
+  private adjustReceiveSpace(count: number): void {
+    const buffer = this.receiveBuffer;
+    const limit = Math.min(this.settings.receiveBufferMax, 0xffff * 2 ** this.rcvScale);
+    if (buffer.size >= limit) return;
+    this.readThisRound += count;
+    const now = this.now();
+    if (now - this.roundStartedAt < Math.max(this.hasRttSample ? this.srtt : 0, MIN_RECEIVE_ROUND_MS)) return;
+    const wanted = 2 * this.readThisRound + 16 * this.rcvMss;
+    this.readThisRound = 0;
+    this.roundStartedAt = now;
+    if (wanted > buffer.size) {
+      buffer.grow(Math.min(limit, wanted));
+      this.flowCounters.receiveBufferGrowths++;
+    }
   }
 
   /**

@@ -116,6 +116,9 @@ export type FlowCounters = {
   keepAliveProbes: number;
   /** Pure window updates sent as the application read. */
   windowUpdates: number;
+  /** Times the receive and the send buffer grew (autotuning; see receiveBufferMax, sendBufferMax). */
+  receiveBufferGrowths: number;
+  sendBufferGrowths: number;
   delayedAcks: number;
   challengeAcks: number;
   /** Gauges. */

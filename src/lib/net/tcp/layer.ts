@@ -306,7 +306,7 @@ export class TcpLayer implements Ipv4ProtocolHandler, ConnectionHost, ListenerHo
       const sack = settings.sack && synOptions.sackPermitted;
       const tsNow = (Math.floor(now) + this.secrets.timestampOffset(tuple.local, tuple.localPort, tuple.remote, tuple.remotePort)) >>> 0;
       options.setTimestamps(encodeCookieTimestamp(tsNow, windowScale, sack), synOptions.tsValue);
-      if (windowScale >= 0) options.windowScale = cookieWindowScale(settings.receiveBufferSize);
+      if (windowScale >= 0) options.windowScale = cookieWindowScale(settings.receiveBufferMax);
       options.sackPermitted = sack;
     }
     this.counters.synCookiesSent++;
@@ -396,8 +396,8 @@ export class TcpLayer implements Ipv4ProtocolHandler, ConnectionHost, ListenerHo
 }
 
 /** The window scale a cookie connection offers: as TcpConnection would for the buffer. */
-function cookieWindowScale(receiveBufferSize: number): number {
+function cookieWindowScale(receiveBufferMax: number): number {
   let scale = 0;
-  while (scale < 14 && 0xffff * 2 ** scale < receiveBufferSize) scale++;
+  while (scale < 14 && 0xffff * 2 ** scale < receiveBufferMax) scale++;
   return scale;
 }

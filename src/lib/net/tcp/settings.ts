@@ -23,8 +23,21 @@ export interface FlowOptions {
   congestion?: CongestionAlgorithm;
   /** Bytes the application may have written and the peer not yet acknowledged (default 256 KiB). */
   sendBufferSize?: number;
+  /**
+   * The send buffer grows from sendBufferSize up to this, to twice the congestion window, so that
+   * it never limits a window the path has shown it carries (as Linux's tcp_sndbuf_expand).
+   * Default 4 MiB; giving sendBufferSize alone fixes the size (as SO_SNDBUF does on Linux).
+   */
+  sendBufferMax?: number;
   /** Bytes received and not yet read; the most the advertised window offers (default 256 KiB). */
   receiveBufferSize?: number;
+  /**
+   * The receive buffer grows from receiveBufferSize up to this while the application reads as
+   * fast as data arrives (dynamic right-sizing, as Linux's tcp_rcv_space_adjust), so that a fast
+   * path is not held back by the window. Default 4 MiB; but giving receiveBufferSize alone fixes
+   * the size (as setting SO_RCVBUF turns Linux's autotuning off).
+   */
+  receiveBufferMax?: number;
 }
 
 export interface KeepAliveOptions {
@@ -82,7 +95,11 @@ export interface ConnectionSettings {
   readonly userTimeoutMs: number;
   readonly congestion: CongestionAlgorithm;
   readonly sendBufferSize: number;
+  /** At least sendBufferSize; equal to it: no growth. */
+  readonly sendBufferMax: number;
   readonly receiveBufferSize: number;
+  /** At least receiveBufferSize; equal to it: no growth. */
+  readonly receiveBufferMax: number;
   readonly timeWaitMs: number;
   readonly finWait2TimeoutMs: number;
   readonly initialRtoMs: number;
@@ -113,7 +130,9 @@ export const DEFAULT_TCP_SETTINGS: LayerSettings = {
   userTimeoutMs: 0,
   congestion: "cubic",
   sendBufferSize: 256 * 1024,
+  sendBufferMax: 4 * 1024 * 1024,
   receiveBufferSize: 256 * 1024,
+  receiveBufferMax: 4 * 1024 * 1024,
   timeWaitMs: 60_000,
   finWait2TimeoutMs: 60_000,
   initialRtoMs: 1000,
@@ -167,6 +186,13 @@ export function resolveLayerSettings(options: TcpLayerOptions = {}): LayerSettin
 export function resolveFlowSettings<Settings extends ConnectionSettings>(layer: Settings, options: FlowOptions = {}): Settings {
   const keepAlive = options.keepAlive;
   const keepAliveTimes: KeepAliveOptions = typeof keepAlive === "object" ? keepAlive : {};
+  // An explicit size without an explicit maximum is a fixed size (for both buffers).
+  const sendBufferSize = positive("sendBufferSize", options.sendBufferSize, layer.sendBufferSize, 1);
+  const fixedSend = options.sendBufferSize !== undefined && options.sendBufferMax === undefined;
+  const sendBufferMax = fixedSend ? sendBufferSize : positive("sendBufferMax", options.sendBufferMax, layer.sendBufferMax, 1);
+  const receiveBufferSize = positive("receiveBufferSize", options.receiveBufferSize, layer.receiveBufferSize, 1);
+  const fixedSize = options.receiveBufferSize !== undefined && options.receiveBufferMax === undefined;
+  const receiveBufferMax = fixedSize ? receiveBufferSize : positive("receiveBufferMax", options.receiveBufferMax, layer.receiveBufferMax, 1);
   return {
     ...layer,
     noDelay: options.noDelay ?? layer.noDelay,
@@ -176,7 +202,9 @@ export function resolveFlowSettings<Settings extends ConnectionSettings>(layer: 
     keepAliveProbes: positive("keepAlive.probes", keepAliveTimes.probes, layer.keepAliveProbes, 1),
     userTimeoutMs: positive("userTimeoutMs", options.userTimeoutMs, layer.userTimeoutMs),
     congestion: options.congestion ?? layer.congestion,
-    sendBufferSize: positive("sendBufferSize", options.sendBufferSize, layer.sendBufferSize, 1),
-    receiveBufferSize: positive("receiveBufferSize", options.receiveBufferSize, layer.receiveBufferSize, 1),
+    sendBufferSize,
+    sendBufferMax: Math.max(sendBufferSize, sendBufferMax),
+    receiveBufferSize,
+    receiveBufferMax: Math.max(receiveBufferSize, receiveBufferMax),
   };
 }
