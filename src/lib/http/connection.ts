@@ -23,7 +23,7 @@
 import { ChunkedDecoder } from "./chunked.ts";
 import { ProtocolError } from "./errors.ts";
 import { interpretRequest, type RequestInfo } from "./framing.ts";
-import { HeadReader, parseRequestHead } from "./head.ts";
+import { HeadCache, HeadReader, parseRequestHead } from "./head.ts";
 import { REASON_PHRASES, isFieldValue, isReasonPhrase, isToken, latin1Encode } from "./syntax.ts";
 
 export interface HttpLimits {
@@ -301,7 +301,9 @@ export class Http1Connection {
   private pendingBytes = 0;
 
   private parse: ParseState = "head";
-  private head: HeadReader;
+  /** One reader for every head on the connection (reset after each), and the previous head's parsed lines. */
+  private readonly head: HeadReader;
+  private readonly headCache = new HeadCache();
   private bodyOwner: ExchangeState | undefined;
   private bodyRemaining = 0;
   private chunked: ChunkedDecoder | undefined;
@@ -671,18 +673,15 @@ export class Http1Connection {
   }
 
   private beginRequest(): void {
-    const requestLine = this.head.firstLine();
-    const head = parseRequestHead(this.head.bytes());
-    this.head = this.newHeadReader();
+    const head = parseRequestHead(this.head.bytes(), this.headCache);
+    const info = head instanceof ProtocolError ? head : interpretRequest(head, this.limits.maxBodyBytes);
+    // The request line as text only for the log of a request that failed (a good one carries its own).
+    const failedLine = info instanceof ProtocolError ? this.head.firstLine() : undefined;
+    this.head.reset();
     this.headersTimer?.cancel();
     this.headersTimer = undefined;
-    if (head instanceof ProtocolError) {
-      this.protocolError(head, requestLine);
-      return;
-    }
-    const info = interpretRequest(head, this.limits.maxBodyBytes);
     if (info instanceof ProtocolError) {
-      this.protocolError(info, requestLine);
+      this.protocolError(info, failedLine);
       return;
     }
     const state = new ExchangeState(this, info, info.requestLine);

@@ -89,9 +89,43 @@ function parseTarget(head: RequestHead): { form: TargetForm; authority?: string;
   return { form: "absolute", authority, scheme };
 }
 
-function parseFraming(head: RequestHead, maxBodyBytes: number): BodyFraming | ProtocolError {
-  const transferEncodings = fieldValues(head.fields, "transfer-encoding");
-  const contentLengths = fieldValues(head.fields, "content-length");
+/** The values of the fields the engine itself interprets, gathered in one pass over the head. */
+interface EngineFields {
+  readonly hosts: string[];
+  readonly transferEncodings: string[];
+  readonly contentLengths: string[];
+  readonly connections: string[];
+  readonly expectations: string[];
+}
+
+/** Sorts the fields interpretRequest needs out of a head (names compared case-insensitively), looking at each field once. */
+function engineFields(fields: readonly FieldLine[]): EngineFields {
+  const found: EngineFields = { hosts: [], transferEncodings: [], contentLengths: [], connections: [], expectations: [] };
+  for (const [name, value] of fields) {
+    // The length rules out most fields before any case folding.
+    switch (name.length) {
+      case 4:
+        if (name.toLowerCase() === "host") found.hosts.push(value);
+        break;
+      case 6:
+        if (name.toLowerCase() === "expect") found.expectations.push(value);
+        break;
+      case 10:
+        if (name.toLowerCase() === "connection") found.connections.push(value);
+        break;
+      case 14:
+        if (name.toLowerCase() === "content-length") found.contentLengths.push(value);
+        break;
+      case 17:
+        if (name.toLowerCase() === "transfer-encoding") found.transferEncodings.push(value);
+        break;
+    }
+  }
+  return found;
+}
+
+function parseFraming(head: RequestHead, fields: EngineFields, maxBodyBytes: number): BodyFraming | ProtocolError {
+  const { transferEncodings, contentLengths } = fields;
   if (transferEncodings.length > 0) {
     if (head.versionMinor === 0) {
       // RFC 9112 §6.1: Transfer-Encoding in HTTP/1.0 means the framing is faulty.
@@ -139,7 +173,8 @@ function parseFraming(head: RequestHead, maxBodyBytes: number): BodyFraming | Pr
 
 /** Interprets a parsed head. Returns a ProtocolError for every fault RFC 9112 makes fatal. */
 export function interpretRequest(head: RequestHead, maxBodyBytes: number): RequestInfo | ProtocolError {
-  const hosts = fieldValues(head.fields, "host");
+  const fields = engineFields(head.fields);
+  const hosts = fields.hosts;
   // RFC 9112 §3.2: 400 for an HTTP/1.1 request without Host, with several, or with an invalid one.
   if (hosts.length > 1) return new ProtocolError("badHost", "more than one Host field");
   if (head.versionMinor === 1 && hosts.length === 0) return new ProtocolError("badHost", "an HTTP/1.1 request without Host");
@@ -148,23 +183,29 @@ export function interpretRequest(head: RequestHead, maxBodyBytes: number): Reque
 
   const target = parseTarget(head);
   if (target instanceof ProtocolError) return target;
-  const body = parseFraming(head, maxBodyBytes);
+  const body = parseFraming(head, fields, maxBodyBytes);
   if (body instanceof ProtocolError) return body;
 
-  const connectionOptions = fieldValues(head.fields, "connection").flatMap((value) => splitList(value).map((option) => option.toLowerCase()));
   // RFC 9112 §9.3: HTTP/1.1 persists unless "close"; HTTP/1.0 persists only with "keep-alive".
-  const keepAlive = connectionOptions.includes("close") ? false : head.versionMinor === 1 || connectionOptions.includes("keep-alive");
+  let keepAlive = head.versionMinor === 1;
+  if (fields.connections.length > 0) {
+    const connectionOptions = fields.connections.flatMap((value) => splitList(value).map((option) => option.toLowerCase()));
+    keepAlive = connectionOptions.includes("close") ? false : keepAlive || connectionOptions.includes("keep-alive");
+  }
 
   let expectContinue = false;
   // RFC 9110 §10.1.1: a server MUST ignore a 100-continue expectation in an HTTP/1.0 request.
   if (head.versionMinor === 1) {
-    for (const expectation of fieldValues(head.fields, "expect").flatMap((value) => splitList(value))) {
+    for (const expectation of fields.expectations.flatMap((value) => splitList(value))) {
       if (expectation.toLowerCase() !== "100-continue") return new ProtocolError("expectationFailed", `expectation '${expectation}' cannot be met`);
       expectContinue = true;
     }
   }
   return {
-    ...head,
+    method: head.method,
+    target: head.target,
+    versionMinor: head.versionMinor,
+    fields: head.fields,
     targetForm: target.form,
     authority: target.authority ?? (host === "" ? undefined : host),
     scheme: target.scheme,
