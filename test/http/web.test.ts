@@ -8,7 +8,7 @@ import { Headers } from "../../src/lib/web/headers.ts";
 import { Request } from "../../src/lib/web/request.ts";
 import { Response, responseBody } from "../../src/lib/web/response.ts";
 import { TextDecoder, TextEncoder } from "../../src/lib/web/encoding.ts";
-import { URL, URLSearchParams } from "../../src/lib/web/url.ts";
+import { URL, URLSearchParams, serializedUrl } from "../../src/lib/web/url.ts";
 import { ReadableStream } from "../../src/lib/web/streams.ts";
 import { installWebGlobals } from "../../src/lib/web/globals.ts";
 
@@ -225,6 +225,46 @@ test("property: URL agrees with Node's URL (WHATWG) on ASCII hosts", () => {
     { numRuns: 3000 },
   );
   assert.ok(compared > 2000);
+});
+
+test("property: URLs already in serialized form (what a server builds) parse to the same parts as Node's URL", () => {
+  // Mostly what the fast path takes, and now and then what it must leave to the full parser.
+  const mostly = (usual: string[], unusual: string[]): fc.Arbitrary<string> => fc.oneof({ weight: 5, arbitrary: fc.constantFrom(...usual) }, { weight: 1, arbitrary: fc.constantFrom(...unusual) });
+  const host = mostly(["h", "example.com", "a-b.c0", "xn--nxasmq6b.example", "198.18.0.2", "0.0.0.0", "255.255.255.255", "a.1b"], ["256.1.1.1", "01.2.3.4", "1.2.3", "1.2.3.4.5", "0x7f.1", "a.1", "1a.b", "a..b", "a.", ".a", "A.b", "h_1"]);
+  const port = mostly(["", ":8080", ":0", ":65535"], [":80", ":443", ":080", ":65536", ":", ":1x"]);
+  const segment = mostly(["", "a", "index.html", "...x", "%41", "%zz", "a%2eb", "^", "|", "@", ":", ";", "=", "~", "!$&()*+,'"], [".", "..", "...", "%2e", "%2E", ".%2e", '"', "<", ">", "`", "{", "}", "\\", "é", " "]);
+  const query = fc.option(fc.array(fc.constantFrom("a=1", "&", "b", "'", '"', "<", "`", "{", "?", "/", "%20", "+", "é", " "), { maxLength: 4 }).map((parts) => `?${parts.join("")}`), { nil: "" });
+  const fragment = fc.option(fc.array(fc.constantFrom("top", "#", "`", "'", "<", "?", " "), { maxLength: 3 }).map((parts) => `#${parts.join("")}`), { nil: "" });
+  const input = fc
+    .tuple(fc.constantFrom("http://", "https://"), host, port, fc.array(segment, { maxLength: 4 }), fc.boolean(), query, fragment)
+    .map(([scheme, name, portText, segments, withPath, search, hash]) => `${scheme}${name}${portText}${withPath || segments.length > 0 ? `/${segments.join("/")}` : ""}${search}${hash}`);
+  let unchanged = 0;
+  fc.assert(
+    fc.property(input, (text) => {
+      let expected: globalThis.URL | undefined;
+      try {
+        expected = new globalThis.URL(text);
+      } catch {
+        expected = undefined;
+      }
+      if (expected !== undefined && /xn--/.test(expected.href) && !/xn--/.test(text)) return;
+      let actual: URL | undefined;
+      try {
+        actual = new URL(text);
+      } catch {
+        actual = undefined;
+      }
+      assert.equal(actual === undefined, expected === undefined, JSON.stringify(text));
+      if (actual === undefined || expected === undefined) return;
+      const parts = (url: URL | globalThis.URL): string[] => [url.href, url.protocol, url.host, url.hostname, url.port, url.pathname, url.search, url.hash, url.origin];
+      assert.deepEqual(parts(actual), parts(expected), JSON.stringify(text));
+      assert.equal(serializedUrl(text), expected.href);
+      assert.equal(new Request(text).url, expected.href);
+      if (expected.href === text) unchanged++;
+    }),
+    { numRuns: 3000 },
+  );
+  assert.ok(unchanged > 300, `only ${unchanged} inputs were already serialized`);
 });
 
 // ── Request and Response ───────────────────────────────────────────────────────────────────────

@@ -45,6 +45,9 @@ function textResponse(status: number, text: string, headers: Record<string, stri
 }
 
 function decodePath(pathname: string, decoder: TextDecoder): string | undefined {
+  // A serialized pathname is ASCII (the URL parser percent-encodes the rest): without "%" it
+  // decodes to itself.
+  if (!pathname.includes("%")) return pathname;
   try {
     return decoder.decode(percentDecode(pathname));
   } catch {

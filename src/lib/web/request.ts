@@ -10,7 +10,7 @@ import { BodyState, type BodyInit } from "./body.ts";
 import { Headers, type HeadersInit } from "./headers.ts";
 import { isToken } from "../http/syntax.ts";
 import type { ReadableStream } from "./streams.ts";
-import { URL } from "./url.ts";
+import { serializedUrl, type URL } from "./url.ts";
 
 export interface RequestInit {
   readonly method?: string;
@@ -56,7 +56,7 @@ export class Request {
         input.#body = BodyState.from(null);
       }
     } else {
-      this.#url = new URL(String(input)).href;
+      this.#url = serializedUrl(String(input));
     }
     if (init.method !== undefined) method = normalizeMethod(String(init.method));
     if (init.redirect !== undefined) redirect = init.redirect;
