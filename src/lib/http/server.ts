@@ -55,6 +55,8 @@ export type FetchHandler = (request: Request, connection: ConnectionInfo) => Res
 /** Where access lines and errors go; by default the atoll/logs sources "http.access" (info) and "http". */
 export interface HttpLogger {
   access(line: string): void;
+  /** Whether access lines are wanted now; when it says false, they are not even built. Absent: always. */
+  accessEnabled?(): boolean;
   error(message: string): void;
   debug(message: string): void;
 }
@@ -139,6 +141,7 @@ function defaultLogger(): HttpLogger {
   const log = logs.source("http");
   return {
     access: (line) => access.info(line),
+    accessEnabled: () => access.enabled("info"),
     error: (message) => log.error(message),
     debug: (message) => log.debug(message),
   };
@@ -158,38 +161,63 @@ function dateHeader(wallClock: () => number): () => string {
   };
 }
 
-/** Merges runs of small pieces so that one flow write carries a head and a small body together. */
-function coalesce(pieces: readonly Uint8Array[]): Uint8Array[] {
-  const out: Uint8Array[] = [];
-  let run: Uint8Array[] = [];
-  let runBytes = 0;
-  const flush = (): void => {
-    if (run.length === 1 && run[0] !== undefined) out.push(run[0]);
-    else if (run.length > 1) {
-      const merged = new Uint8Array(runBytes);
-      let at = 0;
-      for (const piece of run) {
-        merged.set(piece, at);
-        at += piece.length;
+/**
+ * Writes output pieces to a flow, merging runs of small pieces so that one flow write carries a
+ * head and a small body together (one segment on the wire rather than two). Runs are merged into
+ * one buffer per connection, reused from write to write: a flow is done with the bytes once its
+ * write resolves, and allocating a fresh buffer per response costs more than the copy.
+ */
+class OutputWriter {
+  private merged = new Uint8Array(0);
+  private mergedBytes = 0;
+
+  constructor(
+    private readonly flow: ByteFlow,
+    /** True once the connection broke: nothing more is written. */
+    private readonly broken: () => boolean,
+  ) {}
+
+  /** Writes every piece, in order; `written` counts bytes as each write completes. */
+  async write(pieces: readonly Uint8Array[], written: (bytes: number) => void): Promise<void> {
+    for (let index = 0; index < pieces.length && !this.broken(); index++) {
+      const piece = pieces[index] ?? EMPTY;
+      const next = pieces[index + 1];
+      if (piece.length >= COALESCE_BELOW || (this.mergedBytes === 0 && (next === undefined || next.length >= COALESCE_BELOW))) {
+        // Large, or small but alone: no copy.
+        await this.flush(written);
+        if (this.broken()) return;
+        await this.flow.write(piece);
+        written(piece.length);
+        continue;
       }
-      out.push(merged);
+      if (this.mergedBytes + piece.length > COALESCE_LIMIT) await this.flush(written);
+      this.append(piece);
     }
-    run = [];
-    runBytes = 0;
-  };
-  for (const piece of pieces) {
-    if (piece.length >= COALESCE_BELOW) {
-      flush();
-      out.push(piece);
-      continue;
-    }
-    if (runBytes + piece.length > COALESCE_LIMIT) flush();
-    run.push(piece);
-    runBytes += piece.length;
+    await this.flush(written);
   }
-  flush();
-  return out;
+
+  private append(piece: Uint8Array): void {
+    const needed = this.mergedBytes + piece.length;
+    if (needed > this.merged.length) {
+      const grown = new Uint8Array(Math.min(COALESCE_LIMIT, Math.max(needed, 2 * this.merged.length, 2048)));
+      grown.set(this.merged.subarray(0, this.mergedBytes));
+      this.merged = grown;
+    }
+    this.merged.set(piece, this.mergedBytes);
+    this.mergedBytes = needed;
+  }
+
+  private async flush(written: (bytes: number) => void): Promise<void> {
+    const count = this.mergedBytes;
+    if (count === 0) return;
+    this.mergedBytes = 0;
+    if (this.broken()) return;
+    await this.flow.write(this.merged.subarray(0, count));
+    written(count);
+  }
 }
+
+const EMPTY = new Uint8Array(0);
 
 function plainResponse(status: number, text: string): Response {
   return new Response(`${text}\n`, { status, headers: { "content-type": "text/plain; charset=utf-8" } });
@@ -259,30 +287,39 @@ function declaredLength(headers: Headers): number | undefined {
   return Number(value);
 }
 
-/** Sends a Response through the exchange: bytes bodies in one write with Content-Length, streams with backpressure. */
-async function sendResponse(exchange: Exchange, response: Response, options: ResolvedOptions): Promise<void> {
+/**
+ * Sends a Response through the exchange. A bytes (or null) body goes out at once, synchronously,
+ * with Content-Length; a stream body is read with backpressure, and then a promise is returned.
+ * Throws (or rejects) when the head cannot be sent (an invalid field, say).
+ */
+function sendResponse(exchange: Exchange, response: Response, options: ResolvedOptions): Promise<void> | undefined {
   if (response.type === "error") {
     exchange.abort();
-    return;
+    return undefined;
   }
   const body = responseBody(response);
   if (body.used) throw new TypeError("the response's body has already been read");
-  const isHead = exchange.request.method === "HEAD";
-  const declared = declaredLength(response.headers);
-  let bytes: Uint8Array | undefined;
-  let stream: ReadableStream<Uint8Array> | null = null;
-  let contentLength: number | undefined;
+  const reason = response.statusText === "" ? undefined : response.statusText;
   if (body.isNull) {
     // A null body is empty, except that a HEAD handler may state the length GET would have.
-    contentLength = isHead ? declared : 0;
-  } else {
-    bytes = body.takeBytes();
-    if (bytes !== undefined) contentLength = bytes.length;
-    else {
-      stream = body.stream;
-      contentLength = declared;
-    }
+    const contentLength = exchange.request.method === "HEAD" ? declaredLength(response.headers) : 0;
+    exchange.respond({ status: response.status, reason, headers: response.headers, contentLength });
+    exchange.end();
+    return undefined;
   }
+  const bytes = body.takeBytes();
+  if (bytes !== undefined) {
+    exchange.respond({ status: response.status, reason, headers: response.headers, contentLength: bytes.length });
+    exchange.write(bytes);
+    exchange.end();
+    return undefined;
+  }
+  return sendStream(exchange, response, body.stream, options);
+}
+
+/** Sends a Response whose body is a stream: with backpressure, and with Content-Length only when the handler stated it. */
+async function sendStream(exchange: Exchange, response: Response, stream: ReadableStream<Uint8Array> | null, options: ResolvedOptions): Promise<void> {
+  const contentLength = declaredLength(response.headers);
   // Take the reader first: a stream that cannot be read fails here, while a 500 can still be sent.
   const reader = stream?.getReader();
   // RFC 9110 §10.1.1: a client that sent `Expect: 100-continue` holds its body back until a 100 or
@@ -307,9 +344,8 @@ async function sendResponse(exchange: Exchange, response: Response, options: Res
       return;
     }
   }
-  exchange.respond({ status: response.status, reason: response.statusText === "" ? undefined : response.statusText, headers: [...response.headers], contentLength });
+  exchange.respond({ status: response.status, reason: response.statusText === "" ? undefined : response.statusText, headers: response.headers, contentLength });
   if (reader === undefined || !exchange.bodyAllowed) {
-    if (bytes !== undefined) exchange.write(bytes);
     if (reader !== undefined) await reader.cancel().catch(() => undefined);
     exchange.end();
     return;
@@ -340,7 +376,12 @@ async function sendResponse(exchange: Exchange, response: Response, options: Res
   }
 }
 
-async function answer(exchange: Exchange, handler: FetchHandler, connectionInfo: ConnectionInfo, options: ResolvedOptions): Promise<void> {
+/**
+ * Answers one exchange with the handler. When the handler returns a Response (not a promise of
+ * one) with a bytes body, the whole answer happens synchronously, with no promise at all: that is
+ * every static file and most small API answers. Anything else continues asynchronously.
+ */
+function answer(exchange: Exchange, handler: FetchHandler, connectionInfo: ConnectionInfo, options: ResolvedOptions): Promise<void> | undefined {
   let request: Request;
   try {
     request = toRequest(exchange, options);
@@ -348,29 +389,52 @@ async function answer(exchange: Exchange, handler: FetchHandler, connectionInfo:
     // The target passed RFC 9112's syntax but not the URL parser (e.g. a port above 65535).
     options.logger.debug(`cannot build a URL for "${exchange.request.requestLine}": ${describe(error)}`);
     exchange.discardBody();
-    await sendResponse(exchange, plainResponse(400, "Bad Request: the request-target is not a valid URL"), options);
-    return;
+    return sendResponse(exchange, plainResponse(400, "Bad Request: the request-target is not a valid URL"), options);
   }
+  let result: unknown;
+  try {
+    result = handler(request, connectionInfo);
+  } catch (error) {
+    return answerWithHandlerError(exchange, error, request, options);
+  }
+  if (result instanceof Response) return deliver(exchange, result, options);
+  return answerLater(exchange, result, request, options);
+}
+
+/** The handler returned a promise (or something that is not a Response): wait for it. */
+async function answerLater(exchange: Exchange, result: unknown, request: Request, options: ResolvedOptions): Promise<void> {
   let response: Response;
   try {
-    const result: unknown = await handler(request, connectionInfo);
-    if (!(result instanceof Response)) throw new TypeError("the handler did not return a Response (is it a Response from atoll/web?)");
-    response = result;
+    const settled: unknown = await result;
+    if (!(settled instanceof Response)) throw new TypeError("the handler did not return a Response (is it a Response from atoll/web?)");
+    response = settled;
   } catch (error) {
-    options.stats.handlerErrors++;
-    response = await handlerErrorResponse(error, request, options);
+    return answerWithHandlerError(exchange, error, request, options);
   }
+  return deliver(exchange, response, options);
+}
+
+async function answerWithHandlerError(exchange: Exchange, error: unknown, request: Request, options: ResolvedOptions): Promise<void> {
+  options.stats.handlerErrors++;
+  return deliver(exchange, await handlerErrorResponse(error, request, options), options);
+}
+
+/** Sends the handler's response, unless the exchange was cancelled meanwhile. */
+function deliver(exchange: Exchange, response: Response, options: ResolvedOptions): Promise<void> | undefined {
   if (exchange.cancelled) {
-    await response.body?.cancel().catch(() => undefined);
-    return;
+    return response.body?.cancel().catch(() => undefined);
   }
-  try {
-    await sendResponse(exchange, response, options);
-  } catch (error) {
+  const failed = (error: unknown): void => {
     // respond() refused the head (an invalid field, say): answer 500 if nothing went out yet.
     options.stats.handlerErrors++;
     options.logger.error(`cannot send the response to "${exchange.request.requestLine}": ${describe(error)}`);
     exchange.abort();
+  };
+  try {
+    return sendResponse(exchange, response, options)?.catch(failed);
+  } catch (error) {
+    failed(error);
+    return undefined;
   }
 }
 
@@ -419,10 +483,15 @@ function startSession(flow: ByteFlow, handler: FetchHandler, options: ServeOptio
     hooks: {
       onRequest: (exchange) => {
         stats.requests++;
-        answer(exchange, handler, connectionInfo, resolved).catch((error: unknown) => {
+        const unexpected = (error: unknown): void => {
           logger.error(`unexpected failure answering "${exchange.request.requestLine}": ${describe(error)}`);
           exchange.abort();
-        });
+        };
+        try {
+          answer(exchange, handler, connectionInfo, resolved)?.catch(unexpected);
+        } catch (error) {
+          unexpected(error);
+        }
       },
       onOutput: () => outputReady.notify(),
       onInputWanted: () => inputWanted.notify(),
@@ -432,7 +501,7 @@ function startSession(flow: ByteFlow, handler: FetchHandler, options: ServeOptio
       },
       onExchangeComplete: (record: ExchangeRecord) => {
         stats.recordResponse(record);
-        if (accessLog) logger.access(commonLogLine(remoteAddress, wallClock(), record));
+        if (accessLog && logger.accessEnabled?.() !== false) logger.access(commonLogLine(remoteAddress, wallClock(), record));
       },
     },
   });
@@ -472,19 +541,20 @@ function startSession(flow: ByteFlow, handler: FetchHandler, options: ServeOptio
     }
   })();
 
+  const writer = new OutputWriter(flow, () => broken);
+  const countOut = (bytes: number): void => {
+    stats.bytesOut += bytes;
+  };
   const writing = (async (): Promise<void> => {
     for (;;) {
       const pieces = connection.takeOutput();
       if (pieces.length > 0) {
-        for (const piece of coalesce(pieces)) {
-          if (broken) return;
-          try {
-            await flow.write(piece);
-          } catch {
-            fail();
-            return;
-          }
-          stats.bytesOut += piece.length;
+        if (broken) return;
+        try {
+          await writer.write(pieces, countOut);
+        } catch {
+          fail();
+          return;
         }
         continue;
       }

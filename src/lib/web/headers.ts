@@ -45,16 +45,23 @@ function isIterable(value: object): value is Iterable<unknown> {
 }
 
 export class Headers implements Iterable<[string, string]> {
-  /** Lower-cased name → values in the order they were appended. */
-  readonly #entries = new Map<string, string[]>();
+  /**
+   * Lower-cased name → values in the order they were appended. The arrays are never changed in
+   * place (append makes a new one), so a copy of a Headers shares them.
+   */
+  readonly #entries: Map<string, readonly string[]>;
+  /** The names, sorted, for iteration; undefined until needed after a name came or went. Shared by copies. */
+  #sortedNames: readonly string[] | undefined;
 
   constructor(init?: HeadersInit) {
-    if (init === undefined || init === null) return;
-    if (typeof init !== "object") throw new TypeError("Headers init must be an object, a sequence of pairs or a Headers");
     if (init instanceof Headers) {
-      for (const [name, values] of init.#entries) this.#entries.set(name, [...values]);
+      this.#entries = new Map(init.#entries);
+      this.#sortedNames = init.#sortedNames;
       return;
     }
+    this.#entries = new Map();
+    if (init === undefined || init === null) return;
+    if (typeof init !== "object") throw new TypeError("Headers init must be an object, a sequence of pairs or a Headers");
     if (isIterable(init)) {
       for (const pair of init) {
         if (typeof pair !== "object" || pair === null || !isIterable(pair)) throw new TypeError("each header must be a [name, value] pair");
@@ -71,22 +78,23 @@ export class Headers implements Iterable<[string, string]> {
     const key = validName(name);
     const text = validValue(value);
     const values = this.#entries.get(key);
-    if (values === undefined) this.#entries.set(key, [text]);
-    else values.push(text);
+    if (values === undefined) this.#add(key, [text]);
+    else this.#entries.set(key, [...values, text]);
   }
 
   set(name: string, value: string): void {
-    this.#entries.set(validName(name), [validValue(value)]);
+    this.#add(validName(name), [validValue(value)]);
   }
 
   delete(name: string): void {
-    this.#entries.delete(validName(name));
+    if (this.#entries.delete(validName(name))) this.#sortedNames = undefined;
   }
 
   /** The values joined with ", ", or null. (For Set-Cookie use getSetCookie: cookies contain commas.) */
   get(name: string): string | null {
     const values = this.#entries.get(validName(name));
-    return values === undefined ? null : values.join(", ");
+    if (values === undefined) return null;
+    return values.length === 1 ? (values[0] ?? "") : values.join(", ");
   }
 
   has(name: string): boolean {
@@ -101,16 +109,18 @@ export class Headers implements Iterable<[string, string]> {
     for (const [name, value] of this) callback.call(thisArg, value, name, this);
   }
 
-  *entries(): IterableIterator<[string, string]> {
-    const names = [...this.#entries.keys()].sort();
-    for (const name of names) {
+  entries(): IterableIterator<[string, string]> {
+    // An array's iterator rather than a generator: iterating headers is on every response's path.
+    const pairs: [string, string][] = [];
+    for (const name of this.#names()) {
       const values = this.#entries.get(name) ?? [];
       if (name === "set-cookie") {
-        for (const value of values) yield [name, value];
+        for (const value of values) pairs.push([name, value]);
       } else {
-        yield [name, values.join(", ")];
+        pairs.push([name, values.length === 1 ? (values[0] ?? "") : values.join(", ")]);
       }
     }
+    return pairs.values();
   }
 
   *keys(): IterableIterator<string> {
@@ -127,5 +137,15 @@ export class Headers implements Iterable<[string, string]> {
 
   get [Symbol.toStringTag](): string {
     return "Headers";
+  }
+
+  #add(key: string, values: readonly string[]): void {
+    if (!this.#entries.has(key)) this.#sortedNames = undefined;
+    this.#entries.set(key, values);
+  }
+
+  #names(): readonly string[] {
+    this.#sortedNames ??= [...this.#entries.keys()].sort();
+    return this.#sortedNames;
   }
 }
