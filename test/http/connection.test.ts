@@ -467,3 +467,64 @@ test("destroy cancels exchanges and fails their bodies", () => {
   assert.equal(h.timers.armed, 0);
   assert.ok(readAll(exchange) instanceof Error);
 });
+
+test("send(): the head and a small body in one piece; as respond+write+end otherwise", () => {
+  const body = latin1Encode("hello");
+  const sendAll = (exchange: Exchange, bytes: Uint8Array, contentLength: number | undefined): void =>
+    exchange.send({ status: 200, headers: [["Content-Type", "text/plain"]], contentLength }, bytes);
+  const pieces = (h: Harness): string[] => h.connection.takeOutput().map((piece) => latin1Decode(piece));
+
+  const one = harness({ onRequest: (exchange) => sendAll(exchange, body, body.length) });
+  one.send(GET("/"));
+  assert.deepEqual(pieces(one), ["HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Length: 5\r\n\r\nhello"]);
+  assert.deepEqual(one.records.map((record) => [record.status, record.bodyBytes]), [[200, 5]]);
+
+  // HEAD: the fields GET would have, no content.
+  const head = harness({ onRequest: (exchange) => sendAll(exchange, body, body.length) });
+  head.send("HEAD / HTTP/1.1\r\nHost: h\r\n\r\n");
+  assert.deepEqual(pieces(head), ["HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Length: 5\r\n\r\n"]);
+
+  // No declared length: chunked, as with write().
+  const chunked = harness({ onRequest: (exchange) => sendAll(exchange, body, undefined) });
+  chunked.send(GET("/"));
+  assert.equal(pieces(chunked).join(""), "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
+
+  // Longer than declared: RangeError from the write, as write() would throw.
+  const long = harness();
+  long.send(GET("/"));
+  const exchange = long.exchanges[0];
+  assert.ok(exchange !== undefined);
+  assert.throws(() => sendAll(exchange, body, 3), RangeError);
+
+  // A large body is not copied: it follows the head as its own piece.
+  const large = new Uint8Array(64 * 1024).fill(0x61);
+  const big = harness({ onRequest: (exchange) => sendAll(exchange, large, large.length) });
+  big.send(GET("/"));
+  const output = big.connection.takeOutput();
+  assert.equal(output.length, 2);
+  assert.equal(output[1], large);
+
+  // Pipelined: the second answer waits for the first, then both leave in order.
+  const later: Exchange[] = [];
+  const pipelined = harness({ onRequest: (exchange) => later.push(exchange) });
+  pipelined.send(GET("/1") + GET("/2"));
+  const [first, second] = later;
+  assert.ok(first !== undefined && second !== undefined);
+  sendAll(second, latin1Encode("two"), 3);
+  assert.equal(pipelined.output(), "");
+  sendAll(first, latin1Encode("one"), 3);
+  const text = pipelined.output();
+  assert.ok(text.indexOf("one") < text.indexOf("two") && text.endsWith("two"), text);
+});
+
+test("response heads: an invalid field anywhere refuses the head, engine fields are dropped in any case", () => {
+  const h = harness();
+  h.send(GET("/"));
+  const exchange = h.exchanges[0];
+  assert.ok(exchange !== undefined);
+  assert.throws(() => exchange.respond({ status: 200, headers: [["Connection", "a\nb"]] }), TypeError);
+  assert.throws(() => exchange.respond({ status: 200, headers: [["X-Ok", "1"], ["Dat e", "x"]] }), TypeError);
+  assert.throws(() => exchange.respond({ status: 200, headers: [["X-Long-Name", "ok"], ["Y", "\u0100"]] }), TypeError);
+  exchange.send({ status: 200, headers: [["CONTENT-LENGTH", "99"], ["Transfer-Encoding", "gzip"], ["DATE", "Mon, 07 Nov 1994 00:00:00 GMT"], ["X", "é"]], contentLength: 2 }, latin1Encode("ok"));
+  assert.equal(h.output(), "HTTP/1.1 200 OK\r\nDATE: Mon, 07 Nov 1994 00:00:00 GMT\r\nX: \u00e9\r\nContent-Length: 2\r\n\r\nok");
+});

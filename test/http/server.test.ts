@@ -453,3 +453,35 @@ test("the Request passed to handlers is atoll/web's", async () => {
   await client.responses(1);
   assert.equal(isOurs, true);
 });
+
+test("a bytes response leaves in one flow write per response, head and body together; pipelined ones are merged", async () => {
+  const [client, server] = createFlowPair();
+  const writes: number[] = [];
+  const counting: MemoryFlow = Object.assign(Object.create(server) as MemoryFlow, {
+    write: (bytes: Uint8Array): Promise<void> => {
+      writes.push(bytes.length);
+      return server.write(bytes);
+    },
+  });
+  const page = new Uint8Array(612).fill(0x61);
+  const served = serveHttpConnection(counting, () => new Response(page, { headers: { "content-type": "text/html" } }), { timers: new ManualTimers(), wallClock: () => 0, accessLog: false });
+  let received = "";
+  const readUntil = async (count: number): Promise<void> => {
+    while ((received.match(/HTTP\/1\.1 200/g) ?? []).length < count || !received.endsWith("a")) {
+      const chunk = await client.read();
+      if (chunk === undefined) break;
+      received += latin1Decode(chunk);
+    }
+  };
+  await client.write(latin1Encode("GET / HTTP/1.1\r\nHost: h\r\n\r\n"));
+  await readUntil(1);
+  assert.equal(writes.length, 1);
+  await client.write(latin1Encode("GET /a HTTP/1.1\r\nHost: h\r\n\r\nGET /b HTTP/1.1\r\nHost: h\r\n\r\n"));
+  await readUntil(3);
+  const responses = parseResponses(received, ["GET", "GET", "GET"], false);
+  assert.equal(responses.length, 3);
+  assert.ok(responses.every((response) => response.status === 200 && response.body.length === 612));
+  assert.ok(writes.length <= 3, `${writes.length} writes`);
+  await client.close();
+  await served;
+});

@@ -24,6 +24,7 @@ import { ChunkedDecoder } from "./chunked.ts";
 import { ProtocolError } from "./errors.ts";
 import { interpretRequest, type RequestInfo } from "./framing.ts";
 import { HeadCache, HeadReader, parseRequestHead } from "./head.ts";
+import { HeadWriter } from "./head-writer.ts";
 import { REASON_PHRASES, isFieldValue, isReasonPhrase, isToken, latin1Encode } from "./syntax.ts";
 
 export interface HttpLimits {
@@ -132,6 +133,10 @@ export interface ConnectionOptions {
  * values would contradict the framing the engine chose.
  */
 const ENGINE_FIELDS = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "content-length", "te", "trailer", "upgrade"]);
+/** The lengths of the engine's field names and of "date": a field of another length is neither. */
+const ENGINE_FIELD_LENGTHS = new Set([...ENGINE_FIELDS, "date"].map((name) => name.length));
+/** A body shorter than this is copied behind its head, so that both leave in one write (and one segment when they fit). */
+const BODY_WITH_HEAD_BELOW = 16 * 1024;
 
 const CONTINUE_RESPONSE = latin1Encode("HTTP/1.1 100 Continue\r\n\r\n");
 const CRLF_BYTES = latin1Encode("\r\n");
@@ -256,6 +261,15 @@ export class Exchange {
     this.#state.connection.respond(this.#state, head);
   }
 
+  /**
+   * The whole response in one call: respond, write `body`, end. A small body leaves in the same
+   * buffer as the head (one write to the flow). Throws as respond and write do.
+   */
+  send(head: ResponseHead, body: Uint8Array): void {
+    if (this.#state.cancelled) return;
+    this.#state.connection.send(this.#state, head, body);
+  }
+
   /** Queues response content (ignored when the response has none, e.g. HEAD). Throws RangeError beyond the declared Content-Length. */
   write(bytes: Uint8Array): void {
     if (this.#state.cancelled) return;
@@ -304,6 +318,8 @@ export class Http1Connection {
   /** One reader for every head on the connection (reset after each), and the previous head's parsed lines. */
   private readonly head: HeadReader;
   private readonly headCache = new HeadCache();
+  /** Serializes response heads; reused from response to response. */
+  private readonly headWriter = new HeadWriter();
   private bodyOwner: ExchangeState | undefined;
   private bodyRemaining = 0;
   private chunked: ChunkedDecoder | undefined;
@@ -463,8 +479,12 @@ export class Http1Connection {
     return queued < this.limits.outputHighWaterBytes;
   }
 
-  /** @internal */
-  respond(state: ExchangeState, head: ResponseHead): void {
+  /**
+   * @internal Starts the response: validates and serializes the head. With `body` (the whole
+   * content, when it is small), the head and the body go out in one buffer if the framing allows;
+   * returns whether the body went with the head.
+   */
+  respond(state: ExchangeState, head: ResponseHead, body?: Uint8Array): boolean {
     if (state.response !== "none") throw new Error("respond was already called for this exchange");
     const request = state.request;
     const status = head.status;
@@ -472,18 +492,25 @@ export class Http1Connection {
     const reason = head.reason ?? REASON_PHRASES[status] ?? "";
     if (!isReasonPhrase(reason)) throw new TypeError("the reason phrase contains a control character");
 
-    const lines = [`HTTP/1.1 ${status} ${reason}`];
+    const writer = this.headWriter;
+    writer.reset();
+    writer.statusLine(status, reason);
     let hasDate = false;
     for (const [name, value] of head.headers) {
+      // Only a name of one of these lengths can be an engine field or Date: the rest need no case folding.
+      if (!ENGINE_FIELD_LENGTHS.has(name.length)) {
+        writer.field(name, value);
+        continue;
+      }
       if (!isToken(name)) throw new TypeError(`invalid field name ${JSON.stringify(name)}`);
       // CR or LF in a value would let the application (or whoever fed it) split the response.
       if (!isFieldValue(value)) throw new TypeError(`invalid value for field ${name}: it contains a control character`);
       const lower = name.toLowerCase();
       if (ENGINE_FIELDS.has(lower)) continue;
       if (lower === "date") hasDate = true;
-      lines.push(`${name}: ${value}`);
+      writer.field(name, value);
     }
-    if (!hasDate && this.date !== undefined) lines.push(`Date: ${this.date()}`);
+    if (!hasDate && this.date !== undefined) writer.field("Date", this.date());
 
     const contentLength = head.contentLength;
     if (contentLength !== undefined && (!Number.isSafeInteger(contentLength) || contentLength < 0)) {
@@ -493,14 +520,14 @@ export class Http1Connection {
     if (state.isHead || status === 204 || status === 304) {
       state.framing = "none";
       // RFC 9110 §9.3.2: HEAD answers with the fields GET would have, Content-Length included.
-      if (state.isHead && contentLength !== undefined && status !== 204 && status !== 304) lines.push(`Content-Length: ${contentLength}`);
+      if (state.isHead && contentLength !== undefined && status !== 204 && status !== 304) writer.trustedField("Content-Length", contentLength);
     } else if (contentLength !== undefined) {
       state.framing = "length";
       state.declaredLength = contentLength;
-      lines.push(`Content-Length: ${contentLength}`);
+      writer.trustedField("Content-Length", contentLength);
     } else if (request === undefined || request.versionMinor === 1) {
       state.framing = "chunked";
-      lines.push("Transfer-Encoding: chunked");
+      writer.trustedField("Transfer-Encoding", "chunked");
     } else {
       // HTTP/1.0 has no chunked coding (RFC 9112 §7): the end of the connection ends the content.
       state.framing = "close";
@@ -514,13 +541,23 @@ export class Http1Connection {
       // close, since we cannot know whether it will send the body anyway.
       state.closeAfter = true;
     }
-    if (state.closeAfter) lines.push("Connection: close");
-    else if (request?.versionMinor === 0) lines.push("Connection: keep-alive");
+    if (state.closeAfter) writer.trustedField("Connection", "close");
+    else if (request?.versionMinor === 0) writer.trustedField("Connection", "keep-alive");
 
     state.response = "started";
     state.status = status;
     state.continueWanted = false;
-    this.emit(state, latin1Encode(`${lines.join("\r\n")}\r\n\r\n`));
+    const withBody = body !== undefined && body.length > 0 && state.framing === "length" && body.length <= state.declaredLength;
+    if (withBody) state.bodyBytes = body.length;
+    this.emit(state, writer.finish(withBody ? body : undefined));
+    return withBody;
+  }
+
+  /** @internal The whole response at once: a small body leaves in the same buffer as the head. */
+  send(state: ExchangeState, head: ResponseHead, body: Uint8Array): void {
+    const sent = this.respond(state, head, body.length < BODY_WITH_HEAD_BELOW ? body : undefined);
+    if (!sent) this.writeBody(state, body);
+    this.endResponse(state);
   }
 
   /** @internal */

@@ -309,9 +309,7 @@ function sendResponse(exchange: Exchange, response: Response, options: ResolvedO
   }
   const bytes = body.takeBytes();
   if (bytes !== undefined) {
-    exchange.respond({ status: response.status, reason, headers: response.headers, contentLength: bytes.length });
-    exchange.write(bytes);
-    exchange.end();
+    exchange.send({ status: response.status, reason, headers: response.headers, contentLength: bytes.length }, bytes);
     return undefined;
   }
   return sendStream(exchange, response, body.stream, options);
