@@ -17,7 +17,7 @@ import { scheduler } from "../runtime/boot.ts";
 import { registerCounters } from "../runtime/counters.ts";
 import { isUint8Array } from "../web/body.ts";
 import { Ipv4Address } from "../wire/address.ts";
-import { Headers } from "../web/headers.ts";
+import { headersFromValidFields, type Headers } from "../web/headers.ts";
 import { Request } from "../web/request.ts";
 import { Response, responseBody } from "../web/response.ts";
 import { ReadableStream } from "../web/streams.ts";
@@ -275,7 +275,8 @@ function toRequest(exchange: Exchange, options: ResolvedOptions): Request {
   if (hasBody && !bodyAllowed) exchange.discardBody();
   return new Request(url, {
     method: info.method,
-    headers: new Headers(info.fields),
+    // The parser validated every field line: they are not checked again.
+    headers: headersFromValidFields(info.fields),
     body: hasBody && bodyAllowed ? requestBodyStream(exchange) : null,
     duplex: "half",
   });

@@ -40,6 +40,31 @@ function validValue(value: unknown): string {
   return text;
 }
 
+/** Lower-cased field names by name as sent: a server meets the same few names on every request. */
+const lowerNames = new Map<string, string>();
+const MAX_LOWER_NAMES = 512;
+
+function lowerCaseName(name: string): string {
+  let lower = lowerNames.get(name);
+  if (lower === undefined) {
+    lower = name.toLowerCase();
+    if (lowerNames.size >= MAX_LOWER_NAMES) lowerNames.clear();
+    lowerNames.set(name, lower);
+  }
+  return lower;
+}
+
+let fromValidFields: (fields: Iterable<readonly [string, string]>) => Headers;
+
+/**
+ * For servers: Headers holding field lines an HTTP parser already validated (names are tokens;
+ * values are field values, trimmed of whitespace, without CR, LF or NUL), so that they are not
+ * checked a second time. Names are lower-cased as append would.
+ */
+export function headersFromValidFields(fields: Iterable<readonly [string, string]>): Headers {
+  return fromValidFields(fields);
+}
+
 function isIterable(value: object): value is Iterable<unknown> {
   return typeof Reflect.get(value, Symbol.iterator) === "function";
 }
@@ -52,6 +77,19 @@ export class Headers implements Iterable<[string, string]> {
   readonly #entries: Map<string, readonly string[]>;
   /** The names, sorted, for iteration; undefined until needed after a name came or went. Shared by copies. */
   #sortedNames: readonly string[] | undefined;
+
+  static {
+    fromValidFields = (fields) => {
+      const headers = new Headers();
+      const entries = headers.#entries;
+      for (const [name, value] of fields) {
+        const key = lowerCaseName(name);
+        const values = entries.get(key);
+        entries.set(key, values === undefined ? [value] : [...values, value]);
+      }
+      return headers;
+    };
+  }
 
   constructor(init?: HeadersInit) {
     if (init instanceof Headers) {
