@@ -16,13 +16,18 @@
  *   each link (keep-alive, as wrk always does). Each server gets a short warm-up first.
  *
  * Each repetition measures the three one after the other, rotating which goes first; the table
- * shows medians over the repetitions (ratios are of the medians' requests per second). Needs root,
- * /dev/net/tun, wrk, nginx, curl and taskset. The namespaces and every process in them go away at
+ * shows medians over the repetitions (ratios are of the medians' requests per second).
+ *
+ * `--profile` then loads a second Atoll appliance (on tap1, 198.18.2.2) with wrk for S seconds
+ * under `node --cpu-prof` and prints the tender's functions with the most self time, and loads
+ * the first one under `strace -c -f` and prints its system calls with the requests served, so
+ * that the cost per request can be split between HTTP, TCP and the tender. Needs root,
+ * /dev/net/tun, wrk, nginx, curl and taskset (and strace for --profile). The namespaces and every process in them go away at
  * the end, on errors and on Ctrl-C. Timings are what this machine did on this run: report them,
  * do not assert them.
  */
-import { spawnSync } from "node:child_process";
-import { chmodSync, cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { chmodSync, cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, release, tmpdir } from "node:os";
 import { join } from "node:path";
 import { ATOLL, ROOT } from "../test/helpers/cli.ts";
@@ -31,23 +36,30 @@ import { parseWrk, type WrkResult } from "../test/http-linux/fixtures/site.ts";
 import { APPLIANCE_ADDRESS, APPLIANCE_CIDR, HOST_CIDR, buildAppliance, skipReason, tryExec, waitFor, waitForPing } from "../test/net/linux/fixtures/lab.ts";
 import { cleanupOnSignals, fail as failWith, markdownTable, median, parseNumericOptions, runBench, vethPair } from "./common.ts";
 
-const USAGE = `Usage: npm run bench:http [-- [--seconds S] [--reps N] [--connections C]]
+const USAGE = `Usage: npm run bench:http [-- [--seconds S] [--reps N] [--connections C] [--profile]]
 
   --seconds S       seconds of each wrk run (default 5)
   --reps N          repetitions; the table shows medians (default 3)
   --connections C   wrk connections, all keep-alive, one wrk thread (default 50)
+  --profile         also profile the Atoll tender under wrk (node --cpu-prof, strace -c -f)
 `;
 
-interface Options {
+interface NumericOptions {
   seconds: number;
   reps: number;
   connections: number;
 }
 
+interface Options extends NumericOptions {
+  profile: boolean;
+}
+
 function parseOptions(argv: readonly string[]): Options {
-  const defaults: Options = { seconds: 5, reps: 3, connections: 50 };
-  const limits: Record<keyof Options, [number, number]> = { seconds: [1, 600], reps: [1, 100], connections: [1, 10_000] };
-  return parseNumericOptions("bench:http", argv, defaults, limits, USAGE);
+  const defaults: NumericOptions = { seconds: 5, reps: 3, connections: 50 };
+  const limits: Record<keyof NumericOptions, [number, number]> = { seconds: [1, 600], reps: [1, 100], connections: [1, 10_000] };
+  let profile = false;
+  const numbers = parseNumericOptions("bench:http", argv, defaults, limits, USAGE, { flags: { "--profile": () => (profile = true) } });
+  return { ...numbers, profile };
 }
 
 function fail(message: string): never {
@@ -99,6 +111,10 @@ cleanupOnSignals("bench:http", cleanup);
 
 interface Server {
   readonly name: string;
+  /** The appliance's tender (Atoll only). */
+  readonly tender?: ReturnType<Netns["spawn"]>;
+  /** The appliance's image (Atoll only). */
+  readonly image?: string;
   /** Where wrk and curl run. */
   readonly client: Netns;
   readonly url: string;
@@ -123,7 +139,7 @@ async function setUpAtoll(body: Buffer): Promise<Server> {
   const appliance = started(ns, ["taskset", "-c", SERVER_CORE, process.execPath, ATOLL, "run", image, "--net", "service=tap:tap0", "--ipv4", `service=${APPLIANCE_CIDR}`, "--log", "warn"]);
   await waitForPing(ns, APPLIANCE_ADDRESS);
   if (appliance.exitCode !== null) throw new Error(`the appliance exited: ${appliance.output()}`);
-  return { name: "Atoll (node tender, TAP)", client: ns, url: `http://${APPLIANCE_ADDRESS}/` };
+  return { name: "Atoll (node tender, TAP)", client: ns, url: `http://${APPLIANCE_ADDRESS}/`, tender: appliance, image };
 }
 
 async function setUpPeers(body: Buffer): Promise<Server[]> {
@@ -206,6 +222,73 @@ function wrk(server: Server, seconds: number, connections: number): WrkResult {
   return parseWrk(output);
 }
 
+// ---- profile --------------------------------------------------------------------------------------------
+
+const PROFILE_HOST_CIDR = "198.18.2.1/24";
+const PROFILE_APPLIANCE = "198.18.2.2";
+
+/** Self time by function from a .cpuprofile: the top `count`, as [name, share of samples]. */
+function topFunctions(file: string, count: number): [string, number][] {
+  interface ProfileNode {
+    id: number;
+    callFrame: { functionName: string; url: string; lineNumber: number };
+  }
+  const profile = JSON.parse(readFileSync(file, "utf8")) as { nodes: ProfileNode[]; samples: number[]; timeDeltas: number[] };
+  const byId = new Map(profile.nodes.map((node) => [node.id, node]));
+  const self = new Map<string, number>();
+  let total = 0;
+  profile.samples.forEach((id, index) => {
+    const node = byId.get(id);
+    const delta = profile.timeDeltas[index] ?? 0;
+    if (node === undefined) return;
+    const frame = node.callFrame;
+    const where = frame.url === "" ? "" : ` ${frame.url.split("/").slice(-2).join("/")}:${frame.lineNumber + 1}`;
+    const name = `${frame.functionName === "" ? "(anonymous)" : frame.functionName}${where}`;
+    self.set(name, (self.get(name) ?? 0) + delta);
+    total += delta;
+  });
+  return [...self].sort((a, b) => b[1] - a[1]).slice(0, count).map(([name, time]) => [name, total === 0 ? 0 : time / total]);
+}
+
+async function profileAtoll(atoll: Server, options: Options): Promise<void> {
+  if (atoll.image === undefined || atoll.tender?.pid === undefined) throw new Error("no Atoll appliance to profile");
+  const dir = join(workDir, "profile");
+  mkdirSync(dir, { recursive: true });
+  atoll.client.addTap("tap1", PROFILE_HOST_CIDR);
+  const profiled = started(atoll.client, [
+    "taskset", "-c", SERVER_CORE, process.execPath, "--cpu-prof", `--cpu-prof-dir=${dir}`, ATOLL, "run", atoll.image,
+    "--net", "service=tap:tap1", "--ipv4", `service=${PROFILE_APPLIANCE}/24`, "--log", "warn",
+  ]);
+  await waitForPing(atoll.client, PROFILE_APPLIANCE);
+  const target: Server = { name: "Atoll under --cpu-prof", client: atoll.client, url: `http://${PROFILE_APPLIANCE}/` };
+  wrk(target, 2, options.connections);
+  const loaded = wrk(target, options.seconds, options.connections);
+  process.kill(profiled.pid ?? 0, "SIGINT");
+  await profiled.exited;
+  const file = readdirSync(dir).find((name) => name.endsWith(".cpuprofile"));
+  process.stdout.write(`\nProfile: Atoll at ${Math.round(loaded.requestsPerSecond).toLocaleString("en")} req/s under --cpu-prof (tender self time, top 30)\n`);
+  if (file === undefined) process.stdout.write("  (no profile written)\n");
+  else for (const [name, share] of topFunctions(join(dir, file), 30)) process.stdout.write(`  ${(share * 100).toFixed(1).padStart(5)}%  ${name}\n`);
+
+  if (spawnSync("sh", ["-c", "command -v strace"]).status !== 0) {
+    process.stdout.write("\n(strace not installed: no system call counts)\n");
+    return;
+  }
+  const seconds = options.seconds;
+  const strace = spawn("timeout", ["-s", "INT", String(seconds + 1), "strace", "-c", "-f", "-p", String(atoll.tender.pid)], { stdio: ["ignore", "pipe", "pipe"] });
+  let output = "";
+  strace.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  strace.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<void>((resolve) => strace.on("exit", () => resolve()));
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  const traced = wrk(atoll, seconds, options.connections);
+  await exited;
+  const requests = Math.round(traced.requestsPerSecond * seconds);
+  process.stdout.write(`\nSystem calls: the Atoll tender under strace -c -f, ${traced.requestsPerSecond.toFixed(0)} req/s for ${seconds} s (about ${requests.toLocaleString("en")} requests)\n`);
+  const lines = output.split("\n").filter((line) => /^\s*[\d.]+\s+[\d.]+\s+\d+/.test(line) || /^% time|^-----|total/.test(line));
+  for (const line of lines.slice(0, 16)) process.stdout.write(`  ${line}\n`);
+}
+
 // ---- main ----------------------------------------------------------------------------------------------------
 
 async function main(): Promise<void> {
@@ -250,6 +333,7 @@ async function main(): Promise<void> {
   }
   process.stdout.write(`\nmedians over ${options.reps} repetitions of ${options.seconds} s (ratios: requests per second)\n`);
   process.stdout.write(markdownTable(["server", "req/s", "p99 ms", "ratio to nginx", "ratio to node"], table));
+  if (options.profile) await profileAtoll(atoll, options);
 }
 
 runBench("bench:http", main, cleanup);

@@ -528,3 +528,50 @@ test("response heads: an invalid field anywhere refuses the head, engine fields 
   exchange.send({ status: 200, headers: [["CONTENT-LENGTH", "99"], ["Transfer-Encoding", "gzip"], ["DATE", "Mon, 07 Nov 1994 00:00:00 GMT"], ["X", "é"]], contentLength: 2 }, latin1Encode("ok"));
   assert.equal(h.output(), "HTTP/1.1 200 OK\r\nDATE: Mon, 07 Nov 1994 00:00:00 GMT\r\nX: \u00e9\r\nContent-Length: 2\r\n\r\nok");
 });
+
+test("headers timeout runs from the head's first byte, exactly; a head that arrives whole never starts it", () => {
+  const h = harness({ timeouts: { headersTimeoutMs: 3000, idleTimeoutMs: 60_000 } });
+  h.send(GET("/a"));
+  const first = h.exchanges[0];
+  assert.ok(first !== undefined);
+  reply(first, "a");
+  h.output();
+  h.timers.advance(1000);
+  h.send("GET /b HTTP/1.1\r\n");
+  h.timers.advance(2000);
+  h.send("Host: h\r\n");
+  h.timers.advance(999);
+  assert.equal(h.output(), "");
+  h.timers.advance(1);
+  assert.match(h.output(), /^HTTP\/1\.1 408/);
+  assert.equal(h.errors[0]?.kind, "headersTimeout");
+});
+
+test("keep-alive requests set no timer each: one watchdog per connection, set again only when it fires early", () => {
+  const timers = new ManualTimers();
+  let set = 0;
+  const counting = {
+    now: () => timers.now(),
+    at: (deadline: number, callback: () => void) => {
+      set++;
+      return timers.at(deadline, callback);
+    },
+  };
+  const connection = new Http1Connection({
+    timers: counting,
+    timeouts: { idleTimeoutMs: 5000, headersTimeoutMs: 10_000 },
+    hooks: { onRequest: (exchange) => reply(exchange, "ok"), onOutput: () => undefined },
+  });
+  for (let i = 0; i < 200; i++) {
+    connection.receive(latin1Encode(GET(`/${i}`)));
+    connection.takeOutput();
+    timers.advance(10);
+  }
+  assert.ok(set <= 2, `${set} timers set for 200 requests`);
+  // Idle for longer than the timeout: the watchdog comes due and the connection times out on time.
+  timers.advance(4989);
+  assert.equal(connection.finished, false);
+  timers.advance(1);
+  assert.equal(connection.finished, true);
+  assert.equal(timers.armed, 0);
+});

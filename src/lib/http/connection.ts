@@ -338,9 +338,18 @@ export class Http1Connection {
   private processAgain = false;
   private reportedWantsInput = true;
 
-  private headersTimer: { cancel(): void } | undefined;
-  private idleTimer: { cancel(): void } | undefined;
-  private bodyTimer: { cancel(): void } | undefined;
+  /**
+   * The three timeouts as deadlines (ms; Infinity when not running), watched by one timer. The
+   * deadlines move on every request; the timer does not: it is set for the nearest deadline only
+   * when that comes sooner than the time it is set for, and when it fires early (the deadline
+   * moved on) it is set again. So a request costs no timer insertion and no cancellation (the
+   * TCP layer's DeadlineTimer works the same way).
+   */
+  private headersDeadline = Infinity;
+  private idleDeadline = Infinity;
+  private bodyDeadline = Infinity;
+  private watchdog: { cancel(): void } | undefined;
+  private watchdogAt = Infinity;
 
   bytesReceived = 0;
   bytesSent = 0;
@@ -365,8 +374,7 @@ export class Http1Connection {
     this.pending.push(chunk);
     this.pendingBytes += chunk.length;
     // Activity: the idle timer measures silence, so it restarts after this.
-    this.idleTimer?.cancel();
-    this.idleTimer = undefined;
+    this.idleDeadline = Infinity;
     this.process();
   }
 
@@ -465,8 +473,7 @@ export class Http1Connection {
     state.bodyDiscarded = true;
     state.bodyWaiter = undefined;
     // Nobody waits for this body any more: skipping it is not a reason to time out.
-    this.bodyTimer?.cancel();
-    this.bodyTimer = undefined;
+    this.bodyDeadline = Infinity;
     state.bodyChunks = [];
     state.bodyQueuedBytes = 0;
     this.process();
@@ -661,12 +668,8 @@ export class Http1Connection {
       if (this.queue.length >= this.limits.maxPipelinedRequests) return false;
       const consumed = this.head.feed(chunk, start);
       this.consume(consumed);
-      if (this.head.started && this.headersTimer === undefined) {
-        this.headersTimer = this.timers.at(this.timers.now() + this.timeouts.headersTimeoutMs, () => {
-          this.headersTimer = undefined;
-          this.protocolError(new ProtocolError("headersTimeout", `no complete request head within ${this.timeouts.headersTimeoutMs} ms`));
-        });
-      }
+      // The headers deadline (from the head's first byte) is set in updateTimers, at the end of
+      // this processing, and only if the head is still incomplete then: most heads arrive whole.
       const error = this.head.error;
       if (error !== undefined) {
         this.protocolError(error, this.head.firstLine());
@@ -715,8 +718,7 @@ export class Http1Connection {
     // The request line as text only for the log of a request that failed (a good one carries its own).
     const failedLine = info instanceof ProtocolError ? this.head.firstLine() : undefined;
     this.head.reset();
-    this.headersTimer?.cancel();
-    this.headersTimer = undefined;
+    this.headersDeadline = Infinity;
     if (info instanceof ProtocolError) {
       this.protocolError(info, failedLine);
       return;
@@ -747,8 +749,7 @@ export class Http1Connection {
     if (state.bodyDiscarded || state.response === "complete") return;
     state.bodyChunks.push(data);
     state.bodyQueuedBytes += data.length;
-    this.bodyTimer?.cancel();
-    this.bodyTimer = undefined;
+    this.bodyDeadline = Infinity;
     state.notifyBody();
   }
 
@@ -757,8 +758,7 @@ export class Http1Connection {
     this.bodyOwner = undefined;
     this.chunked = undefined;
     this.parse = "head";
-    this.bodyTimer?.cancel();
-    this.bodyTimer = undefined;
+    this.bodyDeadline = Infinity;
     state.notifyBody();
   }
 
@@ -774,8 +774,7 @@ export class Http1Connection {
     this.pending = [];
     this.pendingBytes = 0;
     this.pendingOffset = 0;
-    this.headersTimer?.cancel();
-    this.headersTimer = undefined;
+    this.headersDeadline = Infinity;
   }
 
   /** Answers a protocol error (after the responses already owed) and closes. */
@@ -902,35 +901,67 @@ export class Http1Connection {
   }
 
   private armBodyTimer(): void {
-    if (this.bodyTimer !== undefined || this.destroyed) return;
-    this.bodyTimer = this.timers.at(this.timers.now() + this.timeouts.bodyTimeoutMs, () => {
-      this.bodyTimer = undefined;
-      if (this.bodyOwner !== undefined) this.protocolError(new ProtocolError("bodyTimeout", `no request body bytes within ${this.timeouts.bodyTimeoutMs} ms`));
-    });
+    if (this.bodyDeadline !== Infinity || this.destroyed) return;
+    this.bodyDeadline = this.timers.now() + this.timeouts.bodyTimeoutMs;
+    this.armWatchdog();
   }
 
   private updateTimers(): void {
     if (this.destroyed) return;
-    const idle = this.acceptRequests && this.queue.length === 0 && !this.head.started;
-    if (idle && this.idleTimer === undefined) {
-      this.idleTimer = this.timers.at(this.timers.now() + this.timeouts.idleTimeoutMs, () => {
-        this.idleTimer = undefined;
-        this.protocolError(new ProtocolError("idleTimeout", `no request within ${this.timeouts.idleTimeoutMs} ms`));
-      });
-    } else if (!idle && this.idleTimer !== undefined) {
-      this.idleTimer.cancel();
-      this.idleTimer = undefined;
+    if (this.finished) {
+      this.cancelTimers();
+      return;
     }
-    if (this.finished) this.cancelTimers();
+    if (this.head.started) {
+      // A head in progress: its deadline runs from the processing that saw its first byte.
+      if (this.headersDeadline === Infinity) this.headersDeadline = this.timers.now() + this.timeouts.headersTimeoutMs;
+    }
+    const idle = this.acceptRequests && this.queue.length === 0 && !this.head.started;
+    if (!idle) this.idleDeadline = Infinity;
+    else if (this.idleDeadline === Infinity) this.idleDeadline = this.timers.now() + this.timeouts.idleTimeoutMs;
+    this.armWatchdog();
   }
 
+  /** Sets the watchdog for the nearest deadline, unless it is already set for that time or sooner. */
+  private armWatchdog(): void {
+    const next = Math.min(this.headersDeadline, this.idleDeadline, this.bodyDeadline);
+    if (next === Infinity || next >= this.watchdogAt) return;
+    this.watchdog?.cancel();
+    this.watchdogAt = next;
+    this.watchdog = this.timers.at(next, this.onWatchdog);
+  }
+
+  /** The watchdog fired: the deadline that passed, if one did, times out; else it is set again. */
+  private readonly onWatchdog = (): void => {
+    this.watchdog = undefined;
+    this.watchdogAt = Infinity;
+    if (this.destroyed) return;
+    const now = this.timers.now();
+    const next = Math.min(this.headersDeadline, this.idleDeadline, this.bodyDeadline);
+    if (next > now) {
+      this.armWatchdog();
+      return;
+    }
+    if (next === this.headersDeadline) {
+      this.headersDeadline = Infinity;
+      this.protocolError(new ProtocolError("headersTimeout", `no complete request head within ${this.timeouts.headersTimeoutMs} ms`));
+    } else if (next === this.idleDeadline) {
+      this.idleDeadline = Infinity;
+      this.protocolError(new ProtocolError("idleTimeout", `no request within ${this.timeouts.idleTimeoutMs} ms`));
+    } else {
+      this.bodyDeadline = Infinity;
+      if (this.bodyOwner !== undefined) this.protocolError(new ProtocolError("bodyTimeout", `no request body bytes within ${this.timeouts.bodyTimeoutMs} ms`));
+    }
+    this.updateTimers();
+  };
+
   private cancelTimers(): void {
-    this.headersTimer?.cancel();
-    this.idleTimer?.cancel();
-    this.bodyTimer?.cancel();
-    this.headersTimer = undefined;
-    this.idleTimer = undefined;
-    this.bodyTimer = undefined;
+    this.watchdog?.cancel();
+    this.watchdog = undefined;
+    this.watchdogAt = Infinity;
+    this.headersDeadline = Infinity;
+    this.idleDeadline = Infinity;
+    this.bodyDeadline = Infinity;
   }
 
   private updateInputWanted(): void {
