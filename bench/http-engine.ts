@@ -11,7 +11,9 @@
  * - website, a browser's request: the same, with the fields a browser sends (User-Agent, Accept,
  *   Accept-Encoding, Accept-Language, Connection, ...) and gzip/br variants in the store;
  * - website, revalidation: If-None-Match with the current ETag → 304;
- * - hello: a handler returning `new Response("hello")`: the engine and the web objects alone.
+ * - hello: a handler returning `new Response("hello")`: the engine and the web objects alone;
+ * - baseline: no HTTP server at all, the flow pair and the client alone (a loop that answers each
+ *   request's bytes with a fixed response): subtract it from the others for the server's own cost.
  *
  * The access log is built as the appliance builds it with `--log warn` (source "http.access"
  * below its level). The client's own parsing is included in the figure (it is a small, constant
@@ -116,14 +118,23 @@ async function readResponse(client: MemoryFlow, carry: { bytes: Uint8Array; leng
 
 interface Scenario {
   readonly name: string;
-  readonly handler: FetchHandler;
+  /** The handler; undefined for the baseline, which answers without an HTTP server. */
+  readonly handler: FetchHandler | undefined;
   readonly request: string;
   readonly expectStatus: number;
 }
 
+const FIXED_RESPONSE = encoder.encode(`HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 612\r\n\r\n${"x".repeat(612)}`);
+
+/** The baseline's server: each chunk read (one request) is answered with the same bytes. */
+async function answerFixed(server: MemoryFlow): Promise<void> {
+  for (let chunk = await server.read(); chunk !== undefined; chunk = await server.read()) await server.write(FIXED_RESPONSE);
+  await server.close();
+}
+
 async function run(scenario: Scenario, requests: number): Promise<number> {
   const [client, server] = createFlowPair();
-  const served = serveHttpConnection(server, scenario.handler, { timers, wallClock: () => Date.now() });
+  const served = scenario.handler === undefined ? answerFixed(server) : serveHttpConnection(server, scenario.handler, { timers, wallClock: () => Date.now() });
   const request = encoder.encode(scenario.request);
   const carry = { bytes: new Uint8Array(4096), length: 0 };
   const started = performance.now();
@@ -155,6 +166,7 @@ async function main(): Promise<void> {
     { name: "website, a browser's request (br variant)", handler: compressed, request: `${browser}\r\n`, expectStatus: 200 },
     { name: "website, revalidation (If-None-Match → 304)", handler: compressed, request: `${browser}If-None-Match: ${etag}\r\n\r\n`, expectStatus: 304 },
     { name: "hello (new Response(\"hello\"))", handler: () => new Response("hello"), request: "GET /hello HTTP/1.1\r\nHost: 198.18.0.2\r\n\r\n", expectStatus: 200 },
+    { name: "baseline: flow pair and client, no server", handler: undefined, request: "GET / HTTP/1.1\r\nHost: 198.18.0.2\r\n\r\n", expectStatus: 200 },
   ];
   process.stdout.write(`bench:http-engine: ${options.runs} runs of ${options.requests} keep-alive requests per scenario; node ${process.version}, ${cpus()[0]?.model.trim() ?? "cpu"}\n\n`);
   const rows: string[][] = [];

@@ -575,3 +575,32 @@ test("keep-alive requests set no timer each: one watchdog per connection, set ag
   assert.equal(connection.finished, true);
   assert.equal(timers.armed, 0);
 });
+
+test("output pieces stay the driver's until it releases them; release never lets buffered output be overwritten", () => {
+  const h = harness();
+  h.send(GET("/1"));
+  const [first] = h.exchanges;
+  assert.ok(first !== undefined);
+  first.send({ status: 200, headers: [], contentLength: 5 }, latin1Encode("first"));
+  const kept = h.connection.takeOutput();
+  const keptText = kept.map((piece) => latin1Decode(piece)).join("");
+  h.send(GET("/2"));
+  h.exchanges[1]?.send({ status: 200, headers: [], contentLength: 6 }, latin1Encode("second"));
+  assert.equal(kept.map((piece) => latin1Decode(piece)).join(""), keptText, "not released: untouched");
+  assert.match(h.output(), /second$/);
+
+  // Pipelined: the second answer waits in its exchange's buffer while the driver releases.
+  h.send(GET("/3") + GET("/4"));
+  const [, , third, fourth] = h.exchanges;
+  assert.ok(third !== undefined && fourth !== undefined);
+  fourth.send({ status: 200, headers: [["X-Fill", "y".repeat(200)]], contentLength: 6 }, latin1Encode("fourth"));
+  h.connection.releaseOutput();
+  third.send({ status: 200, headers: [["X-Fill", "z".repeat(200)]], contentLength: 5 }, latin1Encode("third"));
+  const text = h.output();
+  assert.ok(text.includes("y".repeat(200)) && text.includes("z".repeat(200)));
+  assert.ok(text.indexOf("third") < text.indexOf("fourth") && text.endsWith("fourth"), text);
+  h.connection.releaseOutput();
+  h.send(GET("/5"));
+  h.exchanges[4]?.send({ status: 200, headers: [], contentLength: 5 }, latin1Encode("fifth"));
+  assert.match(h.output(), /^HTTP\/1\.1 200 OK\r\n[\s\S]*\r\n\r\nfifth$/);
+});

@@ -135,6 +135,11 @@ export interface ConnectionOptions {
 const ENGINE_FIELDS = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "content-length", "te", "trailer", "upgrade"]);
 /** The lengths of the engine's field names and of "date": a field of another length is neither. */
 const ENGINE_FIELD_LENGTHS = new Set([...ENGINE_FIELDS, "date"].map((name) => name.length));
+/** Size of a connection's output arena (made on its first response). */
+const OUTPUT_ARENA_BYTES = 32 * 1024;
+/** Larger messages get a buffer of their own. */
+const MAX_ARENA_PIECE = 16 * 1024 + 1024;
+const EMPTY_ARENA = new Uint8Array(0);
 /** A body shorter than this is copied behind its head, so that both leave in one write (and one segment when they fit). */
 const BODY_WITH_HEAD_BELOW = 16 * 1024;
 
@@ -320,6 +325,13 @@ export class Http1Connection {
   private readonly headCache = new HeadCache();
   /** Serializes response heads; reused from response to response. */
   private readonly headWriter = new HeadWriter();
+  /**
+   * Where response heads (and the small bodies sent with them) are written: output pieces are
+   * views of it, so a response costs no buffer of its own. Reused from the start once the driver
+   * says it has written everything it took (releaseOutput); until then only new space is used.
+   */
+  private arena = EMPTY_ARENA;
+  private arenaUsed = 0;
   private bodyOwner: ExchangeState | undefined;
   private bodyRemaining = 0;
   private chunked: ChunkedDecoder | undefined;
@@ -398,6 +410,19 @@ export class Http1Connection {
     this.outputBytes = 0;
     this.queue[0]?.notifyWritable();
     return taken;
+  }
+
+  /**
+   * The driver has written every piece takeOutput() gave it, and will not touch them again: the
+   * engine may reuse their memory. A driver that does not call this keeps its pieces for good.
+   */
+  releaseOutput(): void {
+    // Pieces not yet taken, or buffered by exchanges waiting their turn, still use the arena:
+    // then it goes on filling forward (a new one when full), and is reused from the start at a
+    // later release that finds nothing held.
+    if (this.output.length > 0) return;
+    for (const state of this.queue) if (state.pendingOutput.length > 0) return;
+    this.arenaUsed = 0;
   }
 
   /** Whether output is waiting in takeOutput(). */
@@ -556,7 +581,7 @@ export class Http1Connection {
     state.continueWanted = false;
     const withBody = body !== undefined && body.length > 0 && state.framing === "length" && body.length <= state.declaredLength;
     if (withBody) state.bodyBytes = body.length;
-    this.emit(state, writer.finish(withBody ? body : undefined));
+    this.emit(state, writer.finish(this.allocateOutput, withBody ? body : undefined));
     return withBody;
   }
 
@@ -610,6 +635,19 @@ export class Http1Connection {
   }
 
   // ── Internals ───────────────────────────────────────────────────────────────────────────────
+
+  /** Memory for `size` bytes of output: a view of the arena, or a buffer of its own when large. */
+  private readonly allocateOutput = (size: number): Uint8Array => {
+    if (size > MAX_ARENA_PIECE) return new Uint8Array(size);
+    if (this.arenaUsed + size > this.arena.length) {
+      this.arena = new Uint8Array(OUTPUT_ARENA_BYTES);
+      this.arenaUsed = 0;
+    }
+    const start = this.arenaUsed;
+    this.arenaUsed += size;
+    // The constructor, not subarray(): subarray goes through the species protocol, slower in V8.
+    return new Uint8Array(this.arena.buffer, start, size);
+  };
 
   private newHeadReader(): HeadReader {
     return new HeadReader(

@@ -2,7 +2,8 @@
  * Serializing a response head (RFC 9112 §4, §5) straight into octets. Every response goes through
  * here, so it works without intermediate strings: each field's name and value are checked and
  * copied in the same pass, into a scratch buffer the connection reuses, and only the finished
- * message (the head, and a small body with it when the caller has one) is allocated.
+ * message (the head, and a small body with it when the caller has one) is copied out, into
+ * memory the connection provides.
  */
 import { isFieldValueOctet, isTokenOctet } from "./syntax.ts";
 
@@ -65,10 +66,13 @@ export class HeadWriter {
     this.crlf();
   }
 
-  /** Ends the head (the empty line) and returns it, followed by `body` when given, in one new buffer. */
-  finish(body?: Uint8Array): Uint8Array {
+  /**
+   * Ends the head (the empty line) and returns it, followed by `body` when given, in one buffer
+   * from `allocate` (a new one, or a view of the connection's output arena).
+   */
+  finish(allocate: (size: number) => Uint8Array, body?: Uint8Array): Uint8Array {
     this.crlf();
-    const out = new Uint8Array(this.length + (body?.length ?? 0));
+    const out = allocate(this.length + (body?.length ?? 0));
     out.set(this.buffer.subarray(0, this.length));
     if (body !== undefined) out.set(body, this.length);
     return out;

@@ -31,6 +31,9 @@ export interface HeadLimits {
   readonly maxFieldCount: number;
 }
 
+/** Runs of octets up to this long are copied by a loop rather than through a subarray. */
+const SHORT_RUN = 64;
+
 /** Leading empty lines a server ignores before a request line (RFC 9112 §2.2 says "at least one"). */
 const MAX_LEADING_EMPTY_LINES = 8;
 
@@ -176,7 +179,13 @@ export class HeadReader {
   private appendRun(chunk: Uint8Array, start: number, end: number): void {
     const needed = this.length + (end - start);
     if (needed > this.buffer.length) this.grow(needed);
-    this.buffer.set(chunk.subarray(start, end), this.length);
+    if (end - start > SHORT_RUN) {
+      this.buffer.set(chunk.subarray(start, end), this.length);
+    } else {
+      // A header line is short: a loop costs less than the view that set() needs.
+      const buffer = this.buffer;
+      for (let from = start, to = this.length; from < end; from++, to++) buffer[to] = chunk[from] ?? 0;
+    }
     this.length = needed;
   }
 

@@ -555,6 +555,8 @@ function startSession(flow: ByteFlow, handler: FetchHandler, options: ServeOptio
           fail();
           return;
         }
+        // The flow has taken every piece: the engine may reuse their memory.
+        connection.releaseOutput();
         continue;
       }
       if (connection.finished || broken) return;

@@ -94,7 +94,8 @@ export class Headers implements Iterable<[string, string]> {
   constructor(init?: HeadersInit) {
     if (init instanceof Headers) {
       this.#entries = new Map(init.#entries);
-      this.#sortedNames = init.#sortedNames;
+      // Sorted once on the original and shared: a server copies the same template per response.
+      this.#sortedNames = init.#names();
       return;
     }
     this.#entries = new Map();
