@@ -267,6 +267,21 @@ test("property: URLs already in serialized form (what a server builds) parse to 
   assert.ok(unchanged > 300, `only ${unchanged} inputs were already serialized`);
 });
 
+test("URL: parsing the same href again gives an independent URL (setters on one leave the next alone)", () => {
+  const href = "http://198.18.0.2:8080/a/b?x=1#f";
+  const first = new URL(href);
+  first.pathname = "/changed";
+  first.searchParams.append("y", "2");
+  first.hostname = "example.org";
+  first.hash = "";
+  const second = new URL(href);
+  assert.equal(second.href, href);
+  assert.deepEqual([second.pathname, second.search, second.hostname, second.hash], ["/a/b", "?x=1", "198.18.0.2", "#f"]);
+  assert.equal(first.href, "http://example.org:8080/changed?x=1&y=2");
+  second.pathname = "/other";
+  assert.equal(new URL(href).pathname, "/a/b");
+});
+
 // ── Request and Response ───────────────────────────────────────────────────────────────────────
 
 test("Response: bodies of every kind, content types, status rules", async () => {

@@ -91,37 +91,44 @@ function parseTarget(head: RequestHead): { form: TargetForm; authority?: string;
 
 /** The values of the fields the engine itself interprets, gathered in one pass over the head. */
 interface EngineFields {
-  readonly hosts: string[];
-  readonly transferEncodings: string[];
-  readonly contentLengths: string[];
-  readonly connections: string[];
-  readonly expectations: string[];
+  readonly hosts: readonly string[];
+  readonly transferEncodings: readonly string[];
+  readonly contentLengths: readonly string[];
+  readonly connections: readonly string[];
+  readonly expectations: readonly string[];
 }
+
+const NONE: readonly string[] = [];
 
 /** Sorts the fields interpretRequest needs out of a head (names compared case-insensitively), looking at each field once. */
 function engineFields(fields: readonly FieldLine[]): EngineFields {
-  const found: EngineFields = { hosts: [], transferEncodings: [], contentLengths: [], connections: [], expectations: [] };
+  // Arrays are made only for the fields present: most requests have Host and nothing else here.
+  let hosts = NONE;
+  let transferEncodings = NONE;
+  let contentLengths = NONE;
+  let connections = NONE;
+  let expectations = NONE;
   for (const [name, value] of fields) {
     // The length rules out most fields before any case folding.
     switch (name.length) {
       case 4:
-        if (name.toLowerCase() === "host") found.hosts.push(value);
+        if (name.toLowerCase() === "host") hosts = [...hosts, value];
         break;
       case 6:
-        if (name.toLowerCase() === "expect") found.expectations.push(value);
+        if (name.toLowerCase() === "expect") expectations = [...expectations, value];
         break;
       case 10:
-        if (name.toLowerCase() === "connection") found.connections.push(value);
+        if (name.toLowerCase() === "connection") connections = [...connections, value];
         break;
       case 14:
-        if (name.toLowerCase() === "content-length") found.contentLengths.push(value);
+        if (name.toLowerCase() === "content-length") contentLengths = [...contentLengths, value];
         break;
       case 17:
-        if (name.toLowerCase() === "transfer-encoding") found.transferEncodings.push(value);
+        if (name.toLowerCase() === "transfer-encoding") transferEncodings = [...transferEncodings, value];
         break;
     }
   }
-  return found;
+  return { hosts, transferEncodings, contentLengths, connections, expectations };
 }
 
 function parseFraming(head: RequestHead, fields: EngineFields, maxBodyBytes: number): BodyFraming | ProtocolError {

@@ -593,15 +593,37 @@ function parseSerializedHttpUrl(input: string): UrlRecord | undefined {
 }
 
 /**
+ * The last already-serialized URL parsed, and its record (never handed out: callers get copies,
+ * which URL setters may change). A server's handlers often parse the same request.url more than
+ * once (a router, then the handler it picks).
+ */
+let lastSerializedInput = "";
+let lastSerializedRecord: UrlRecord | undefined;
+
+function copyRecord(record: UrlRecord): UrlRecord {
+  return { ...record, path: typeof record.path === "string" ? record.path : [...record.path] };
+}
+
+function parseSerializedHttpUrlAgain(input: string): UrlRecord | undefined {
+  if (lastSerializedRecord !== undefined && input === lastSerializedInput) return copyRecord(lastSerializedRecord);
+  const record = parseSerializedHttpUrl(input);
+  if (record !== undefined) {
+    lastSerializedInput = input;
+    lastSerializedRecord = copyRecord(record);
+  }
+  return record;
+}
+
+/**
  * The URL's serialization (what `new URL(input).href` gives), without building a URL object when
  * the input is already serialized (see parseSerializedHttpUrl). Throws TypeError when invalid.
  */
 export function serializedUrl(input: string): string {
-  return parseSerializedHttpUrl(input) !== undefined ? input : serializeUrl(parseUrl(input, undefined));
+  return parseSerializedHttpUrlAgain(input) !== undefined ? input : serializeUrl(parseUrl(input, undefined));
 }
 
 function parseUrl(rawInput: string, base: UrlRecord | undefined): UrlRecord {
-  const serialized = parseSerializedHttpUrl(rawInput);
+  const serialized = parseSerializedHttpUrlAgain(rawInput);
   if (serialized !== undefined) return serialized;
   const input = cleanInput(rawInput);
   const schemeMatch = /^([A-Za-z][A-Za-z0-9+\-.]*):/.exec(input);
