@@ -184,7 +184,7 @@ class OutputWriter {
       const next = pieces[index + 1];
       if (piece.length >= COALESCE_BELOW || (this.mergedBytes === 0 && (next === undefined || next.length >= COALESCE_BELOW))) {
         // Large, or small but alone: no copy.
-        await this.flush(written);
+        if (this.mergedBytes > 0) await this.flush(written);
         if (this.broken()) return;
         await this.flow.write(piece);
         written(piece.length);
@@ -193,7 +193,7 @@ class OutputWriter {
       if (this.mergedBytes + piece.length > COALESCE_LIMIT) await this.flush(written);
       this.append(piece);
     }
-    await this.flush(written);
+    if (this.mergedBytes > 0) await this.flush(written);
   }
 
   private append(piece: Uint8Array): void {
@@ -550,7 +550,14 @@ function startSession(flow: ByteFlow, handler: FetchHandler, options: ServeOptio
       if (pieces.length > 0) {
         if (broken) return;
         try {
-          await writer.write(pieces, countOut);
+          // One piece (a response with its body, the usual case) needs no merging: write it as it is.
+          const only = pieces.length === 1 ? pieces[0] : undefined;
+          if (only !== undefined) {
+            await flow.write(only);
+            stats.bytesOut += only.length;
+          } else {
+            await writer.write(pieces, countOut);
+          }
         } catch {
           fail();
           return;
