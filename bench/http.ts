@@ -250,6 +250,16 @@ function topFunctions(file: string, count: number): [string, number][] {
   return [...self].sort((a, b) => b[1] - a[1]).slice(0, count).map(([name, time]) => [name, total === 0 ? 0 : time / total]);
 }
 
+/** Clock ticks per second of /proc/<pid>/stat's utime and stime (USER_HZ, 100 on Linux). */
+const TICKS_PER_SECOND = 100;
+
+/** User and system CPU time of a process so far, in clock ticks. */
+function cpuTicks(pid: number): { user: number; system: number } {
+  // Fields after the command name (which may hold spaces, so split after its closing parenthesis).
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+  return { user: Number(fields[11] ?? 0), system: Number(fields[12] ?? 0) };
+}
+
 async function profileAtoll(atoll: Server, options: Options): Promise<void> {
   if (atoll.image === undefined || atoll.tender?.pid === undefined) throw new Error("no Atoll appliance to profile");
   const dir = join(workDir, "profile");
@@ -269,6 +279,19 @@ async function profileAtoll(atoll: Server, options: Options): Promise<void> {
   process.stdout.write(`\nProfile: Atoll at ${Math.round(loaded.requestsPerSecond).toLocaleString("en")} req/s under --cpu-prof (tender self time, top 30)\n`);
   if (file === undefined) process.stdout.write("  (no profile written)\n");
   else for (const [name, share] of topFunctions(join(dir, file), 30)) process.stdout.write(`  ${(share * 100).toFixed(1).padStart(5)}%  ${name}\n`);
+
+  // How busy the tender is under load: a tender below 100% of its core is not what limits the rate.
+  const before = cpuTicks(atoll.tender.pid);
+  const startedAt = performance.now();
+  const plain = wrk(atoll, options.seconds, options.connections);
+  const elapsed = (performance.now() - startedAt) / 1000;
+  const after = cpuTicks(atoll.tender.pid);
+  const share = (ticks: number): string => `${((ticks / TICKS_PER_SECOND / elapsed) * 100).toFixed(0)}%`;
+  process.stdout.write(
+    `\nTender CPU under wrk (${Math.round(plain.requestsPerSecond).toLocaleString("en")} req/s): ${share(after.user + after.system - before.user - before.system)} of a core ` +
+      `(user ${share(after.user - before.user)}, system ${share(after.system - before.system)}); ` +
+      `${((((after.user + after.system - before.user - before.system) / TICKS_PER_SECOND) * 1e6) / (plain.requestsPerSecond * elapsed)).toFixed(1)} µs of tender CPU per request\n`,
+  );
 
   if (spawnSync("sh", ["-c", "command -v strace"]).status !== 0) {
     process.stdout.write("\n(strace not installed: no system call counts)\n");
