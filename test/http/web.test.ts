@@ -4,8 +4,8 @@ import { join } from "node:path";
 import * as vm from "node:vm";
 import fc from "fast-check";
 import { build } from "esbuild";
-import { Headers } from "../../src/lib/web/headers.ts";
-import { Request } from "../../src/lib/web/request.ts";
+import { Headers, headersFromValidFields } from "../../src/lib/web/headers.ts";
+import { Request, serverRequest } from "../../src/lib/web/request.ts";
 import { Response, responseBody } from "../../src/lib/web/response.ts";
 import { TextDecoder, TextEncoder } from "../../src/lib/web/encoding.ts";
 import { URL, URLSearchParams, serializedUrl } from "../../src/lib/web/url.ts";
@@ -280,6 +280,35 @@ test("URL: parsing the same href again gives an independent URL (setters on one 
   assert.equal(first.href, "http://example.org:8080/changed?x=1&y=2");
   second.pathname = "/other";
   assert.equal(new URL(href).pathname, "/a/b");
+});
+
+test("serverRequest and headersFromValidFields: a server's Request, as the constructor would make it", async () => {
+  const headers = headersFromValidFields([
+    ["Host", "h"],
+    ["Accept", "a"],
+    ["accept", "b"],
+    ["Set-Cookie", "x=1, y"],
+    ["set-cookie", "z=2"],
+  ]);
+  assert.deepEqual([...headers], [["accept", "a, b"], ["host", "h"], ["set-cookie", "x=1, y"], ["set-cookie", "z=2"]]);
+  const request = serverRequest("http://h/p?q", "get", headers, null);
+  assert.deepEqual([request.method, request.url, request.redirect, request.bodyUsed, request.body], ["GET", "http://h/p?q", "follow", false, null]);
+  assert.equal(request.headers, headers, "the server's headers, not a copy");
+  assert.equal(await request.text(), "");
+  const stream = new ReadableStream<Uint8Array>({
+    start(controller) {
+      controller.enqueue(new TextEncoder().encode("body"));
+      controller.close();
+    },
+  });
+  const post = serverRequest("http://h/", "POST", new Headers(), stream);
+  assert.equal(await post.text(), "body");
+  assert.throws(() => serverRequest("http://h/", "HEAD", new Headers(), new ReadableStream<Uint8Array>()), TypeError);
+  // A Request made after a server's behaves as usual.
+  assert.equal(new Request("http://other/", { method: "put", headers: { A: "1" } }).method, "PUT");
+  const copy = new Request(request);
+  assert.notEqual(copy.headers, request.headers);
+  assert.deepEqual([...copy.headers], [...request.headers]);
 });
 
 // ── Request and Response ───────────────────────────────────────────────────────────────────────

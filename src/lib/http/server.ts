@@ -18,7 +18,8 @@ import { registerCounters } from "../runtime/counters.ts";
 import { isUint8Array } from "../web/body.ts";
 import { Ipv4Address } from "../wire/address.ts";
 import { headersFromValidFields, type Headers } from "../web/headers.ts";
-import { Request } from "../web/request.ts";
+import { Request, serverRequest } from "../web/request.ts";
+import { serializedUrl } from "../web/url.ts";
 import { Response, responseBody } from "../web/response.ts";
 import { ReadableStream } from "../web/streams.ts";
 import { Http1Connection, type Exchange, type ExchangeRecord, type HttpLimits, type HttpTimeouts, type HttpTimers } from "./connection.ts";
@@ -273,13 +274,9 @@ function toRequest(exchange: Exchange, options: ResolvedOptions): Request {
   // Fetch's Request cannot carry a body with GET or HEAD: such a body (legal in HTTP, meaningless) is skipped.
   const bodyAllowed = info.method !== "GET" && info.method !== "HEAD";
   if (hasBody && !bodyAllowed) exchange.discardBody();
-  return new Request(url, {
-    method: info.method,
-    // The parser validated every field line: they are not checked again.
-    headers: headersFromValidFields(info.fields),
-    body: hasBody && bodyAllowed ? requestBodyStream(exchange) : null,
-    duplex: "half",
-  });
+  // The URL is checked (and made canonical) here; the parser validated the method and every field
+  // line, so serverRequest does not check them again.
+  return serverRequest(serializedUrl(url), info.method, headersFromValidFields(info.fields), hasBody && bodyAllowed ? requestBodyStream(exchange) : null);
 }
 
 function declaredLength(headers: Headers): number | undefined {
