@@ -485,3 +485,21 @@ test("a bytes response leaves in one flow write per response, head and body toge
   await client.close();
   await served;
 });
+
+test("a malformed request body is answered 400 by the engine even when the handler answers at once", async () => {
+  const handlers: [string, FetchHandler][] = [
+    ["bytes", () => new Response("ok")],
+    ["stream", (request) => new Response(request.body)],
+    ["bodiless GET", () => new Response("ok")],
+  ];
+  for (const [name, handler] of handlers) {
+    const { client, done } = serve(handler);
+    const method = name === "bodiless GET" ? "GET" : "POST";
+    await client.send(`${method} /echo HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nbad\r\n0\r\n\r\n`);
+    const [response] = await client.responses(1);
+    assert.equal(response?.status, 400, name);
+    assert.deepEqual(response?.headers.get("connection"), ["close"], name);
+    await client.flow.close();
+    await done;
+  }
+});

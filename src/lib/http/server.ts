@@ -373,9 +373,10 @@ async function sendStream(exchange: Exchange, response: Response, stream: Readab
 }
 
 /**
- * Answers one exchange with the handler. When the handler returns a Response (not a promise of
- * one) with a bytes body, the whole answer happens synchronously, with no promise at all: that is
- * every static file and most small API answers. Anything else continues asynchronously.
+ * Answers one exchange with the handler. When the request has no body and the handler returns a
+ * Response (not a promise of one) with a bytes body, the whole answer happens synchronously, with
+ * no promise at all: that is every static file and most small API answers. Anything else
+ * continues asynchronously.
  */
 function answer(exchange: Exchange, handler: FetchHandler, connectionInfo: ConnectionInfo, options: ResolvedOptions): Promise<void> | undefined {
   let request: Request;
@@ -393,7 +394,10 @@ function answer(exchange: Exchange, handler: FetchHandler, connectionInfo: Conne
   } catch (error) {
     return answerWithHandlerError(exchange, error, request, options);
   }
-  if (result instanceof Response) return deliver(exchange, result, options);
+  // A request with a body answers a turn later, as an awaited handler always did: the rest of
+  // the body is still being parsed in this same turn, and if it turns out malformed the engine
+  // answers 400 in the handler's stead, which it can only do before the response has started.
+  if (result instanceof Response && exchange.request.body.kind === "none") return deliver(exchange, result, options);
   return answerLater(exchange, result, request, options);
 }
 
