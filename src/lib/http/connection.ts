@@ -135,10 +135,13 @@ export interface ConnectionOptions {
 const ENGINE_FIELDS = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "content-length", "te", "trailer", "upgrade"]);
 /** The lengths of the engine's field names and of "date": a field of another length is neither. */
 const ENGINE_FIELD_LENGTHS = new Set([...ENGINE_FIELDS, "date"].map((name) => name.length));
-/** Size of a connection's output arena (made on its first response). */
-const OUTPUT_ARENA_BYTES = 32 * 1024;
-/** Larger messages get a buffer of their own. */
-const MAX_ARENA_PIECE = 16 * 1024 + 1024;
+/**
+ * Size of a connection's output arena, made on its first response and kept while the connection
+ * lives: small, since an idle keep-alive connection holds it too.
+ */
+const OUTPUT_ARENA_BYTES = 8 * 1024;
+/** Larger messages get a buffer of their own (a head with a page of a few KiB still fits). */
+const MAX_ARENA_PIECE = 4 * 1024;
 const EMPTY_ARENA = new Uint8Array(0);
 /** A body shorter than this is copied behind its head, so that both leave in one write (and one segment when they fit). */
 const BODY_WITH_HEAD_BELOW = 16 * 1024;
