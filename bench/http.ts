@@ -29,7 +29,9 @@
 import { spawn, spawnSync } from "node:child_process";
 import { chmodSync, cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, release, tmpdir } from "node:os";
+import { SourceMap, type SourceMapPayload } from "node:module";
 import { join } from "node:path";
+import { decodeImage } from "../src/image/format.ts";
 import { ATOLL, ROOT } from "../test/helpers/cli.ts";
 import { Netns } from "../test/helpers/netns.ts";
 import { parseWrk, type WrkResult } from "../test/http-linux/fixtures/site.ts";
@@ -227,27 +229,55 @@ function wrk(server: Server, seconds: number, connections: number): WrkResult {
 const PROFILE_HOST_CIDR = "198.18.2.1/24";
 const PROFILE_APPLIANCE = "198.18.2.2";
 
-/** Self time by function from a .cpuprofile: the top `count`, as [name, share of samples]. */
-function topFunctions(file: string, count: number): [string, number][] {
-  interface ProfileNode {
-    id: number;
-    callFrame: { functionName: string; url: string; lineNumber: number };
-  }
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number; columnNumber: number };
+}
+
+/**
+ * Self time from a .cpuprofile, by function and by source file: the image's frames are mapped to
+ * the library's sources through the image's source map (src/lib/http/connection.ts:412), the
+ * tender's (whose native calls, the system calls among them, count as their JavaScript callers')
+ * stay as build/atoll.cjs. Shares of all samples, the largest first.
+ */
+function selfTime(file: string, image: string): { functions: [string, number][]; files: [string, number][] } {
   const profile = JSON.parse(readFileSync(file, "utf8")) as { nodes: ProfileNode[]; samples: number[]; timeDeltas: number[] };
+  const sourceMap = decodeImage(readFileSync(image)).sourceMap;
+  let map: SourceMap | undefined;
+  if (sourceMap !== undefined) {
+    const payload: SourceMapPayload = JSON.parse(sourceMap);
+    map = new SourceMap(payload);
+  }
   const byId = new Map(profile.nodes.map((node) => [node.id, node]));
-  const self = new Map<string, number>();
+  const functions = new Map<string, number>();
+  const files = new Map<string, number>();
   let total = 0;
+  const add = (table: Map<string, number>, key: string, time: number): void => {
+    table.set(key, (table.get(key) ?? 0) + time);
+  };
   profile.samples.forEach((id, index) => {
     const node = byId.get(id);
-    const delta = profile.timeDeltas[index] ?? 0;
+    const time = profile.timeDeltas[index] ?? 0;
     if (node === undefined) return;
     const frame = node.callFrame;
-    const where = frame.url === "" ? "" : ` ${frame.url.split("/").slice(-2).join("/")}:${frame.lineNumber + 1}`;
-    const name = `${frame.functionName === "" ? "(anonymous)" : frame.functionName}${where}`;
-    self.set(name, (self.get(name) ?? 0) + delta);
-    total += delta;
+    const name = frame.functionName === "" ? "(anonymous)" : frame.functionName;
+    let where = frame.url === "" ? "" : `${frame.url.split("/").slice(-2).join("/")}:${frame.lineNumber + 1}`;
+    let source = frame.url === "" ? name : frame.url.split("/").slice(-2).join("/");
+    if (map !== undefined && frame.url.endsWith("/image.js")) {
+      const entry = map.findEntry(frame.lineNumber, frame.columnNumber);
+      if ("originalSource" in entry) {
+        // "atoll://website/atoll/lib/http/connection.ts" → "src/lib/http/connection.ts" (the build aliases atoll to src/lib).
+        const original = entry.originalSource;
+        source = original.includes("node_modules/") ? original.slice(original.indexOf("node_modules/")) : original.replace(/^.*?\/lib\//, "src/lib/");
+        where = `${source}:${entry.originalLine + 1}`;
+      }
+    }
+    add(functions, `${name}${where === "" ? "" : ` ${where}`}`, time);
+    add(files, source, time);
+    total += time;
   });
-  return [...self].sort((a, b) => b[1] - a[1]).slice(0, count).map(([name, time]) => [name, total === 0 ? 0 : time / total]);
+  const shares = (table: Map<string, number>): [string, number][] => [...table].sort((a, b) => b[1] - a[1]).map(([key, time]) => [key, total === 0 ? 0 : time / total]);
+  return { functions: shares(functions), files: shares(files) };
 }
 
 /** Clock ticks per second of /proc/<pid>/stat's utime and stime (USER_HZ, 100 on Linux). */
@@ -276,9 +306,16 @@ async function profileAtoll(atoll: Server, options: Options): Promise<void> {
   process.kill(profiled.pid ?? 0, "SIGINT");
   await profiled.exited;
   const file = readdirSync(dir).find((name) => name.endsWith(".cpuprofile"));
-  process.stdout.write(`\nProfile: Atoll at ${Math.round(loaded.requestsPerSecond).toLocaleString("en")} req/s under --cpu-prof (tender self time, top 30)\n`);
-  if (file === undefined) process.stdout.write("  (no profile written)\n");
-  else for (const [name, share] of topFunctions(join(dir, file), 30)) process.stdout.write(`  ${(share * 100).toFixed(1).padStart(5)}%  ${name}\n`);
+  process.stdout.write(`\nProfile: Atoll at ${Math.round(loaded.requestsPerSecond).toLocaleString("en")} req/s under --cpu-prof (tender self time)\n`);
+  if (file === undefined) {
+    process.stdout.write("  (no profile written)\n");
+  } else {
+    const { functions, files } = selfTime(join(dir, file), atoll.image);
+    process.stdout.write("by function, top 30:\n");
+    for (const [name, share] of functions.slice(0, 30)) process.stdout.write(`  ${(share * 100).toFixed(1).padStart(5)}%  ${name}\n`);
+    process.stdout.write("by source file, top 20:\n");
+    for (const [name, share] of files.slice(0, 20)) process.stdout.write(`  ${(share * 100).toFixed(1).padStart(5)}%  ${name}\n`);
+  }
 
   // How busy the tender is under load: a tender below 100% of its core is not what limits the rate.
   const before = cpuTicks(atoll.tender.pid);
