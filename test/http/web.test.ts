@@ -282,6 +282,25 @@ test("URL: parsing the same href again gives an independent URL (setters on one 
   assert.equal(new URL(href).pathname, "/a/b");
 });
 
+test("Headers copies are independent, whichever side changes first (they share until then)", () => {
+  const original = new Headers({ a: "1", b: "2" });
+  const copy = new Headers(original);
+  const second = new Headers(copy);
+  copy.append("a", "3");
+  copy.delete("b");
+  assert.deepEqual([...original], [["a", "1"], ["b", "2"]]);
+  assert.deepEqual([...copy], [["a", "1, 3"]]);
+  assert.deepEqual([...second], [["a", "1"], ["b", "2"]]);
+  original.set("c", "4");
+  original.delete("a");
+  assert.deepEqual([...original], [["b", "2"], ["c", "4"]]);
+  assert.deepEqual([...second], [["a", "1"], ["b", "2"]]);
+  second.append("b", "5");
+  assert.deepEqual([...second], [["a", "1"], ["b", "2, 5"]]);
+  assert.deepEqual([...copy], [["a", "1, 3"]]);
+  assert.deepEqual([...original], [["b", "2"], ["c", "4"]]);
+});
+
 test("serverRequest and headersFromValidFields: a server's Request, as the constructor would make it", async () => {
   const headers = headersFromValidFields([
     ["Host", "h"],

@@ -72,9 +72,12 @@ function isIterable(value: object): value is Iterable<unknown> {
 export class Headers implements Iterable<[string, string]> {
   /**
    * Lower-cased name → values in the order they were appended. The arrays are never changed in
-   * place (append makes a new one), so a copy of a Headers shares them.
+   * place (append makes a new one). A copy of a Headers shares the whole map until either of them
+   * changes (copy on write): a server copies the same fields into every response it makes.
    */
-  readonly #entries: Map<string, readonly string[]>;
+  #entries: Map<string, readonly string[]>;
+  /** Whether another Headers may share #entries: then it is copied before any change. */
+  #shared = false;
   /** The names, sorted, for iteration; undefined until needed after a name came or went. Shared by copies. */
   #sortedNames: readonly string[] | undefined;
 
@@ -93,7 +96,9 @@ export class Headers implements Iterable<[string, string]> {
 
   constructor(init?: HeadersInit) {
     if (init instanceof Headers) {
-      this.#entries = new Map(init.#entries);
+      this.#entries = init.#entries;
+      this.#shared = true;
+      init.#shared = true;
       // Sorted once on the original and shared: a server copies the same template per response.
       this.#sortedNames = init.#names();
       return;
@@ -118,7 +123,7 @@ export class Headers implements Iterable<[string, string]> {
     const text = validValue(value);
     const values = this.#entries.get(key);
     if (values === undefined) this.#add(key, [text]);
-    else this.#entries.set(key, [...values, text]);
+    else this.#writable().set(key, [...values, text]);
   }
 
   set(name: string, value: string): void {
@@ -126,7 +131,11 @@ export class Headers implements Iterable<[string, string]> {
   }
 
   delete(name: string): void {
-    if (this.#entries.delete(validName(name))) this.#sortedNames = undefined;
+    const key = validName(name);
+    if (this.#entries.has(key)) {
+      this.#writable().delete(key);
+      this.#sortedNames = undefined;
+    }
   }
 
   /** The values joined with ", ", or null. (For Set-Cookie use getSetCookie: cookies contain commas.) */
@@ -180,7 +189,16 @@ export class Headers implements Iterable<[string, string]> {
 
   #add(key: string, values: readonly string[]): void {
     if (!this.#entries.has(key)) this.#sortedNames = undefined;
-    this.#entries.set(key, values);
+    this.#writable().set(key, values);
+  }
+
+  /** The map, to be changed: first a copy of its own if it is shared. */
+  #writable(): Map<string, readonly string[]> {
+    if (this.#shared) {
+      this.#entries = new Map(this.#entries);
+      this.#shared = false;
+    }
+    return this.#entries;
   }
 
   #names(): readonly string[] {
