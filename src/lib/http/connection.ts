@@ -133,8 +133,6 @@ export interface ConnectionOptions {
  * values would contradict the framing the engine chose.
  */
 const ENGINE_FIELDS = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "content-length", "te", "trailer", "upgrade"]);
-/** The lengths of the engine's field names and of "date": a field of another length is neither. */
-const ENGINE_FIELD_LENGTHS = new Set([...ENGINE_FIELDS, "date"].map((name) => name.length));
 /**
  * Size of a connection's output arena, made on its first response and kept while the connection
  * lives: small, since an idle keep-alive connection holds it too.
@@ -532,17 +530,17 @@ export class Http1Connection {
     writer.statusLine(status, reason);
     let hasDate = false;
     for (const [name, value] of head.headers) {
-      // Only a name of one of these lengths can be an engine field or Date: the rest need no case folding.
-      if (!ENGINE_FIELD_LENGTHS.has(name.length)) {
-        writer.field(name, value);
+      // (Names from a Headers are lower case already: then toLowerCase returns them as they are.)
+      const lower = name.toLowerCase();
+      if (ENGINE_FIELDS.has(lower)) {
+        // Dropped, but an invalid one still refuses the head, as any invalid field does.
+        if (!isToken(name)) throw new TypeError(`invalid field name ${JSON.stringify(name)}`);
+        if (!isFieldValue(value)) throw new TypeError(`invalid value for field ${name}: it contains a control character`);
         continue;
       }
-      if (!isToken(name)) throw new TypeError(`invalid field name ${JSON.stringify(name)}`);
-      // CR or LF in a value would let the application (or whoever fed it) split the response.
-      if (!isFieldValue(value)) throw new TypeError(`invalid value for field ${name}: it contains a control character`);
-      const lower = name.toLowerCase();
-      if (ENGINE_FIELDS.has(lower)) continue;
       if (lower === "date") hasDate = true;
+      // Checks the name (a token) and the value (no CR, LF or other control: they would let the
+      // application, or whoever fed it, split the response) as it copies them.
       writer.field(name, value);
     }
     if (!hasDate && this.date !== undefined) writer.field("Date", this.date());

@@ -41,8 +41,22 @@ const HEX_OR_IPV6 = /^[0-9A-Fa-f:.]+$/;
 /** reg-name characters of RFC 3986 §3.2.2: unreserved, pct-encoded, sub-delims. */
 const REG_NAME = /^(?:[A-Za-z0-9\-._~!$&'()*+,;=]|%[0-9A-Fa-f]{2})*$/;
 
+/**
+ * The last authority found valid: a client names the same host on every request of a
+ * connection (and most clients of a server name the same one), so the check is usually a
+ * comparison with it.
+ */
+let lastValidAuthority = "";
+
 /** Host = uri-host [ ":" port ] (RFC 9110 §7.2), with an IP-literal in brackets. */
 export function isValidAuthority(value: string): boolean {
+  if (value === lastValidAuthority && value !== "") return true;
+  const valid = checkAuthority(value);
+  if (valid) lastValidAuthority = value;
+  return valid;
+}
+
+function checkAuthority(value: string): boolean {
   let host = value;
   let port: string | undefined;
   if (value.startsWith("[")) {

@@ -73,7 +73,8 @@ export class HeadWriter {
   finish(allocate: (size: number) => Uint8Array, body?: Uint8Array): Uint8Array {
     this.crlf();
     const out = allocate(this.length + (body?.length ?? 0));
-    out.set(this.buffer.subarray(0, this.length));
+    // A view made by the constructor: subarray() goes through the species protocol, slower in V8.
+    out.set(new Uint8Array(this.buffer.buffer, this.buffer.byteOffset, this.length));
     if (body !== undefined) out.set(body, this.length);
     return out;
   }
