@@ -604,3 +604,25 @@ test("output pieces stay the driver's until it releases them; release never lets
   h.exchanges[4]?.send({ status: 200, headers: [], contentLength: 5 }, latin1Encode("fifth"));
   assert.match(h.output(), /^HTTP\/1\.1 200 OK\r\n[\s\S]*\r\n\r\nfifth$/);
 });
+
+test("fieldsKey: the fields are checked and serialized once per key; Date, framing and Connection stay per response", () => {
+  let date = "Sun, 06 Nov 1994 08:49:37 GMT";
+  const key = {};
+  const h = harness();
+  const connection = new Http1Connection({
+    timers: h.timers,
+    date: () => date,
+    hooks: { onRequest: (exchange) => h.exchanges.push(exchange), onOutput: () => undefined },
+  });
+  const text = (): string => connection.takeOutput().map((piece) => latin1Decode(piece)).join("");
+  // An invalid field refuses the head and leaves nothing behind under the key.
+  connection.receive(latin1Encode(GET("/0")));
+  assert.throws(() => h.exchanges[0]?.respond({ status: 200, headers: [["X", "bad\r\nvalue"]], fieldsKey: key }), TypeError);
+  h.exchanges[0]?.send({ status: 200, headers: [["X-A", "1"], ["Content-Length", "9"]], contentLength: 2, fieldsKey: key }, latin1Encode("ok"));
+  assert.equal(text(), "HTTP/1.1 200 OK\r\nX-A: 1\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Length: 2\r\n\r\nok");
+  date = "Mon, 07 Nov 1994 08:49:37 GMT";
+  connection.receive(latin1Encode(GET("/1", "Connection: close\r\n")));
+  // Same key: the fields given are not even looked at.
+  h.exchanges[1]?.send({ status: 404, headers: [], contentLength: 3, fieldsKey: key }, latin1Encode("abc"));
+  assert.equal(text(), "HTTP/1.1 404 Not Found\r\nX-A: 1\r\nDate: Mon, 07 Nov 1994 08:49:37 GMT\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc");
+});

@@ -6,6 +6,7 @@ import { serveHttp, serveHttpConnection, type FetchHandler, type HttpLogger, typ
 import { HttpStats } from "../../src/lib/http/stats.ts";
 import { latin1Decode, latin1Encode } from "../../src/lib/http/syntax.ts";
 import { createFlowPair, ManualTimers, type MemoryFlow } from "../../src/lib/http/testing.ts";
+import { Headers } from "../../src/lib/web/headers.ts";
 import { Request } from "../../src/lib/web/request.ts";
 import { Response } from "../../src/lib/web/response.ts";
 import { ReadableStream } from "../../src/lib/web/streams.ts";
@@ -502,4 +503,20 @@ test("a malformed request body is answered 400 by the engine even when the handl
     await client.flow.close();
     await done;
   }
+});
+
+test("responses copied from one Headers reuse its serialized fields, and see its changes", async () => {
+  const template = new Headers({ "content-type": "text/plain", "x-version": "1" });
+  const { client, done } = serve(() => new Response("ok", { headers: template }));
+  await client.send("GET /1 HTTP/1.1\r\nHost: h\r\n\r\nGET /2 HTTP/1.1\r\nHost: h\r\n\r\n");
+  const [first, second] = await client.responses(2);
+  assert.deepEqual([first?.headers.get("x-version"), second?.headers.get("x-version")], [["1"], ["1"]]);
+  assert.deepEqual(second?.headers.get("content-length"), ["2"]);
+  template.set("x-version", "2");
+  template.append("x-more", "yes");
+  await client.send("GET /3 HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n");
+  const third = (await client.responses(3))[2];
+  assert.deepEqual([third?.headers.get("x-version"), third?.headers.get("x-more"), third?.headers.get("connection")], [["2"], ["yes"], ["close"]]);
+  await client.flow.close();
+  await done;
 });

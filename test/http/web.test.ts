@@ -4,7 +4,7 @@ import { join } from "node:path";
 import * as vm from "node:vm";
 import fc from "fast-check";
 import { build } from "esbuild";
-import { Headers, headersFromValidFields } from "../../src/lib/web/headers.ts";
+import { Headers, headersContentKey, headersFromValidFields } from "../../src/lib/web/headers.ts";
 import { Request, serverRequest } from "../../src/lib/web/request.ts";
 import { Response, responseBody } from "../../src/lib/web/response.ts";
 import { TextDecoder, TextEncoder } from "../../src/lib/web/encoding.ts";
@@ -299,6 +299,25 @@ test("Headers copies are independent, whichever side changes first (they share u
   assert.deepEqual([...second], [["a", "1"], ["b", "2, 5"]]);
   assert.deepEqual([...copy], [["a", "1, 3"]]);
   assert.deepEqual([...original], [["b", "2"], ["c", "4"]]);
+});
+
+test("headersContentKey: shared by a Headers and its copies until one of them changes", () => {
+  const fresh = new Headers({ a: "1" });
+  assert.equal(headersContentKey(fresh), undefined, "not copied: no key");
+  const copy = new Headers(fresh);
+  const key = headersContentKey(fresh);
+  assert.ok(key !== undefined);
+  assert.equal(headersContentKey(copy), key);
+  assert.equal(headersContentKey(new Headers(copy)), key);
+  copy.set("b", "2");
+  assert.equal(headersContentKey(copy), undefined);
+  assert.equal(headersContentKey(fresh), key);
+  fresh.append("a", "3");
+  assert.equal(headersContentKey(fresh), undefined);
+  const again = new Headers(fresh);
+  assert.ok(headersContentKey(again) !== undefined && headersContentKey(again) !== key);
+  again.delete("nothing-there");
+  assert.equal(headersContentKey(again), headersContentKey(fresh), "deleting an absent name changes nothing");
 });
 
 test("serverRequest and headersFromValidFields: a server's Request, as the constructor would make it", async () => {

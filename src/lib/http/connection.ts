@@ -87,6 +87,12 @@ export interface ResponseHead {
   readonly headers: Iterable<readonly [string, string]>;
   /** The body's length when known (sent as Content-Length); otherwise chunked, or close-delimited for HTTP/1.0. */
   readonly contentLength?: number | undefined;
+  /**
+   * An object standing for the content of `headers` (atoll/web's headersContentKey): heads with
+   * the same key have the same fields, so the engine checks and serializes them once and reuses
+   * the octets. Give it only when that holds.
+   */
+  readonly fieldsKey?: object | undefined;
 }
 
 export type BodyRead =
@@ -141,6 +147,8 @@ const OUTPUT_ARENA_BYTES = 8 * 1024;
 /** Larger messages get a buffer of their own (a head with a page of a few KiB still fits). */
 const MAX_ARENA_PIECE = 4 * 1024;
 const EMPTY_ARENA = new Uint8Array(0);
+/** Serialized application fields by ResponseHead.fieldsKey (and whether they hold Date). */
+const serializedFields = new WeakMap<object, { readonly octets: Uint8Array; readonly hasDate: boolean }>();
 /** A body shorter than this is copied behind its head, so that both leave in one write (and one segment when they fit). */
 const BODY_WITH_HEAD_BELOW = 16 * 1024;
 
@@ -528,20 +536,16 @@ export class Http1Connection {
     const writer = this.headWriter;
     writer.reset();
     writer.statusLine(status, reason);
-    let hasDate = false;
-    for (const [name, value] of head.headers) {
-      // (Names from a Headers are lower case already: then toLowerCase returns them as they are.)
-      const lower = name.toLowerCase();
-      if (ENGINE_FIELDS.has(lower)) {
-        // Dropped, but an invalid one still refuses the head, as any invalid field does.
-        if (!isToken(name)) throw new TypeError(`invalid field name ${JSON.stringify(name)}`);
-        if (!isFieldValue(value)) throw new TypeError(`invalid value for field ${name}: it contains a control character`);
-        continue;
-      }
-      if (lower === "date") hasDate = true;
-      // Checks the name (a token) and the value (no CR, LF or other control: they would let the
-      // application, or whoever fed it, split the response) as it copies them.
-      writer.field(name, value);
+    let hasDate: boolean;
+    const key = head.fieldsKey;
+    const known = key === undefined ? undefined : serializedFields.get(key);
+    if (known !== undefined) {
+      writer.octets(known.octets);
+      hasDate = known.hasDate;
+    } else {
+      const start = writer.position;
+      hasDate = this.writeFields(writer, head.headers);
+      if (key !== undefined) serializedFields.set(key, { octets: writer.copy(start), hasDate });
     }
     if (!hasDate && this.date !== undefined) writer.field("Date", this.date());
 
@@ -584,6 +588,26 @@ export class Http1Connection {
     if (withBody) state.bodyBytes = body.length;
     this.emit(state, writer.finish(this.allocateOutput, withBody ? body : undefined));
     return withBody;
+  }
+
+  /** Writes the application's fields, leaving out the engine's; returns whether Date was among them. Throws TypeError for an invalid one. */
+  private writeFields(writer: HeadWriter, fields: Iterable<readonly [string, string]>): boolean {
+    let hasDate = false;
+    for (const [name, value] of fields) {
+      // (Names from a Headers are lower case already: then toLowerCase returns them as they are.)
+      const lower = name.toLowerCase();
+      if (ENGINE_FIELDS.has(lower)) {
+        // Dropped, but an invalid one still refuses the head, as any invalid field does.
+        if (!isToken(name)) throw new TypeError(`invalid field name ${JSON.stringify(name)}`);
+        if (!isFieldValue(value)) throw new TypeError(`invalid value for field ${name}: it contains a control character`);
+        continue;
+      }
+      if (lower === "date") hasDate = true;
+      // Checks the name (a token) and the value (no CR, LF or other control: they would let the
+      // application, or whoever fed it, split the response) as it copies them.
+      writer.field(name, value);
+    }
+    return hasDate;
   }
 
   /** @internal The whole response at once: a small body leaves in the same buffer as the head. */

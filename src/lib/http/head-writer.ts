@@ -56,6 +56,23 @@ export class HeadWriter {
     this.length = at;
   }
 
+  /** Where the next octet goes: a mark for copy(). */
+  get position(): number {
+    return this.length;
+  }
+
+  /** A copy of what was written since `start`. */
+  copy(start: number): Uint8Array {
+    return this.buffer.slice(start, this.length);
+  }
+
+  /** Octets already checked (fields serialized before, by this writer's field()). */
+  octets(octets: Uint8Array): void {
+    this.reserve(octets.length);
+    this.buffer.set(octets, this.length);
+    this.length += octets.length;
+  }
+
   /** A field whose name and value are known to be valid (the engine's own). */
   trustedField(name: string, value: string | number): void {
     this.latin1(name);

@@ -17,7 +17,7 @@ import { scheduler } from "../runtime/boot.ts";
 import { registerCounters } from "../runtime/counters.ts";
 import { isUint8Array } from "../web/body.ts";
 import { Ipv4Address } from "../wire/address.ts";
-import { headersFromValidFields, type Headers } from "../web/headers.ts";
+import { headersContentKey, headersFromValidFields, type Headers } from "../web/headers.ts";
 import { Request, serverRequest } from "../web/request.ts";
 import { serializedUrl } from "../web/url.ts";
 import { Response, responseBody } from "../web/response.ts";
@@ -301,13 +301,15 @@ function sendResponse(exchange: Exchange, response: Response, options: ResolvedO
   if (body.isNull) {
     // A null body is empty, except that a HEAD handler may state the length GET would have.
     const contentLength = exchange.request.method === "HEAD" ? declaredLength(response.headers) : 0;
-    exchange.respond({ status: response.status, reason, headers: response.headers, contentLength });
+    exchange.respond({ status: response.status, reason, headers: response.headers, contentLength, fieldsKey: headersContentKey(response.headers) });
     exchange.end();
     return undefined;
   }
   const bytes = body.takeBytes();
   if (bytes !== undefined) {
-    exchange.send({ status: response.status, reason, headers: response.headers, contentLength: bytes.length }, bytes);
+    // A Headers copied from the same fields (a static file's, say) has the same content key: the
+    // engine serializes those fields once.
+    exchange.send({ status: response.status, reason, headers: response.headers, contentLength: bytes.length, fieldsKey: headersContentKey(response.headers) }, bytes);
     return undefined;
   }
   return sendStream(exchange, response, body.stream, options);

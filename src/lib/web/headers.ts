@@ -55,6 +55,17 @@ function lowerCaseName(name: string): string {
 }
 
 let fromValidFields: (fields: Iterable<readonly [string, string]>) => Headers;
+let contentKeyOf: (headers: Headers) => object | undefined;
+
+/**
+ * For servers: an object that stands for the headers' current content, shared by a Headers and
+ * its copies for as long as none of them changes; undefined for a Headers that is not a copy
+ * (nor copied). A server can keep work done for one response's fields (their serialization) under
+ * it and reuse it for the next response copied from the same fields.
+ */
+export function headersContentKey(headers: Headers): object | undefined {
+  return contentKeyOf(headers);
+}
 
 /**
  * For servers: Headers holding field lines an HTTP parser already validated (names are tokens;
@@ -78,6 +89,8 @@ export class Headers implements Iterable<[string, string]> {
   #entries: Map<string, readonly string[]>;
   /** Whether another Headers may share #entries: then it is copied before any change. */
   #shared = false;
+  /** See headersContentKey: made when the Headers is copied, dropped when it changes. */
+  #contentKey: object | undefined;
   /** The names, sorted, for iteration; undefined until needed after a name came or went. Shared by copies. */
   #sortedNames: readonly string[] | undefined;
 
@@ -92,6 +105,7 @@ export class Headers implements Iterable<[string, string]> {
       }
       return headers;
     };
+    contentKeyOf = (headers) => headers.#contentKey;
   }
 
   constructor(init?: HeadersInit) {
@@ -99,6 +113,8 @@ export class Headers implements Iterable<[string, string]> {
       this.#entries = init.#entries;
       this.#shared = true;
       init.#shared = true;
+      init.#contentKey ??= {};
+      this.#contentKey = init.#contentKey;
       // Sorted once on the original and shared: a server copies the same template per response.
       this.#sortedNames = init.#names();
       return;
@@ -194,6 +210,8 @@ export class Headers implements Iterable<[string, string]> {
 
   /** The map, to be changed: first a copy of its own if it is shared. */
   #writable(): Map<string, readonly string[]> {
+    // Every change goes through here: the content is no longer what the key stood for.
+    this.#contentKey = undefined;
     if (this.#shared) {
       this.#entries = new Map(this.#entries);
       this.#shared = false;
