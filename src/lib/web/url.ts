@@ -671,8 +671,9 @@ function parseUrl(rawInput: string, base: UrlRecord | undefined): UrlRecord {
 function serializePath(record: UrlRecord): string {
   if (typeof record.path === "string") return record.path;
   // A path starting with an empty segment needs "/." when there is no host, so it is not read as an authority.
-  const prefix = record.host === null && record.path.length > 1 && record.path[0] === "" ? "/." : "";
-  return prefix + record.path.map((segment) => `/${segment}`).join("");
+  let text = record.host === null && record.path.length > 1 && record.path[0] === "" ? "/." : "";
+  for (const segment of record.path) text += `/${segment}`;
+  return text;
 }
 
 function serializeUrl(record: UrlRecord, excludeFragment = false): string {
