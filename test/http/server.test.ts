@@ -520,3 +520,19 @@ test("responses copied from one Headers reuse its serialized fields, and see its
   await client.flow.close();
   await done;
 });
+
+test("request URLs on one connection follow each request's target and host, repeated or not", async () => {
+  const urls: string[] = [];
+  const { client, done } = serve((request) => {
+    urls.push(request.url);
+    return new Response("ok");
+  });
+  await client.send(
+    "GET /a HTTP/1.1\r\nHost: h\r\n\r\nGET /a HTTP/1.1\r\nHost: h\r\n\r\nGET /b?q HTTP/1.1\r\nHost: h\r\n\r\nGET /b?q HTTP/1.1\r\nHost: other:8080\r\n\r\n" +
+      "OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\nGET http://abs.example/x HTTP/1.1\r\nHost: h\r\n\r\nGET /a HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+  );
+  await client.responses(7);
+  assert.deepEqual(urls, ["http://h/a", "http://h/a", "http://h/b?q", "http://other:8080/b?q", "http://h/*", "http://abs.example/x", "http://h/a"]);
+  await client.flow.close();
+  await done;
+});

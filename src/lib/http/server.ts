@@ -253,6 +253,8 @@ function requestBodyStream(exchange: Exchange): ReadableStream<Uint8Array> {
 }
 
 interface ResolvedOptions {
+  /** Per connection: the last request URL it made (see requestUrl). */
+  readonly lastUrl: LastUrl;
   readonly scheme: string;
   readonly defaultAuthority: string;
   readonly logger: HttpLogger;
@@ -260,16 +262,35 @@ interface ResolvedOptions {
   readonly stats: HttpStats;
 }
 
+/**
+ * The last request URL a connection reconstructed, with what it was made from: a client asking for
+ * the same target of the same host again (the parser hands out the same strings for a repeated
+ * line) gets the same string, which the URL parser then recognizes at once.
+ */
+interface LastUrl {
+  scheme: string;
+  authority: string;
+  target: string;
+  url: string;
+}
+
+/** The target URI (RFC 9112 §3.3): the absolute-form target, or scheme://authority + target. */
+function requestUrl(info: Exchange["request"], scheme: string, authority: string, last: LastUrl): string {
+  if (info.targetForm === "absolute") return info.target;
+  if (last.target === info.target && last.authority === authority && last.scheme === scheme) return last.url;
+  // "OPTIONS *" has no path; the URL says "/*" so that handlers can still tell it apart.
+  const url = info.targetForm === "asterisk" ? `${scheme}://${authority}/*` : `${scheme}://${authority}${info.target}`;
+  last.scheme = scheme;
+  last.authority = authority;
+  last.target = info.target;
+  last.url = url;
+  return url;
+}
+
 /** Builds the web Request for an exchange (RFC 9112 §3.3: reconstructing the target URI). */
 function toRequest(exchange: Exchange, options: ResolvedOptions): Request {
   const info = exchange.request;
-  const authority = info.authority ?? options.defaultAuthority;
-  const scheme = info.scheme ?? options.scheme;
-  let url: string;
-  if (info.targetForm === "absolute") url = info.target;
-  // "OPTIONS *" has no path; the URL says "/*" so that handlers can still tell it apart.
-  else if (info.targetForm === "asterisk") url = `${scheme}://${authority}/*`;
-  else url = `${scheme}://${authority}${info.target}`;
+  const url = requestUrl(info, info.scheme ?? options.scheme, info.authority ?? options.defaultAuthority, options.lastUrl);
   const hasBody = info.body.kind !== "none";
   // Fetch's Request cannot carry a body with GET or HEAD: such a body (legal in HTTP, meaningless) is skipped.
   const bodyAllowed = info.method !== "GET" && info.method !== "HEAD";
@@ -465,6 +486,7 @@ function startSession(flow: ByteFlow, handler: FetchHandler, options: ServeOptio
   const wallClock = options.wallClock ?? (() => base().clockWall() / NS_PER_MS);
   const logger = options.logger ?? defaultLogger();
   const resolved: ResolvedOptions = {
+    lastUrl: { scheme: "", authority: "", target: "", url: "" },
     scheme: options.scheme ?? "http",
     defaultAuthority: options.defaultAuthority ?? "localhost",
     logger,

@@ -619,6 +619,7 @@ function parseSerializedHttpUrlAgain(input: string): UrlRecord | undefined {
  * the input is already serialized (see parseSerializedHttpUrl). Throws TypeError when invalid.
  */
 export function serializedUrl(input: string): string {
+  if (lastSerializedRecord !== undefined && input === lastSerializedInput) return input;
   return parseSerializedHttpUrlAgain(input) !== undefined ? input : serializeUrl(parseUrl(input, undefined));
 }
 
