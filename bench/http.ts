@@ -16,38 +16,52 @@
  *   each link (keep-alive, as wrk always does). Each server gets a short warm-up first.
  *
  * Each repetition measures the three one after the other, rotating which goes first; the table
- * shows medians over the repetitions (ratios are of the medians' requests per second). Needs root,
- * /dev/net/tun, wrk, nginx, curl and taskset. The namespaces and every process in them go away at
+ * shows medians over the repetitions (ratios are of the medians' requests per second).
+ *
+ * `--profile` then loads a second Atoll appliance (on tap1, 198.18.2.2) with wrk for S seconds
+ * under `node --cpu-prof` and prints the tender's functions with the most self time, and loads
+ * the first one under `strace -c -f` and prints its system calls with the requests served, so
+ * that the cost per request can be split between HTTP, TCP and the tender. Needs root,
+ * /dev/net/tun, wrk, nginx, curl and taskset (and strace for --profile). The namespaces and every process in them go away at
  * the end, on errors and on Ctrl-C. Timings are what this machine did on this run: report them,
  * do not assert them.
  */
-import { spawnSync } from "node:child_process";
-import { chmodSync, cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { chmodSync, cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, release, tmpdir } from "node:os";
+import { SourceMap, type SourceMapPayload } from "node:module";
 import { join } from "node:path";
+import { decodeImage } from "../src/image/format.ts";
 import { ATOLL, ROOT } from "../test/helpers/cli.ts";
 import { Netns } from "../test/helpers/netns.ts";
 import { parseWrk, type WrkResult } from "../test/http-linux/fixtures/site.ts";
 import { APPLIANCE_ADDRESS, APPLIANCE_CIDR, HOST_CIDR, buildAppliance, skipReason, tryExec, waitFor, waitForPing } from "../test/net/linux/fixtures/lab.ts";
 import { cleanupOnSignals, fail as failWith, markdownTable, median, parseNumericOptions, runBench, vethPair } from "./common.ts";
 
-const USAGE = `Usage: npm run bench:http [-- [--seconds S] [--reps N] [--connections C]]
+const USAGE = `Usage: npm run bench:http [-- [--seconds S] [--reps N] [--connections C] [--profile]]
 
   --seconds S       seconds of each wrk run (default 5)
   --reps N          repetitions; the table shows medians (default 3)
   --connections C   wrk connections, all keep-alive, one wrk thread (default 50)
+  --profile         also profile the Atoll tender under wrk (node --cpu-prof, strace -c -f)
 `;
 
-interface Options {
+interface NumericOptions {
   seconds: number;
   reps: number;
   connections: number;
 }
 
+interface Options extends NumericOptions {
+  profile: boolean;
+}
+
 function parseOptions(argv: readonly string[]): Options {
-  const defaults: Options = { seconds: 5, reps: 3, connections: 50 };
-  const limits: Record<keyof Options, [number, number]> = { seconds: [1, 600], reps: [1, 100], connections: [1, 10_000] };
-  return parseNumericOptions("bench:http", argv, defaults, limits, USAGE);
+  const defaults: NumericOptions = { seconds: 5, reps: 3, connections: 50 };
+  const limits: Record<keyof NumericOptions, [number, number]> = { seconds: [1, 600], reps: [1, 100], connections: [1, 10_000] };
+  let profile = false;
+  const numbers = parseNumericOptions("bench:http", argv, defaults, limits, USAGE, { flags: { "--profile": () => (profile = true) } });
+  return { ...numbers, profile };
 }
 
 function fail(message: string): never {
@@ -99,6 +113,10 @@ cleanupOnSignals("bench:http", cleanup);
 
 interface Server {
   readonly name: string;
+  /** The appliance's tender (Atoll only). */
+  readonly tender?: ReturnType<Netns["spawn"]>;
+  /** The appliance's image (Atoll only). */
+  readonly image?: string;
   /** Where wrk and curl run. */
   readonly client: Netns;
   readonly url: string;
@@ -123,7 +141,7 @@ async function setUpAtoll(body: Buffer): Promise<Server> {
   const appliance = started(ns, ["taskset", "-c", SERVER_CORE, process.execPath, ATOLL, "run", image, "--net", "service=tap:tap0", "--ipv4", `service=${APPLIANCE_CIDR}`, "--log", "warn"]);
   await waitForPing(ns, APPLIANCE_ADDRESS);
   if (appliance.exitCode !== null) throw new Error(`the appliance exited: ${appliance.output()}`);
-  return { name: "Atoll (node tender, TAP)", client: ns, url: `http://${APPLIANCE_ADDRESS}/` };
+  return { name: "Atoll (node tender, TAP)", client: ns, url: `http://${APPLIANCE_ADDRESS}/`, tender: appliance, image };
 }
 
 async function setUpPeers(body: Buffer): Promise<Server[]> {
@@ -206,6 +224,131 @@ function wrk(server: Server, seconds: number, connections: number): WrkResult {
   return parseWrk(output);
 }
 
+// ---- profile --------------------------------------------------------------------------------------------
+
+const PROFILE_HOST_CIDR = "198.18.2.1/24";
+const PROFILE_APPLIANCE = "198.18.2.2";
+
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number; columnNumber: number };
+}
+
+/**
+ * Self time from a .cpuprofile, by function and by source file: the image's frames are mapped to
+ * the library's sources through the image's source map (src/lib/http/connection.ts:412), the
+ * tender's (whose native calls, the system calls among them, count as their JavaScript callers')
+ * stay as build/atoll.cjs. Shares of all samples, the largest first.
+ */
+function selfTime(file: string, image: string): { functions: [string, number][]; files: [string, number][] } {
+  const profile = JSON.parse(readFileSync(file, "utf8")) as { nodes: ProfileNode[]; samples: number[]; timeDeltas: number[] };
+  const sourceMap = decodeImage(readFileSync(image)).sourceMap;
+  let map: SourceMap | undefined;
+  if (sourceMap !== undefined) {
+    const payload: SourceMapPayload = JSON.parse(sourceMap);
+    map = new SourceMap(payload);
+  }
+  const byId = new Map(profile.nodes.map((node) => [node.id, node]));
+  const functions = new Map<string, number>();
+  const files = new Map<string, number>();
+  let total = 0;
+  const add = (table: Map<string, number>, key: string, time: number): void => {
+    table.set(key, (table.get(key) ?? 0) + time);
+  };
+  profile.samples.forEach((id, index) => {
+    const node = byId.get(id);
+    const time = profile.timeDeltas[index] ?? 0;
+    if (node === undefined) return;
+    const frame = node.callFrame;
+    const name = frame.functionName === "" ? "(anonymous)" : frame.functionName;
+    let where = frame.url === "" ? "" : `${frame.url.split("/").slice(-2).join("/")}:${frame.lineNumber + 1}`;
+    let source = frame.url === "" ? name : frame.url.split("/").slice(-2).join("/");
+    if (map !== undefined && frame.url.endsWith("/image.js")) {
+      const entry = map.findEntry(frame.lineNumber, frame.columnNumber);
+      if ("originalSource" in entry) {
+        // "atoll://website/atoll/lib/http/connection.ts" → "src/lib/http/connection.ts" (the build aliases atoll to src/lib).
+        const original = entry.originalSource;
+        source = original.includes("node_modules/") ? original.slice(original.indexOf("node_modules/")) : original.replace(/^.*?\/lib\//, "src/lib/");
+        where = `${source}:${entry.originalLine + 1}`;
+      }
+    }
+    add(functions, `${name}${where === "" ? "" : ` ${where}`}`, time);
+    add(files, source, time);
+    total += time;
+  });
+  const shares = (table: Map<string, number>): [string, number][] => [...table].sort((a, b) => b[1] - a[1]).map(([key, time]) => [key, total === 0 ? 0 : time / total]);
+  return { functions: shares(functions), files: shares(files) };
+}
+
+/** Clock ticks per second of /proc/<pid>/stat's utime and stime (USER_HZ, 100 on Linux). */
+const TICKS_PER_SECOND = 100;
+
+/** User and system CPU time of a process so far, in clock ticks. */
+function cpuTicks(pid: number): { user: number; system: number } {
+  // Fields after the command name (which may hold spaces, so split after its closing parenthesis).
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+  return { user: Number(fields[11] ?? 0), system: Number(fields[12] ?? 0) };
+}
+
+async function profileAtoll(atoll: Server, options: Options): Promise<void> {
+  if (atoll.image === undefined || atoll.tender?.pid === undefined) throw new Error("no Atoll appliance to profile");
+  const dir = join(workDir, "profile");
+  mkdirSync(dir, { recursive: true });
+  atoll.client.addTap("tap1", PROFILE_HOST_CIDR);
+  const profiled = started(atoll.client, [
+    "taskset", "-c", SERVER_CORE, process.execPath, "--cpu-prof", `--cpu-prof-dir=${dir}`, ATOLL, "run", atoll.image,
+    "--net", "service=tap:tap1", "--ipv4", `service=${PROFILE_APPLIANCE}/24`, "--log", "warn",
+  ]);
+  await waitForPing(atoll.client, PROFILE_APPLIANCE);
+  const target: Server = { name: "Atoll under --cpu-prof", client: atoll.client, url: `http://${PROFILE_APPLIANCE}/` };
+  wrk(target, 2, options.connections);
+  const loaded = wrk(target, options.seconds, options.connections);
+  process.kill(profiled.pid ?? 0, "SIGINT");
+  await profiled.exited;
+  const file = readdirSync(dir).find((name) => name.endsWith(".cpuprofile"));
+  process.stdout.write(`\nProfile: Atoll at ${Math.round(loaded.requestsPerSecond).toLocaleString("en")} req/s under --cpu-prof (tender self time)\n`);
+  if (file === undefined) {
+    process.stdout.write("  (no profile written)\n");
+  } else {
+    const { functions, files } = selfTime(join(dir, file), atoll.image);
+    process.stdout.write("by function, top 30:\n");
+    for (const [name, share] of functions.slice(0, 30)) process.stdout.write(`  ${(share * 100).toFixed(1).padStart(5)}%  ${name}\n`);
+    process.stdout.write("by source file, top 20:\n");
+    for (const [name, share] of files.slice(0, 20)) process.stdout.write(`  ${(share * 100).toFixed(1).padStart(5)}%  ${name}\n`);
+  }
+
+  // How busy the tender is under load: a tender below 100% of its core is not what limits the rate.
+  const before = cpuTicks(atoll.tender.pid);
+  const startedAt = performance.now();
+  const plain = wrk(atoll, options.seconds, options.connections);
+  const elapsed = (performance.now() - startedAt) / 1000;
+  const after = cpuTicks(atoll.tender.pid);
+  const share = (ticks: number): string => `${((ticks / TICKS_PER_SECOND / elapsed) * 100).toFixed(0)}%`;
+  process.stdout.write(
+    `\nTender CPU under wrk (${Math.round(plain.requestsPerSecond).toLocaleString("en")} req/s): ${share(after.user + after.system - before.user - before.system)} of a core ` +
+      `(user ${share(after.user - before.user)}, system ${share(after.system - before.system)}); ` +
+      `${((((after.user + after.system - before.user - before.system) / TICKS_PER_SECOND) * 1e6) / (plain.requestsPerSecond * elapsed)).toFixed(1)} µs of tender CPU per request\n`,
+  );
+
+  if (spawnSync("sh", ["-c", "command -v strace"]).status !== 0) {
+    process.stdout.write("\n(strace not installed: no system call counts)\n");
+    return;
+  }
+  const seconds = options.seconds;
+  const strace = spawn("timeout", ["-s", "INT", String(seconds + 1), "strace", "-c", "-f", "-p", String(atoll.tender.pid)], { stdio: ["ignore", "pipe", "pipe"] });
+  let output = "";
+  strace.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  strace.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<void>((resolve) => strace.on("exit", () => resolve()));
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  const traced = wrk(atoll, seconds, options.connections);
+  await exited;
+  const requests = Math.round(traced.requestsPerSecond * seconds);
+  process.stdout.write(`\nSystem calls: the Atoll tender under strace -c -f, ${traced.requestsPerSecond.toFixed(0)} req/s for ${seconds} s (about ${requests.toLocaleString("en")} requests)\n`);
+  const lines = output.split("\n").filter((line) => /^\s*[\d.]+\s+[\d.]+\s+\d+/.test(line) || /^% time|^-----|total/.test(line));
+  for (const line of lines.slice(0, 16)) process.stdout.write(`  ${line}\n`);
+}
+
 // ---- main ----------------------------------------------------------------------------------------------------
 
 async function main(): Promise<void> {
@@ -250,6 +393,7 @@ async function main(): Promise<void> {
   }
   process.stdout.write(`\nmedians over ${options.reps} repetitions of ${options.seconds} s (ratios: requests per second)\n`);
   process.stdout.write(markdownTable(["server", "req/s", "p99 ms", "ratio to nginx", "ratio to node"], table));
+  if (options.profile) await profileAtoll(atoll, options);
 }
 
 runBench("bench:http", main, cleanup);

@@ -467,3 +467,162 @@ test("destroy cancels exchanges and fails their bodies", () => {
   assert.equal(h.timers.armed, 0);
   assert.ok(readAll(exchange) instanceof Error);
 });
+
+test("send(): the head and a small body in one piece; as respond+write+end otherwise", () => {
+  const body = latin1Encode("hello");
+  const sendAll = (exchange: Exchange, bytes: Uint8Array, contentLength: number | undefined): void =>
+    exchange.send({ status: 200, headers: [["Content-Type", "text/plain"]], contentLength }, bytes);
+  const pieces = (h: Harness): string[] => h.connection.takeOutput().map((piece) => latin1Decode(piece));
+
+  const one = harness({ onRequest: (exchange) => sendAll(exchange, body, body.length) });
+  one.send(GET("/"));
+  assert.deepEqual(pieces(one), ["HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Length: 5\r\n\r\nhello"]);
+  assert.deepEqual(one.records.map((record) => [record.status, record.bodyBytes]), [[200, 5]]);
+
+  // HEAD: the fields GET would have, no content.
+  const head = harness({ onRequest: (exchange) => sendAll(exchange, body, body.length) });
+  head.send("HEAD / HTTP/1.1\r\nHost: h\r\n\r\n");
+  assert.deepEqual(pieces(head), ["HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Length: 5\r\n\r\n"]);
+
+  // No declared length: chunked, as with write().
+  const chunked = harness({ onRequest: (exchange) => sendAll(exchange, body, undefined) });
+  chunked.send(GET("/"));
+  assert.equal(pieces(chunked).join(""), "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
+
+  // Longer than declared: RangeError from the write, as write() would throw.
+  const long = harness();
+  long.send(GET("/"));
+  const exchange = long.exchanges[0];
+  assert.ok(exchange !== undefined);
+  assert.throws(() => sendAll(exchange, body, 3), RangeError);
+
+  // A large body is not copied: it follows the head as its own piece.
+  const large = new Uint8Array(64 * 1024).fill(0x61);
+  const big = harness({ onRequest: (exchange) => sendAll(exchange, large, large.length) });
+  big.send(GET("/"));
+  const output = big.connection.takeOutput();
+  assert.equal(output.length, 2);
+  assert.equal(output[1], large);
+
+  // Pipelined: the second answer waits for the first, then both leave in order.
+  const later: Exchange[] = [];
+  const pipelined = harness({ onRequest: (exchange) => later.push(exchange) });
+  pipelined.send(GET("/1") + GET("/2"));
+  const [first, second] = later;
+  assert.ok(first !== undefined && second !== undefined);
+  sendAll(second, latin1Encode("two"), 3);
+  assert.equal(pipelined.output(), "");
+  sendAll(first, latin1Encode("one"), 3);
+  const text = pipelined.output();
+  assert.ok(text.indexOf("one") < text.indexOf("two") && text.endsWith("two"), text);
+});
+
+test("response heads: an invalid field anywhere refuses the head, engine fields are dropped in any case", () => {
+  const h = harness();
+  h.send(GET("/"));
+  const exchange = h.exchanges[0];
+  assert.ok(exchange !== undefined);
+  assert.throws(() => exchange.respond({ status: 200, headers: [["Connection", "a\nb"]] }), TypeError);
+  assert.throws(() => exchange.respond({ status: 200, headers: [["X-Ok", "1"], ["Dat e", "x"]] }), TypeError);
+  assert.throws(() => exchange.respond({ status: 200, headers: [["X-Long-Name", "ok"], ["Y", "\u0100"]] }), TypeError);
+  exchange.send({ status: 200, headers: [["CONTENT-LENGTH", "99"], ["Transfer-Encoding", "gzip"], ["DATE", "Mon, 07 Nov 1994 00:00:00 GMT"], ["X", "é"]], contentLength: 2 }, latin1Encode("ok"));
+  assert.equal(h.output(), "HTTP/1.1 200 OK\r\nDATE: Mon, 07 Nov 1994 00:00:00 GMT\r\nX: \u00e9\r\nContent-Length: 2\r\n\r\nok");
+});
+
+test("headers timeout runs from the head's first byte, exactly; a head that arrives whole never starts it", () => {
+  const h = harness({ timeouts: { headersTimeoutMs: 3000, idleTimeoutMs: 60_000 } });
+  h.send(GET("/a"));
+  const first = h.exchanges[0];
+  assert.ok(first !== undefined);
+  reply(first, "a");
+  h.output();
+  h.timers.advance(1000);
+  h.send("GET /b HTTP/1.1\r\n");
+  h.timers.advance(2000);
+  h.send("Host: h\r\n");
+  h.timers.advance(999);
+  assert.equal(h.output(), "");
+  h.timers.advance(1);
+  assert.match(h.output(), /^HTTP\/1\.1 408/);
+  assert.equal(h.errors[0]?.kind, "headersTimeout");
+});
+
+test("keep-alive requests set no timer each: one watchdog per connection, set again only when it fires early", () => {
+  const timers = new ManualTimers();
+  let set = 0;
+  const counting = {
+    now: () => timers.now(),
+    at: (deadline: number, callback: () => void) => {
+      set++;
+      return timers.at(deadline, callback);
+    },
+  };
+  const connection = new Http1Connection({
+    timers: counting,
+    timeouts: { idleTimeoutMs: 5000, headersTimeoutMs: 10_000 },
+    hooks: { onRequest: (exchange) => reply(exchange, "ok"), onOutput: () => undefined },
+  });
+  for (let i = 0; i < 200; i++) {
+    connection.receive(latin1Encode(GET(`/${i}`)));
+    connection.takeOutput();
+    timers.advance(10);
+  }
+  assert.ok(set <= 2, `${set} timers set for 200 requests`);
+  // Idle for longer than the timeout: the watchdog comes due and the connection times out on time.
+  timers.advance(4989);
+  assert.equal(connection.finished, false);
+  timers.advance(1);
+  assert.equal(connection.finished, true);
+  assert.equal(timers.armed, 0);
+});
+
+test("output pieces stay the driver's until it releases them; release never lets buffered output be overwritten", () => {
+  const h = harness();
+  h.send(GET("/1"));
+  const [first] = h.exchanges;
+  assert.ok(first !== undefined);
+  first.send({ status: 200, headers: [], contentLength: 5 }, latin1Encode("first"));
+  const kept = h.connection.takeOutput();
+  const keptText = kept.map((piece) => latin1Decode(piece)).join("");
+  h.send(GET("/2"));
+  h.exchanges[1]?.send({ status: 200, headers: [], contentLength: 6 }, latin1Encode("second"));
+  assert.equal(kept.map((piece) => latin1Decode(piece)).join(""), keptText, "not released: untouched");
+  assert.match(h.output(), /second$/);
+
+  // Pipelined: the second answer waits in its exchange's buffer while the driver releases.
+  h.send(GET("/3") + GET("/4"));
+  const [, , third, fourth] = h.exchanges;
+  assert.ok(third !== undefined && fourth !== undefined);
+  fourth.send({ status: 200, headers: [["X-Fill", "y".repeat(200)]], contentLength: 6 }, latin1Encode("fourth"));
+  h.connection.releaseOutput();
+  third.send({ status: 200, headers: [["X-Fill", "z".repeat(200)]], contentLength: 5 }, latin1Encode("third"));
+  const text = h.output();
+  assert.ok(text.includes("y".repeat(200)) && text.includes("z".repeat(200)));
+  assert.ok(text.indexOf("third") < text.indexOf("fourth") && text.endsWith("fourth"), text);
+  h.connection.releaseOutput();
+  h.send(GET("/5"));
+  h.exchanges[4]?.send({ status: 200, headers: [], contentLength: 5 }, latin1Encode("fifth"));
+  assert.match(h.output(), /^HTTP\/1\.1 200 OK\r\n[\s\S]*\r\n\r\nfifth$/);
+});
+
+test("fieldsKey: the fields are checked and serialized once per key; Date, framing and Connection stay per response", () => {
+  let date = "Sun, 06 Nov 1994 08:49:37 GMT";
+  const key = {};
+  const h = harness();
+  const connection = new Http1Connection({
+    timers: h.timers,
+    date: () => date,
+    hooks: { onRequest: (exchange) => h.exchanges.push(exchange), onOutput: () => undefined },
+  });
+  const text = (): string => connection.takeOutput().map((piece) => latin1Decode(piece)).join("");
+  // An invalid field refuses the head and leaves nothing behind under the key.
+  connection.receive(latin1Encode(GET("/0")));
+  assert.throws(() => h.exchanges[0]?.respond({ status: 200, headers: [["X", "bad\r\nvalue"]], fieldsKey: key }), TypeError);
+  h.exchanges[0]?.send({ status: 200, headers: [["X-A", "1"], ["Content-Length", "9"]], contentLength: 2, fieldsKey: key }, latin1Encode("ok"));
+  assert.equal(text(), "HTTP/1.1 200 OK\r\nX-A: 1\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Length: 2\r\n\r\nok");
+  date = "Mon, 07 Nov 1994 08:49:37 GMT";
+  connection.receive(latin1Encode(GET("/1", "Connection: close\r\n")));
+  // Same key: the fields given are not even looked at.
+  h.exchanges[1]?.send({ status: 404, headers: [], contentLength: 3, fieldsKey: key }, latin1Encode("abc"));
+  assert.equal(text(), "HTTP/1.1 404 Not Found\r\nX-A: 1\r\nDate: Mon, 07 Nov 1994 08:49:37 GMT\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc");
+});

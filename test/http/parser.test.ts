@@ -5,7 +5,7 @@ import { ChunkedDecoder, parseChunkSizeLine } from "../../src/lib/http/chunked.t
 import { Http1Connection, type Exchange, type HttpLimits } from "../../src/lib/http/connection.ts";
 import { ProtocolError } from "../../src/lib/http/errors.ts";
 import { interpretRequest } from "../../src/lib/http/framing.ts";
-import { HeadReader, parseRequestHead } from "../../src/lib/http/head.ts";
+import { HeadCache, HeadReader, parseRequestHead } from "../../src/lib/http/head.ts";
 import { latin1Decode, latin1Encode } from "../../src/lib/http/syntax.ts";
 import { ManualTimers } from "../../src/lib/http/testing.ts";
 
@@ -159,6 +159,48 @@ test("limits: request line → 414, header section size and count → 431", () =
   const exact = reader({ line: 14, bytes: 4096, count: 3 });
   exact.feed(bytes("GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n"), 0);
   assert.equal(exact.complete, true);
+});
+
+test("property: the reader's limits hold at the same octet whether a head arrives whole or in pieces", () => {
+  const line = fc.constantFrom("GET / HTTP/1.1", "GET /a-rather-longer-target?with=query HTTP/1.1", "Host: a", "X-Long: " + "v".repeat(40), "A: 1", "", "bad\nline", "cr\rline");
+  fc.assert(
+    fc.property(fc.array(line, { maxLength: 8 }), fc.array(fc.nat(), { maxLength: 6 }), fc.integer({ min: 1, max: 60 }), fc.integer({ min: 4, max: 120 }), fc.integer({ min: 1, max: 5 }), (lines, splits, lineLimit, fieldLimit, countLimit) => {
+      const input = bytes(lines.map((text) => `${text}\r\n`).join(""));
+      const limits = { maxFirstLineBytes: lineLimit, maxFieldBytes: fieldLimit, maxFieldCount: countLimit };
+      const whole = new HeadReader(limits, true);
+      const wholeConsumed = whole.feed(input, 0);
+      const pieces = new HeadReader(limits, true);
+      let at = 0;
+      for (const split of [...splits.map((value) => value % (input.length + 1)).sort((a, b) => a - b), input.length]) {
+        const end = Math.max(at, split);
+        const piece = input.subarray(0, end);
+        while (at < end && pieces.error === undefined && !pieces.complete) at += pieces.feed(piece, at);
+        at = end;
+      }
+      assert.deepEqual([pieces.complete, pieces.error?.kind], [whole.complete, whole.error?.kind]);
+      if (whole.complete) assert.deepEqual(pieces.bytes(), whole.bytes());
+      assert.ok(wholeConsumed <= input.length);
+    }),
+    { numRuns: 400 },
+  );
+});
+
+test("property: heads parsed with a HeadCache equal heads parsed afresh, whatever the previous heads were", () => {
+  const requestLine = fc.constantFrom("GET / HTTP/1.1", "GET /other HTTP/1.1", "HEAD / HTTP/1.0", "POST /x HTTP/1.1", "get / HTTP/1.1", "GET / HTTP/2.0", "GET  / HTTP/1.1");
+  const fieldLine = fc.constantFrom("Host: a", "Host: b", "host: a", "Accept: */*", "Accept:  */* ", "User-Agent: x/1", "X-Custom: 1", " folded", "Bad Name: 1", "Ctl: a\x01b", "Cookie: a=1", "Cookie: a=2");
+  const head = fc.tuple(requestLine, fc.array(fieldLine, { maxLength: 5 })).map(([first, fields]) => bytes([first, ...fields].map((text) => `${text}\r\n`).join("")));
+  fc.assert(
+    fc.property(fc.array(head, { minLength: 1, maxLength: 6 }), (heads) => {
+      const cache = new HeadCache();
+      for (const one of heads) {
+        // The cache keeps copies: the reader's buffer is overwritten by the next head.
+        const buffer = one.slice();
+        assert.deepEqual(parseRequestHead(buffer, cache), parseRequestHead(one));
+        buffer.fill(0);
+      }
+    }),
+    { numRuns: 500 },
+  );
 });
 
 test("chunk-size lines: sizes, extensions, and what is refused", () => {

@@ -6,6 +6,7 @@ import { serveHttp, serveHttpConnection, type FetchHandler, type HttpLogger, typ
 import { HttpStats } from "../../src/lib/http/stats.ts";
 import { latin1Decode, latin1Encode } from "../../src/lib/http/syntax.ts";
 import { createFlowPair, ManualTimers, type MemoryFlow } from "../../src/lib/http/testing.ts";
+import { Headers } from "../../src/lib/web/headers.ts";
 import { Request } from "../../src/lib/web/request.ts";
 import { Response } from "../../src/lib/web/response.ts";
 import { ReadableStream } from "../../src/lib/web/streams.ts";
@@ -452,4 +453,86 @@ test("the Request passed to handlers is atoll/web's", async () => {
   await client.send("GET / HTTP/1.1\r\nHost: h\r\n\r\n");
   await client.responses(1);
   assert.equal(isOurs, true);
+});
+
+test("a bytes response leaves in one flow write per response, head and body together; pipelined ones are merged", async () => {
+  const [client, server] = createFlowPair();
+  const writes: number[] = [];
+  const counting: MemoryFlow = Object.assign(Object.create(server) as MemoryFlow, {
+    write: (bytes: Uint8Array): Promise<void> => {
+      writes.push(bytes.length);
+      return server.write(bytes);
+    },
+  });
+  const page = new Uint8Array(612).fill(0x61);
+  const served = serveHttpConnection(counting, () => new Response(page, { headers: { "content-type": "text/html" } }), { timers: new ManualTimers(), wallClock: () => 0, accessLog: false });
+  let received = "";
+  const readUntil = async (count: number): Promise<void> => {
+    while ((received.match(/HTTP\/1\.1 200/g) ?? []).length < count || !received.endsWith("a")) {
+      const chunk = await client.read();
+      if (chunk === undefined) break;
+      received += latin1Decode(chunk);
+    }
+  };
+  await client.write(latin1Encode("GET / HTTP/1.1\r\nHost: h\r\n\r\n"));
+  await readUntil(1);
+  assert.equal(writes.length, 1);
+  await client.write(latin1Encode("GET /a HTTP/1.1\r\nHost: h\r\n\r\nGET /b HTTP/1.1\r\nHost: h\r\n\r\n"));
+  await readUntil(3);
+  const responses = parseResponses(received, ["GET", "GET", "GET"], false);
+  assert.equal(responses.length, 3);
+  assert.ok(responses.every((response) => response.status === 200 && response.body.length === 612));
+  assert.ok(writes.length <= 3, `${writes.length} writes`);
+  await client.close();
+  await served;
+});
+
+test("a malformed request body is answered 400 by the engine even when the handler answers at once", async () => {
+  const handlers: [string, FetchHandler][] = [
+    ["bytes", () => new Response("ok")],
+    ["stream", (request) => new Response(request.body)],
+    ["bodiless GET", () => new Response("ok")],
+  ];
+  for (const [name, handler] of handlers) {
+    const { client, done } = serve(handler);
+    const method = name === "bodiless GET" ? "GET" : "POST";
+    await client.send(`${method} /echo HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nbad\r\n0\r\n\r\n`);
+    const [response] = await client.responses(1);
+    assert.equal(response?.status, 400, name);
+    assert.deepEqual(response?.headers.get("connection"), ["close"], name);
+    await client.flow.close();
+    await done;
+  }
+});
+
+test("responses copied from one Headers reuse its serialized fields, and see its changes", async () => {
+  const template = new Headers({ "content-type": "text/plain", "x-version": "1" });
+  const { client, done } = serve(() => new Response("ok", { headers: template }));
+  await client.send("GET /1 HTTP/1.1\r\nHost: h\r\n\r\nGET /2 HTTP/1.1\r\nHost: h\r\n\r\n");
+  const [first, second] = await client.responses(2);
+  assert.deepEqual([first?.headers.get("x-version"), second?.headers.get("x-version")], [["1"], ["1"]]);
+  assert.deepEqual(second?.headers.get("content-length"), ["2"]);
+  template.set("x-version", "2");
+  template.append("x-more", "yes");
+  await client.send("GET /3 HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n");
+  const third = (await client.responses(3))[2];
+  assert.deepEqual([third?.headers.get("x-version"), third?.headers.get("x-more"), third?.headers.get("connection")], [["2"], ["yes"], ["close"]]);
+  await client.flow.close();
+  await done;
+});
+
+test("request URLs on one connection follow each request's target and host, repeated or not", async () => {
+  const urls: string[] = [];
+  const { client, done } = serve((request) => {
+    urls.push(request.url);
+    return new Response("ok");
+  });
+  await client.send(
+    "GET /a HTTP/1.1\r\nHost: h\r\n\r\nGET /a HTTP/1.1\r\nHost: h\r\n\r\nGET /b?q HTTP/1.1\r\nHost: h\r\n\r\nGET /b?q HTTP/1.1\r\nHost: other:8080\r\n\r\n" +
+      "OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\nGET http://abs.example/x HTTP/1.1\r\nHost: h\r\n\r\nGET /a HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+  );
+  await client.responses(7);
+  assert.deepEqual(urls, ["http://h/a", "http://h/a", "http://h/b?q", "http://other:8080/b?q", "http://h/*", "http://abs.example/x", "http://h/a"]);
+  await client.flow.close();
+  await done;
 });

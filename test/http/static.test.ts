@@ -231,3 +231,40 @@ test("negotiation, entity tags and ranges as pure functions", () => {
   assert.deepEqual(evaluateRange("bytes=,,1-1", 5), { kind: "partial", first: 1, last: 1 });
   assert.deepEqual(evaluateRange("bytes=", 5), { kind: "full" });
 });
+
+test("per-representation fields are built once, yet each response has its own Headers and the current Cache-Control", () => {
+  let policy = "max-age=60";
+  const site = serveStatic(store, { cacheControl: () => policy });
+  const request = (headers: Record<string, string> = {}): Response => site(new Request("http://site.example/index.html", { headers }));
+  const first = request({ "accept-encoding": "br" });
+  first.headers.set("x-changed", "by the application");
+  first.headers.delete("etag");
+  const second = request({ "accept-encoding": "br" });
+  assert.equal(second.headers.get("x-changed"), null);
+  assert.equal(second.headers.get("content-encoding"), "br");
+  assert.match(second.headers.get("etag") ?? "", /-br"$/);
+  assert.equal(second.headers.get("cache-control"), "max-age=60");
+  policy = "no-store";
+  const third = request({ "accept-encoding": "br" });
+  assert.equal(third.headers.get("cache-control"), "no-store");
+  // The 304 for that representation: validator and caching fields only, the current ones.
+  const notModified = request({ "accept-encoding": "br", "if-none-match": third.headers.get("etag") ?? "" });
+  assert.equal(notModified.status, 304);
+  assert.deepEqual([...notModified.headers.keys()], ["cache-control", "etag", "vary"]);
+  assert.equal(notModified.headers.get("cache-control"), "no-store");
+  // Other representations of the same asset keep their own fields.
+  const identity = request();
+  assert.equal(identity.headers.get("content-encoding"), null);
+  assert.equal(identity.headers.get("etag"), store.lookup("/index.html")?.etag);
+});
+
+test("Accept-Encoding choices stay right when the same values come again (they are parsed once)", () => {
+  for (let round = 0; round < 3; round++) {
+    assert.equal(chooseContentCoding("gzip, br", ["br", "gzip"]), "br");
+    assert.equal(chooseContentCoding("gzip;q=0.5", ["br", "gzip"]), "gzip");
+    assert.equal(chooseContentCoding("br;q=0, gzip;q=0", ["br", "gzip"]), "identity");
+    assert.equal(chooseContentCoding("*;q=0", ["br", "gzip"]), undefined);
+    assert.equal(chooseContentCoding("gzip, br", []), "identity");
+    assert.equal(chooseContentCoding("identity;q=0", []), undefined);
+  }
+});

@@ -4,11 +4,11 @@ import { join } from "node:path";
 import * as vm from "node:vm";
 import fc from "fast-check";
 import { build } from "esbuild";
-import { Headers } from "../../src/lib/web/headers.ts";
-import { Request } from "../../src/lib/web/request.ts";
+import { Headers, headersContentKey, headersFromValidFields } from "../../src/lib/web/headers.ts";
+import { Request, serverRequest } from "../../src/lib/web/request.ts";
 import { Response, responseBody } from "../../src/lib/web/response.ts";
 import { TextDecoder, TextEncoder } from "../../src/lib/web/encoding.ts";
-import { URL, URLSearchParams } from "../../src/lib/web/url.ts";
+import { URL, URLSearchParams, serializedUrl } from "../../src/lib/web/url.ts";
 import { ReadableStream } from "../../src/lib/web/streams.ts";
 import { installWebGlobals } from "../../src/lib/web/globals.ts";
 
@@ -225,6 +225,128 @@ test("property: URL agrees with Node's URL (WHATWG) on ASCII hosts", () => {
     { numRuns: 3000 },
   );
   assert.ok(compared > 2000);
+});
+
+test("property: URLs already in serialized form (what a server builds) parse to the same parts as Node's URL", () => {
+  // Mostly what the fast path takes, and now and then what it must leave to the full parser.
+  const mostly = (usual: string[], unusual: string[]): fc.Arbitrary<string> => fc.oneof({ weight: 5, arbitrary: fc.constantFrom(...usual) }, { weight: 1, arbitrary: fc.constantFrom(...unusual) });
+  const host = mostly(["h", "example.com", "a-b.c0", "xn--nxasmq6b.example", "198.18.0.2", "0.0.0.0", "255.255.255.255", "a.1b"], ["256.1.1.1", "01.2.3.4", "1.2.3", "1.2.3.4.5", "0x7f.1", "a.1", "1a.b", "a..b", "a.", ".a", "A.b", "h_1"]);
+  const port = mostly(["", ":8080", ":0", ":65535"], [":80", ":443", ":080", ":65536", ":", ":1x"]);
+  const segment = mostly(["", "a", "index.html", "...x", "%41", "%zz", "a%2eb", "^", "|", "@", ":", ";", "=", "~", "!$&()*+,'"], [".", "..", "...", "%2e", "%2E", ".%2e", '"', "<", ">", "`", "{", "}", "\\", "é", " "]);
+  const query = fc.option(fc.array(fc.constantFrom("a=1", "&", "b", "'", '"', "<", "`", "{", "?", "/", "%20", "+", "é", " "), { maxLength: 4 }).map((parts) => `?${parts.join("")}`), { nil: "" });
+  const fragment = fc.option(fc.array(fc.constantFrom("top", "#", "`", "'", "<", "?", " "), { maxLength: 3 }).map((parts) => `#${parts.join("")}`), { nil: "" });
+  const input = fc
+    .tuple(fc.constantFrom("http://", "https://"), host, port, fc.array(segment, { maxLength: 4 }), fc.boolean(), query, fragment)
+    .map(([scheme, name, portText, segments, withPath, search, hash]) => `${scheme}${name}${portText}${withPath || segments.length > 0 ? `/${segments.join("/")}` : ""}${search}${hash}`);
+  let unchanged = 0;
+  fc.assert(
+    fc.property(input, (text) => {
+      let expected: globalThis.URL | undefined;
+      try {
+        expected = new globalThis.URL(text);
+      } catch {
+        expected = undefined;
+      }
+      if (expected !== undefined && /xn--/.test(expected.href) && !/xn--/.test(text)) return;
+      let actual: URL | undefined;
+      try {
+        actual = new URL(text);
+      } catch {
+        actual = undefined;
+      }
+      assert.equal(actual === undefined, expected === undefined, JSON.stringify(text));
+      if (actual === undefined || expected === undefined) return;
+      const parts = (url: URL | globalThis.URL): string[] => [url.href, url.protocol, url.host, url.hostname, url.port, url.pathname, url.search, url.hash, url.origin];
+      assert.deepEqual(parts(actual), parts(expected), JSON.stringify(text));
+      assert.equal(serializedUrl(text), expected.href);
+      assert.equal(new Request(text).url, expected.href);
+      if (expected.href === text) unchanged++;
+    }),
+    { numRuns: 3000 },
+  );
+  assert.ok(unchanged > 300, `only ${unchanged} inputs were already serialized`);
+});
+
+test("URL: parsing the same href again gives an independent URL (setters on one leave the next alone)", () => {
+  const href = "http://198.18.0.2:8080/a/b?x=1#f";
+  const first = new URL(href);
+  first.pathname = "/changed";
+  first.searchParams.append("y", "2");
+  first.hostname = "example.org";
+  first.hash = "";
+  const second = new URL(href);
+  assert.equal(second.href, href);
+  assert.deepEqual([second.pathname, second.search, second.hostname, second.hash], ["/a/b", "?x=1", "198.18.0.2", "#f"]);
+  assert.equal(first.href, "http://example.org:8080/changed?x=1&y=2");
+  second.pathname = "/other";
+  assert.equal(new URL(href).pathname, "/a/b");
+});
+
+test("Headers copies are independent, whichever side changes first (they share until then)", () => {
+  const original = new Headers({ a: "1", b: "2" });
+  const copy = new Headers(original);
+  const second = new Headers(copy);
+  copy.append("a", "3");
+  copy.delete("b");
+  assert.deepEqual([...original], [["a", "1"], ["b", "2"]]);
+  assert.deepEqual([...copy], [["a", "1, 3"]]);
+  assert.deepEqual([...second], [["a", "1"], ["b", "2"]]);
+  original.set("c", "4");
+  original.delete("a");
+  assert.deepEqual([...original], [["b", "2"], ["c", "4"]]);
+  assert.deepEqual([...second], [["a", "1"], ["b", "2"]]);
+  second.append("b", "5");
+  assert.deepEqual([...second], [["a", "1"], ["b", "2, 5"]]);
+  assert.deepEqual([...copy], [["a", "1, 3"]]);
+  assert.deepEqual([...original], [["b", "2"], ["c", "4"]]);
+});
+
+test("headersContentKey: shared by a Headers and its copies until one of them changes", () => {
+  const fresh = new Headers({ a: "1" });
+  assert.equal(headersContentKey(fresh), undefined, "not copied: no key");
+  const copy = new Headers(fresh);
+  const key = headersContentKey(fresh);
+  assert.ok(key !== undefined);
+  assert.equal(headersContentKey(copy), key);
+  assert.equal(headersContentKey(new Headers(copy)), key);
+  copy.set("b", "2");
+  assert.equal(headersContentKey(copy), undefined);
+  assert.equal(headersContentKey(fresh), key);
+  fresh.append("a", "3");
+  assert.equal(headersContentKey(fresh), undefined);
+  const again = new Headers(fresh);
+  assert.ok(headersContentKey(again) !== undefined && headersContentKey(again) !== key);
+  again.delete("nothing-there");
+  assert.equal(headersContentKey(again), headersContentKey(fresh), "deleting an absent name changes nothing");
+});
+
+test("serverRequest and headersFromValidFields: a server's Request, as the constructor would make it", async () => {
+  const headers = headersFromValidFields([
+    ["Host", "h"],
+    ["Accept", "a"],
+    ["accept", "b"],
+    ["Set-Cookie", "x=1, y"],
+    ["set-cookie", "z=2"],
+  ]);
+  assert.deepEqual([...headers], [["accept", "a, b"], ["host", "h"], ["set-cookie", "x=1, y"], ["set-cookie", "z=2"]]);
+  const request = serverRequest("http://h/p?q", "get", headers, null);
+  assert.deepEqual([request.method, request.url, request.redirect, request.bodyUsed, request.body], ["GET", "http://h/p?q", "follow", false, null]);
+  assert.equal(request.headers, headers, "the server's headers, not a copy");
+  assert.equal(await request.text(), "");
+  const stream = new ReadableStream<Uint8Array>({
+    start(controller) {
+      controller.enqueue(new TextEncoder().encode("body"));
+      controller.close();
+    },
+  });
+  const post = serverRequest("http://h/", "POST", new Headers(), stream);
+  assert.equal(await post.text(), "body");
+  assert.throws(() => serverRequest("http://h/", "HEAD", new Headers(), new ReadableStream<Uint8Array>()), TypeError);
+  // A Request made after a server's behaves as usual.
+  assert.equal(new Request("http://other/", { method: "put", headers: { A: "1" } }).method, "PUT");
+  const copy = new Request(request);
+  assert.notEqual(copy.headers, request.headers);
+  assert.deepEqual([...copy.headers], [...request.headers]);
 });
 
 // ── Request and Response ───────────────────────────────────────────────────────────────────────

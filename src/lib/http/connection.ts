@@ -23,7 +23,8 @@
 import { ChunkedDecoder } from "./chunked.ts";
 import { ProtocolError } from "./errors.ts";
 import { interpretRequest, type RequestInfo } from "./framing.ts";
-import { HeadReader, parseRequestHead } from "./head.ts";
+import { HeadCache, HeadReader, parseRequestHead } from "./head.ts";
+import { HeadWriter } from "./head-writer.ts";
 import { REASON_PHRASES, isFieldValue, isReasonPhrase, isToken, latin1Encode } from "./syntax.ts";
 
 export interface HttpLimits {
@@ -86,6 +87,12 @@ export interface ResponseHead {
   readonly headers: Iterable<readonly [string, string]>;
   /** The body's length when known (sent as Content-Length); otherwise chunked, or close-delimited for HTTP/1.0. */
   readonly contentLength?: number | undefined;
+  /**
+   * An object standing for the content of `headers` (atoll/web's headersContentKey): heads with
+   * the same key have the same fields, so the engine checks and serializes them once and reuses
+   * the octets. Give it only when that holds.
+   */
+  readonly fieldsKey?: object | undefined;
 }
 
 export type BodyRead =
@@ -132,6 +139,18 @@ export interface ConnectionOptions {
  * values would contradict the framing the engine chose.
  */
 const ENGINE_FIELDS = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "content-length", "te", "trailer", "upgrade"]);
+/**
+ * Size of a connection's output arena, made on its first response and kept while the connection
+ * lives: small, since an idle keep-alive connection holds it too.
+ */
+const OUTPUT_ARENA_BYTES = 8 * 1024;
+/** Larger messages get a buffer of their own (a head with a page of a few KiB still fits). */
+const MAX_ARENA_PIECE = 4 * 1024;
+const EMPTY_ARENA = new Uint8Array(0);
+/** Serialized application fields by ResponseHead.fieldsKey (and whether they hold Date). */
+const serializedFields = new WeakMap<object, { readonly octets: Uint8Array; readonly hasDate: boolean }>();
+/** A body shorter than this is copied behind its head, so that both leave in one write (and one segment when they fit). */
+const BODY_WITH_HEAD_BELOW = 16 * 1024;
 
 const CONTINUE_RESPONSE = latin1Encode("HTTP/1.1 100 Continue\r\n\r\n");
 const CRLF_BYTES = latin1Encode("\r\n");
@@ -256,6 +275,15 @@ export class Exchange {
     this.#state.connection.respond(this.#state, head);
   }
 
+  /**
+   * The whole response in one call: respond, write `body`, end. A small body leaves in the same
+   * buffer as the head (one write to the flow). Throws as respond and write do.
+   */
+  send(head: ResponseHead, body: Uint8Array): void {
+    if (this.#state.cancelled) return;
+    this.#state.connection.send(this.#state, head, body);
+  }
+
   /** Queues response content (ignored when the response has none, e.g. HEAD). Throws RangeError beyond the declared Content-Length. */
   write(bytes: Uint8Array): void {
     if (this.#state.cancelled) return;
@@ -301,7 +329,18 @@ export class Http1Connection {
   private pendingBytes = 0;
 
   private parse: ParseState = "head";
-  private head: HeadReader;
+  /** One reader for every head on the connection (reset after each), and the previous head's parsed lines. */
+  private readonly head: HeadReader;
+  private readonly headCache = new HeadCache();
+  /** Serializes response heads; reused from response to response. */
+  private readonly headWriter = new HeadWriter();
+  /**
+   * Where response heads (and the small bodies sent with them) are written: output pieces are
+   * views of it, so a response costs no buffer of its own. Reused from the start once the driver
+   * says it has written everything it took (releaseOutput); until then only new space is used.
+   */
+  private arena = EMPTY_ARENA;
+  private arenaUsed = 0;
   private bodyOwner: ExchangeState | undefined;
   private bodyRemaining = 0;
   private chunked: ChunkedDecoder | undefined;
@@ -320,9 +359,18 @@ export class Http1Connection {
   private processAgain = false;
   private reportedWantsInput = true;
 
-  private headersTimer: { cancel(): void } | undefined;
-  private idleTimer: { cancel(): void } | undefined;
-  private bodyTimer: { cancel(): void } | undefined;
+  /**
+   * The three timeouts as deadlines (ms; Infinity when not running), watched by one timer. The
+   * deadlines move on every request; the timer does not: it is set for the nearest deadline only
+   * when that comes sooner than the time it is set for, and when it fires early (the deadline
+   * moved on) it is set again. So a request costs no timer insertion and no cancellation (the
+   * TCP layer's DeadlineTimer works the same way).
+   */
+  private headersDeadline = Infinity;
+  private idleDeadline = Infinity;
+  private bodyDeadline = Infinity;
+  private watchdog: { cancel(): void } | undefined;
+  private watchdogAt = Infinity;
 
   bytesReceived = 0;
   bytesSent = 0;
@@ -347,8 +395,7 @@ export class Http1Connection {
     this.pending.push(chunk);
     this.pendingBytes += chunk.length;
     // Activity: the idle timer measures silence, so it restarts after this.
-    this.idleTimer?.cancel();
-    this.idleTimer = undefined;
+    this.idleDeadline = Infinity;
     this.process();
   }
 
@@ -372,6 +419,19 @@ export class Http1Connection {
     this.outputBytes = 0;
     this.queue[0]?.notifyWritable();
     return taken;
+  }
+
+  /**
+   * The driver has written every piece takeOutput() gave it, and will not touch them again: the
+   * engine may reuse their memory. A driver that does not call this keeps its pieces for good.
+   */
+  releaseOutput(): void {
+    // Pieces not yet taken, or buffered by exchanges waiting their turn, still use the arena:
+    // then it goes on filling forward (a new one when full), and is reused from the start at a
+    // later release that finds nothing held.
+    if (this.output.length > 0) return;
+    for (const state of this.queue) if (state.pendingOutput.length > 0) return;
+    this.arenaUsed = 0;
   }
 
   /** Whether output is waiting in takeOutput(). */
@@ -447,8 +507,7 @@ export class Http1Connection {
     state.bodyDiscarded = true;
     state.bodyWaiter = undefined;
     // Nobody waits for this body any more: skipping it is not a reason to time out.
-    this.bodyTimer?.cancel();
-    this.bodyTimer = undefined;
+    this.bodyDeadline = Infinity;
     state.bodyChunks = [];
     state.bodyQueuedBytes = 0;
     this.process();
@@ -461,8 +520,12 @@ export class Http1Connection {
     return queued < this.limits.outputHighWaterBytes;
   }
 
-  /** @internal */
-  respond(state: ExchangeState, head: ResponseHead): void {
+  /**
+   * @internal Starts the response: validates and serializes the head. With `body` (the whole
+   * content, when it is small), the head and the body go out in one buffer if the framing allows;
+   * returns whether the body went with the head.
+   */
+  respond(state: ExchangeState, head: ResponseHead, body?: Uint8Array): boolean {
     if (state.response !== "none") throw new Error("respond was already called for this exchange");
     const request = state.request;
     const status = head.status;
@@ -470,18 +533,21 @@ export class Http1Connection {
     const reason = head.reason ?? REASON_PHRASES[status] ?? "";
     if (!isReasonPhrase(reason)) throw new TypeError("the reason phrase contains a control character");
 
-    const lines = [`HTTP/1.1 ${status} ${reason}`];
-    let hasDate = false;
-    for (const [name, value] of head.headers) {
-      if (!isToken(name)) throw new TypeError(`invalid field name ${JSON.stringify(name)}`);
-      // CR or LF in a value would let the application (or whoever fed it) split the response.
-      if (!isFieldValue(value)) throw new TypeError(`invalid value for field ${name}: it contains a control character`);
-      const lower = name.toLowerCase();
-      if (ENGINE_FIELDS.has(lower)) continue;
-      if (lower === "date") hasDate = true;
-      lines.push(`${name}: ${value}`);
+    const writer = this.headWriter;
+    writer.reset();
+    writer.statusLine(status, reason);
+    let hasDate: boolean;
+    const key = head.fieldsKey;
+    const known = key === undefined ? undefined : serializedFields.get(key);
+    if (known !== undefined) {
+      writer.octets(known.octets);
+      hasDate = known.hasDate;
+    } else {
+      const start = writer.position;
+      hasDate = this.writeFields(writer, head.headers);
+      if (key !== undefined) serializedFields.set(key, { octets: writer.copy(start), hasDate });
     }
-    if (!hasDate && this.date !== undefined) lines.push(`Date: ${this.date()}`);
+    if (!hasDate && this.date !== undefined) writer.field("Date", this.date());
 
     const contentLength = head.contentLength;
     if (contentLength !== undefined && (!Number.isSafeInteger(contentLength) || contentLength < 0)) {
@@ -491,14 +557,14 @@ export class Http1Connection {
     if (state.isHead || status === 204 || status === 304) {
       state.framing = "none";
       // RFC 9110 §9.3.2: HEAD answers with the fields GET would have, Content-Length included.
-      if (state.isHead && contentLength !== undefined && status !== 204 && status !== 304) lines.push(`Content-Length: ${contentLength}`);
+      if (state.isHead && contentLength !== undefined && status !== 204 && status !== 304) writer.trustedField("Content-Length", contentLength);
     } else if (contentLength !== undefined) {
       state.framing = "length";
       state.declaredLength = contentLength;
-      lines.push(`Content-Length: ${contentLength}`);
+      writer.trustedField("Content-Length", contentLength);
     } else if (request === undefined || request.versionMinor === 1) {
       state.framing = "chunked";
-      lines.push("Transfer-Encoding: chunked");
+      writer.trustedField("Transfer-Encoding", "chunked");
     } else {
       // HTTP/1.0 has no chunked coding (RFC 9112 §7): the end of the connection ends the content.
       state.framing = "close";
@@ -512,13 +578,43 @@ export class Http1Connection {
       // close, since we cannot know whether it will send the body anyway.
       state.closeAfter = true;
     }
-    if (state.closeAfter) lines.push("Connection: close");
-    else if (request?.versionMinor === 0) lines.push("Connection: keep-alive");
+    if (state.closeAfter) writer.trustedField("Connection", "close");
+    else if (request?.versionMinor === 0) writer.trustedField("Connection", "keep-alive");
 
     state.response = "started";
     state.status = status;
     state.continueWanted = false;
-    this.emit(state, latin1Encode(`${lines.join("\r\n")}\r\n\r\n`));
+    const withBody = body !== undefined && body.length > 0 && state.framing === "length" && body.length <= state.declaredLength;
+    if (withBody) state.bodyBytes = body.length;
+    this.emit(state, writer.finish(this.allocateOutput, withBody ? body : undefined));
+    return withBody;
+  }
+
+  /** Writes the application's fields, leaving out the engine's; returns whether Date was among them. Throws TypeError for an invalid one. */
+  private writeFields(writer: HeadWriter, fields: Iterable<readonly [string, string]>): boolean {
+    let hasDate = false;
+    for (const [name, value] of fields) {
+      // (Names from a Headers are lower case already: then toLowerCase returns them as they are.)
+      const lower = name.toLowerCase();
+      if (ENGINE_FIELDS.has(lower)) {
+        // Dropped, but an invalid one still refuses the head, as any invalid field does.
+        if (!isToken(name)) throw new TypeError(`invalid field name ${JSON.stringify(name)}`);
+        if (!isFieldValue(value)) throw new TypeError(`invalid value for field ${name}: it contains a control character`);
+        continue;
+      }
+      if (lower === "date") hasDate = true;
+      // Checks the name (a token) and the value (no CR, LF or other control: they would let the
+      // application, or whoever fed it, split the response) as it copies them.
+      writer.field(name, value);
+    }
+    return hasDate;
+  }
+
+  /** @internal The whole response at once: a small body leaves in the same buffer as the head. */
+  send(state: ExchangeState, head: ResponseHead, body: Uint8Array): void {
+    const sent = this.respond(state, head, body.length < BODY_WITH_HEAD_BELOW ? body : undefined);
+    if (!sent) this.writeBody(state, body);
+    this.endResponse(state);
   }
 
   /** @internal */
@@ -564,6 +660,19 @@ export class Http1Connection {
   }
 
   // ── Internals ───────────────────────────────────────────────────────────────────────────────
+
+  /** Memory for `size` bytes of output: a view of the arena, or a buffer of its own when large. */
+  private readonly allocateOutput = (size: number): Uint8Array => {
+    if (size > MAX_ARENA_PIECE) return new Uint8Array(size);
+    if (this.arenaUsed + size > this.arena.length) {
+      this.arena = new Uint8Array(OUTPUT_ARENA_BYTES);
+      this.arenaUsed = 0;
+    }
+    const start = this.arenaUsed;
+    this.arenaUsed += size;
+    // The constructor, not subarray(): subarray goes through the species protocol, slower in V8.
+    return new Uint8Array(this.arena.buffer, start, size);
+  };
 
   private newHeadReader(): HeadReader {
     return new HeadReader(
@@ -622,12 +731,8 @@ export class Http1Connection {
       if (this.queue.length >= this.limits.maxPipelinedRequests) return false;
       const consumed = this.head.feed(chunk, start);
       this.consume(consumed);
-      if (this.head.started && this.headersTimer === undefined) {
-        this.headersTimer = this.timers.at(this.timers.now() + this.timeouts.headersTimeoutMs, () => {
-          this.headersTimer = undefined;
-          this.protocolError(new ProtocolError("headersTimeout", `no complete request head within ${this.timeouts.headersTimeoutMs} ms`));
-        });
-      }
+      // The headers deadline (from the head's first byte) is set in updateTimers, at the end of
+      // this processing, and only if the head is still incomplete then: most heads arrive whole.
       const error = this.head.error;
       if (error !== undefined) {
         this.protocolError(error, this.head.firstLine());
@@ -671,18 +776,14 @@ export class Http1Connection {
   }
 
   private beginRequest(): void {
-    const requestLine = this.head.firstLine();
-    const head = parseRequestHead(this.head.bytes());
-    this.head = this.newHeadReader();
-    this.headersTimer?.cancel();
-    this.headersTimer = undefined;
-    if (head instanceof ProtocolError) {
-      this.protocolError(head, requestLine);
-      return;
-    }
-    const info = interpretRequest(head, this.limits.maxBodyBytes);
+    const head = parseRequestHead(this.head.bytes(), this.headCache);
+    const info = head instanceof ProtocolError ? head : interpretRequest(head, this.limits.maxBodyBytes);
+    // The request line as text only for the log of a request that failed (a good one carries its own).
+    const failedLine = info instanceof ProtocolError ? this.head.firstLine() : undefined;
+    this.head.reset();
+    this.headersDeadline = Infinity;
     if (info instanceof ProtocolError) {
-      this.protocolError(info, requestLine);
+      this.protocolError(info, failedLine);
       return;
     }
     const state = new ExchangeState(this, info, info.requestLine);
@@ -711,8 +812,7 @@ export class Http1Connection {
     if (state.bodyDiscarded || state.response === "complete") return;
     state.bodyChunks.push(data);
     state.bodyQueuedBytes += data.length;
-    this.bodyTimer?.cancel();
-    this.bodyTimer = undefined;
+    this.bodyDeadline = Infinity;
     state.notifyBody();
   }
 
@@ -721,8 +821,7 @@ export class Http1Connection {
     this.bodyOwner = undefined;
     this.chunked = undefined;
     this.parse = "head";
-    this.bodyTimer?.cancel();
-    this.bodyTimer = undefined;
+    this.bodyDeadline = Infinity;
     state.notifyBody();
   }
 
@@ -738,8 +837,7 @@ export class Http1Connection {
     this.pending = [];
     this.pendingBytes = 0;
     this.pendingOffset = 0;
-    this.headersTimer?.cancel();
-    this.headersTimer = undefined;
+    this.headersDeadline = Infinity;
   }
 
   /** Answers a protocol error (after the responses already owed) and closes. */
@@ -866,35 +964,67 @@ export class Http1Connection {
   }
 
   private armBodyTimer(): void {
-    if (this.bodyTimer !== undefined || this.destroyed) return;
-    this.bodyTimer = this.timers.at(this.timers.now() + this.timeouts.bodyTimeoutMs, () => {
-      this.bodyTimer = undefined;
-      if (this.bodyOwner !== undefined) this.protocolError(new ProtocolError("bodyTimeout", `no request body bytes within ${this.timeouts.bodyTimeoutMs} ms`));
-    });
+    if (this.bodyDeadline !== Infinity || this.destroyed) return;
+    this.bodyDeadline = this.timers.now() + this.timeouts.bodyTimeoutMs;
+    this.armWatchdog();
   }
 
   private updateTimers(): void {
     if (this.destroyed) return;
-    const idle = this.acceptRequests && this.queue.length === 0 && !this.head.started;
-    if (idle && this.idleTimer === undefined) {
-      this.idleTimer = this.timers.at(this.timers.now() + this.timeouts.idleTimeoutMs, () => {
-        this.idleTimer = undefined;
-        this.protocolError(new ProtocolError("idleTimeout", `no request within ${this.timeouts.idleTimeoutMs} ms`));
-      });
-    } else if (!idle && this.idleTimer !== undefined) {
-      this.idleTimer.cancel();
-      this.idleTimer = undefined;
+    if (this.finished) {
+      this.cancelTimers();
+      return;
     }
-    if (this.finished) this.cancelTimers();
+    if (this.head.started) {
+      // A head in progress: its deadline runs from the processing that saw its first byte.
+      if (this.headersDeadline === Infinity) this.headersDeadline = this.timers.now() + this.timeouts.headersTimeoutMs;
+    }
+    const idle = this.acceptRequests && this.queue.length === 0 && !this.head.started;
+    if (!idle) this.idleDeadline = Infinity;
+    else if (this.idleDeadline === Infinity) this.idleDeadline = this.timers.now() + this.timeouts.idleTimeoutMs;
+    this.armWatchdog();
   }
 
+  /** Sets the watchdog for the nearest deadline, unless it is already set for that time or sooner. */
+  private armWatchdog(): void {
+    const next = Math.min(this.headersDeadline, this.idleDeadline, this.bodyDeadline);
+    if (next === Infinity || next >= this.watchdogAt) return;
+    this.watchdog?.cancel();
+    this.watchdogAt = next;
+    this.watchdog = this.timers.at(next, this.onWatchdog);
+  }
+
+  /** The watchdog fired: the deadline that passed, if one did, times out; else it is set again. */
+  private readonly onWatchdog = (): void => {
+    this.watchdog = undefined;
+    this.watchdogAt = Infinity;
+    if (this.destroyed) return;
+    const now = this.timers.now();
+    const next = Math.min(this.headersDeadline, this.idleDeadline, this.bodyDeadline);
+    if (next > now) {
+      this.armWatchdog();
+      return;
+    }
+    if (next === this.headersDeadline) {
+      this.headersDeadline = Infinity;
+      this.protocolError(new ProtocolError("headersTimeout", `no complete request head within ${this.timeouts.headersTimeoutMs} ms`));
+    } else if (next === this.idleDeadline) {
+      this.idleDeadline = Infinity;
+      this.protocolError(new ProtocolError("idleTimeout", `no request within ${this.timeouts.idleTimeoutMs} ms`));
+    } else {
+      this.bodyDeadline = Infinity;
+      if (this.bodyOwner !== undefined) this.protocolError(new ProtocolError("bodyTimeout", `no request body bytes within ${this.timeouts.bodyTimeoutMs} ms`));
+    }
+    this.updateTimers();
+  };
+
   private cancelTimers(): void {
-    this.headersTimer?.cancel();
-    this.idleTimer?.cancel();
-    this.bodyTimer?.cancel();
-    this.headersTimer = undefined;
-    this.idleTimer = undefined;
-    this.bodyTimer = undefined;
+    this.watchdog?.cancel();
+    this.watchdog = undefined;
+    this.watchdogAt = Infinity;
+    this.headersDeadline = Infinity;
+    this.idleDeadline = Infinity;
+    this.bodyDeadline = Infinity;
   }
 
   private updateInputWanted(): void {

@@ -41,8 +41,22 @@ const HEX_OR_IPV6 = /^[0-9A-Fa-f:.]+$/;
 /** reg-name characters of RFC 3986 §3.2.2: unreserved, pct-encoded, sub-delims. */
 const REG_NAME = /^(?:[A-Za-z0-9\-._~!$&'()*+,;=]|%[0-9A-Fa-f]{2})*$/;
 
+/**
+ * The last authority found valid: a client names the same host on every request of a
+ * connection (and most clients of a server name the same one), so the check is usually a
+ * comparison with it.
+ */
+let lastValidAuthority = "";
+
 /** Host = uri-host [ ":" port ] (RFC 9110 §7.2), with an IP-literal in brackets. */
 export function isValidAuthority(value: string): boolean {
+  if (value === lastValidAuthority && value !== "") return true;
+  const valid = checkAuthority(value);
+  if (valid) lastValidAuthority = value;
+  return valid;
+}
+
+function checkAuthority(value: string): boolean {
   let host = value;
   let port: string | undefined;
   if (value.startsWith("[")) {
@@ -89,9 +103,50 @@ function parseTarget(head: RequestHead): { form: TargetForm; authority?: string;
   return { form: "absolute", authority, scheme };
 }
 
-function parseFraming(head: RequestHead, maxBodyBytes: number): BodyFraming | ProtocolError {
-  const transferEncodings = fieldValues(head.fields, "transfer-encoding");
-  const contentLengths = fieldValues(head.fields, "content-length");
+/** The values of the fields the engine itself interprets, gathered in one pass over the head. */
+interface EngineFields {
+  readonly hosts: readonly string[];
+  readonly transferEncodings: readonly string[];
+  readonly contentLengths: readonly string[];
+  readonly connections: readonly string[];
+  readonly expectations: readonly string[];
+}
+
+const NONE: readonly string[] = [];
+
+/** Sorts the fields interpretRequest needs out of a head (names compared case-insensitively), looking at each field once. */
+function engineFields(fields: readonly FieldLine[]): EngineFields {
+  // Arrays are made only for the fields present: most requests have Host and nothing else here.
+  let hosts = NONE;
+  let transferEncodings = NONE;
+  let contentLengths = NONE;
+  let connections = NONE;
+  let expectations = NONE;
+  for (const [name, value] of fields) {
+    // The length rules out most fields before any case folding.
+    switch (name.length) {
+      case 4:
+        if (name.toLowerCase() === "host") hosts = [...hosts, value];
+        break;
+      case 6:
+        if (name.toLowerCase() === "expect") expectations = [...expectations, value];
+        break;
+      case 10:
+        if (name.toLowerCase() === "connection") connections = [...connections, value];
+        break;
+      case 14:
+        if (name.toLowerCase() === "content-length") contentLengths = [...contentLengths, value];
+        break;
+      case 17:
+        if (name.toLowerCase() === "transfer-encoding") transferEncodings = [...transferEncodings, value];
+        break;
+    }
+  }
+  return { hosts, transferEncodings, contentLengths, connections, expectations };
+}
+
+function parseFraming(head: RequestHead, fields: EngineFields, maxBodyBytes: number): BodyFraming | ProtocolError {
+  const { transferEncodings, contentLengths } = fields;
   if (transferEncodings.length > 0) {
     if (head.versionMinor === 0) {
       // RFC 9112 §6.1: Transfer-Encoding in HTTP/1.0 means the framing is faulty.
@@ -139,7 +194,8 @@ function parseFraming(head: RequestHead, maxBodyBytes: number): BodyFraming | Pr
 
 /** Interprets a parsed head. Returns a ProtocolError for every fault RFC 9112 makes fatal. */
 export function interpretRequest(head: RequestHead, maxBodyBytes: number): RequestInfo | ProtocolError {
-  const hosts = fieldValues(head.fields, "host");
+  const fields = engineFields(head.fields);
+  const hosts = fields.hosts;
   // RFC 9112 §3.2: 400 for an HTTP/1.1 request without Host, with several, or with an invalid one.
   if (hosts.length > 1) return new ProtocolError("badHost", "more than one Host field");
   if (head.versionMinor === 1 && hosts.length === 0) return new ProtocolError("badHost", "an HTTP/1.1 request without Host");
@@ -148,23 +204,29 @@ export function interpretRequest(head: RequestHead, maxBodyBytes: number): Reque
 
   const target = parseTarget(head);
   if (target instanceof ProtocolError) return target;
-  const body = parseFraming(head, maxBodyBytes);
+  const body = parseFraming(head, fields, maxBodyBytes);
   if (body instanceof ProtocolError) return body;
 
-  const connectionOptions = fieldValues(head.fields, "connection").flatMap((value) => splitList(value).map((option) => option.toLowerCase()));
   // RFC 9112 §9.3: HTTP/1.1 persists unless "close"; HTTP/1.0 persists only with "keep-alive".
-  const keepAlive = connectionOptions.includes("close") ? false : head.versionMinor === 1 || connectionOptions.includes("keep-alive");
+  let keepAlive = head.versionMinor === 1;
+  if (fields.connections.length > 0) {
+    const connectionOptions = fields.connections.flatMap((value) => splitList(value).map((option) => option.toLowerCase()));
+    keepAlive = connectionOptions.includes("close") ? false : keepAlive || connectionOptions.includes("keep-alive");
+  }
 
   let expectContinue = false;
   // RFC 9110 §10.1.1: a server MUST ignore a 100-continue expectation in an HTTP/1.0 request.
   if (head.versionMinor === 1) {
-    for (const expectation of fieldValues(head.fields, "expect").flatMap((value) => splitList(value))) {
+    for (const expectation of fields.expectations.flatMap((value) => splitList(value))) {
       if (expectation.toLowerCase() !== "100-continue") return new ProtocolError("expectationFailed", `expectation '${expectation}' cannot be met`);
       expectContinue = true;
     }
   }
   return {
-    ...head,
+    method: head.method,
+    target: head.target,
+    versionMinor: head.versionMinor,
+    fields: head.fields,
     targetForm: target.form,
     authority: target.authority ?? (host === "" ? undefined : host),
     scheme: target.scheme,

@@ -31,6 +31,9 @@ export interface HeadLimits {
   readonly maxFieldCount: number;
 }
 
+/** Runs of octets up to this long are copied by a loop rather than through a subarray. */
+const SHORT_RUN = 64;
+
 /** Leading empty lines a server ignores before a request line (RFC 9112 §2.2 says "at least one"). */
 const MAX_LEADING_EMPTY_LINES = 8;
 
@@ -85,38 +88,58 @@ export class HeadReader {
    */
   feed(chunk: Uint8Array, start: number): number {
     let at = start;
-    while (at < chunk.length && this.state === "reading") {
-      const octet = chunk[at] ?? 0;
-      at++;
+    const end = chunk.length;
+    while (at < end && this.state === "reading") {
       if (this.pendingCarriageReturn) {
         this.pendingCarriageReturn = false;
-        if (octet !== LF) {
+        if (chunk[at++] !== LF) {
           this.fail(new ProtocolError("bareCarriageReturn", "a CR in the head is not followed by LF"));
           break;
         }
         this.endLine();
         continue;
       }
+      // The rest of a line, up to its CR or LF, is copied in one piece: the limits bound how far
+      // the scan may go, so nothing beyond them is ever buffered.
+      const allowed = this.lineRoom();
+      const scanEnd = Math.min(end, at + allowed + 1);
+      let runEnd = at;
+      while (runEnd < scanEnd) {
+        const octet = chunk[runEnd] ?? 0;
+        if (octet === CR || octet === LF) break;
+        runEnd++;
+      }
+      if (runEnd > at) {
+        this.appendRun(chunk, at, runEnd);
+        this.lineLength += runEnd - at;
+        at = runEnd;
+        if (this.lineLength > this.lineLimit()) {
+          this.failLineTooLong();
+          break;
+        }
+        continue;
+      }
+      const octet = chunk[at++] ?? 0;
       if (octet === CR) {
         this.pendingCarriageReturn = true;
         continue;
       }
-      if (octet === LF) {
-        this.fail(new ProtocolError("bareLineFeed", "a line in the head ends with LF alone; HTTP/1.1 lines end with CRLF"));
-        break;
-      }
-      this.append(octet);
-      this.lineLength++;
-      if (this.hasFirstLine && this.lines === 0) {
-        if (this.lineLength > this.limits.maxFirstLineBytes) {
-          this.fail(new ProtocolError("requestLineTooLong", `the request line is longer than ${this.limits.maxFirstLineBytes} bytes`));
-        }
-      } else if (this.fieldBytes + this.lineLength + 2 > this.limits.maxFieldBytes) {
-        const what = this.hasFirstLine ? "header section" : "trailer section";
-        this.fail(new ProtocolError(this.hasFirstLine ? "headersTooLarge" : "trailersTooLarge", `the ${what} is larger than ${this.limits.maxFieldBytes} bytes`));
-      }
+      this.fail(new ProtocolError("bareLineFeed", "a line in the head ends with LF alone; HTTP/1.1 lines end with CRLF"));
+      break;
     }
     return at - start;
+  }
+
+  /** Empties the reader for the next head (the connection reuses one reader, and its buffer). */
+  reset(): void {
+    this.length = 0;
+    this.lineLength = 0;
+    this.lines = 0;
+    this.fieldBytes = 0;
+    this.skippedLines = 0;
+    this.pendingCarriageReturn = false;
+    this.state = "reading";
+    this.failure = undefined;
   }
 
   /** The head, lines separated by CRLF, without the empty line that ended it. */
@@ -149,12 +172,49 @@ export class HeadReader {
   }
 
   private append(octet: number): void {
-    if (this.length === this.buffer.length) {
-      const grown = new Uint8Array(this.buffer.length * 2);
-      grown.set(this.buffer);
-      this.buffer = grown;
-    }
+    if (this.length === this.buffer.length) this.grow(this.length + 1);
     this.buffer[this.length++] = octet;
+  }
+
+  private appendRun(chunk: Uint8Array, start: number, end: number): void {
+    const needed = this.length + (end - start);
+    if (needed > this.buffer.length) this.grow(needed);
+    if (end - start > SHORT_RUN) {
+      this.buffer.set(chunk.subarray(start, end), this.length);
+    } else {
+      // A header line is short: a loop costs less than the view that set() needs.
+      const buffer = this.buffer;
+      for (let from = start, to = this.length; from < end; from++, to++) buffer[to] = chunk[from] ?? 0;
+    }
+    this.length = needed;
+  }
+
+  private grow(needed: number): void {
+    let size = this.buffer.length * 2;
+    while (size < needed) size *= 2;
+    const grown = new Uint8Array(size);
+    grown.set(this.buffer.subarray(0, this.length));
+    this.buffer = grown;
+  }
+
+  /** The longest the current line may be: the request line's own limit, else what the field section has left. */
+  private lineLimit(): number {
+    if (this.hasFirstLine && this.lines === 0) return this.limits.maxFirstLineBytes;
+    return this.limits.maxFieldBytes - this.fieldBytes - 2;
+  }
+
+  /** How many more octets the current line may take before it breaks its limit. */
+  private lineRoom(): number {
+    return Math.max(0, this.lineLimit() - this.lineLength);
+  }
+
+  private failLineTooLong(): void {
+    if (this.hasFirstLine && this.lines === 0) {
+      this.fail(new ProtocolError("requestLineTooLong", `the request line is longer than ${this.limits.maxFirstLineBytes} bytes`));
+      return;
+    }
+    const what = this.hasFirstLine ? "header section" : "trailer section";
+    this.fail(new ProtocolError(this.hasFirstLine ? "headersTooLarge" : "trailersTooLarge", `the ${what} is larger than ${this.limits.maxFieldBytes} bytes`));
   }
 
   private fail(error: ProtocolError): void {
@@ -163,15 +223,21 @@ export class HeadReader {
   }
 }
 
-/** Splits CRLF-terminated lines; a CR or LF anywhere else is an error. */
-function splitLines(bytes: Uint8Array): { start: number; end: number }[] | ProtocolError {
-  const lines: { start: number; end: number }[] = [];
+/**
+ * Line boundaries of the head being parsed, as start/end pairs: reused from head to head (parsing
+ * is synchronous and never re-entered), so that splitting allocates nothing.
+ */
+const lineBounds: number[] = [];
+
+/** Splits CRLF-terminated lines into lineBounds and returns how many; a CR or LF anywhere else is an error. */
+function splitLines(bytes: Uint8Array): number | ProtocolError {
+  lineBounds.length = 0;
   let start = 0;
   for (let at = 0; at < bytes.length; at++) {
     const octet = bytes[at];
     if (octet === CR) {
       if (bytes[at + 1] !== LF) return new ProtocolError("bareCarriageReturn", "a CR in the head is not followed by LF");
-      lines.push({ start, end: at });
+      lineBounds.push(start, at);
       at++;
       start = at + 1;
     } else if (octet === LF) {
@@ -179,7 +245,59 @@ function splitLines(bytes: Uint8Array): { start: number; end: number }[] | Proto
     }
   }
   if (start !== bytes.length) return new ProtocolError("badRequestLine", "the head does not end with CRLF");
-  return lines;
+  return lineBounds.length / 2;
+}
+
+/**
+ * Field names clients send on nearly every request, as they send them (Title-Case from browsers
+ * and most tools, lower case from HTTP/2 gateways): a name that matches one octet for octet is
+ * this very string, so it is neither decoded nor allocated again.
+ */
+const COMMON_FIELD_NAMES: readonly string[] = [
+  "Accept", "Accept-Charset", "Accept-Encoding", "Accept-Language", "Authorization", "Cache-Control", "Connection",
+  "Content-Length", "Content-Type", "Cookie", "DNT", "Date", "Expect", "Forwarded", "Host", "If-Match",
+  "If-Modified-Since", "If-None-Match", "If-Range", "If-Unmodified-Since", "Keep-Alive", "Origin", "Pragma",
+  "Priority", "Range", "Referer", "Sec-Fetch-Dest", "Sec-Fetch-Mode", "Sec-Fetch-Site", "Sec-Fetch-User", "TE",
+  "Transfer-Encoding", "Upgrade", "Upgrade-Insecure-Requests", "User-Agent", "Via", "X-Forwarded-For",
+  "X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-IP", "X-Requested-With",
+];
+
+/** The common names (and their lower-case forms) by length, with their octets. */
+const INTERNED_BY_LENGTH: readonly (readonly { readonly text: string; readonly octets: Uint8Array }[])[] = (() => {
+  const table: { text: string; octets: Uint8Array }[][] = [];
+  for (const name of COMMON_FIELD_NAMES) {
+    for (const text of new Set([name, name.toLowerCase()])) {
+      const octets = new Uint8Array(text.length);
+      for (let i = 0; i < text.length; i++) octets[i] = text.charCodeAt(i);
+      (table[text.length] ??= []).push({ text, octets });
+    }
+  }
+  return table;
+})();
+
+const METHODS: readonly string[] = ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE"];
+
+function sameOctets(bytes: Uint8Array, start: number, octets: Uint8Array): boolean {
+  for (let i = 0; i < octets.length; i++) if (bytes[start + i] !== octets[i]) return false;
+  return true;
+}
+
+function internedName(bytes: Uint8Array, start: number, end: number): string {
+  const candidates = INTERNED_BY_LENGTH[end - start];
+  if (candidates !== undefined) {
+    for (const candidate of candidates) if (sameOctets(bytes, start, candidate.octets)) return candidate.text;
+  }
+  return latin1Decode(bytes, start, end);
+}
+
+function internedMethod(bytes: Uint8Array, start: number, end: number): string {
+  for (const method of METHODS) {
+    if (method.length !== end - start) continue;
+    let same = true;
+    for (let i = 0; i < method.length && same; i++) same = bytes[start + i] === method.charCodeAt(i);
+    if (same) return method;
+  }
+  return latin1Decode(bytes, start, end);
 }
 
 /** Parses field lines (RFC 9112 §5): `field-name ":" OWS field-value OWS`. */
@@ -209,16 +327,61 @@ function parseFieldLine(bytes: Uint8Array, start: number, end: number): FieldLin
   for (let at = valueStart; at < valueEnd; at++) {
     if (!isFieldValueOctet(bytes[at] ?? 0)) return new ProtocolError("badHeaderValue", "a field value contains a control character");
   }
-  return [latin1Decode(bytes, start, colon), latin1Decode(bytes, valueStart, valueEnd)];
+  return [internedName(bytes, start, colon), latin1Decode(bytes, valueStart, valueEnd)];
+}
+
+/** Lines longer than this are not remembered by a HeadCache (a huge Cookie would cost more to keep than to parse). */
+const MAX_CACHED_LINE_BYTES = 512;
+/** Field lines remembered per head. */
+const MAX_CACHED_LINES = 32;
+
+/**
+ * The previous head's lines on one connection, with what they parsed to. A client sends the same
+ * field lines (Host, User-Agent, Accept, ...) and often the same request line on every request of
+ * a keep-alive connection: a line identical octet for octet to the previous head's line at the
+ * same place parses to the same result, so it is compared instead of validated and decoded again.
+ */
+export class HeadCache {
+  private readonly lines: (Uint8Array | undefined)[] = [];
+  private readonly fields: (FieldLine | undefined)[] = [];
+  private requestLine: Uint8Array | undefined;
+  private requestLineParts: { readonly method: string; readonly target: string; readonly versionMinor: 0 | 1 } | undefined;
+
+  /** @internal */
+  field(bytes: Uint8Array, start: number, end: number, index: number): FieldLine | ProtocolError {
+    const cached = this.lines[index];
+    if (cached !== undefined && cached.length === end - start && sameOctets(bytes, start, cached)) {
+      const field = this.fields[index];
+      if (field !== undefined) return field;
+    }
+    const field = parseFieldLine(bytes, start, end);
+    if (field instanceof ProtocolError || index >= MAX_CACHED_LINES) return field;
+    this.lines[index] = end - start <= MAX_CACHED_LINE_BYTES ? bytes.slice(start, end) : undefined;
+    this.fields[index] = field;
+    return field;
+  }
+
+  /** @internal */
+  request(bytes: Uint8Array, start: number, end: number): RequestLineParts | ProtocolError {
+    const cached = this.requestLine;
+    if (cached !== undefined && this.requestLineParts !== undefined && cached.length === end - start && sameOctets(bytes, start, cached)) {
+      return this.requestLineParts;
+    }
+    const parts = parseRequestLine(bytes, start, end);
+    if (parts instanceof ProtocolError) return parts;
+    this.requestLine = end - start <= MAX_CACHED_LINE_BYTES ? bytes.slice(start, end) : undefined;
+    this.requestLineParts = parts;
+    return parts;
+  }
 }
 
 /** Parses a field section (header or trailer fields), each line CRLF-terminated. */
 export function parseFieldLines(bytes: Uint8Array): FieldLine[] | ProtocolError {
-  const lines = splitLines(bytes);
-  if (lines instanceof ProtocolError) return lines;
+  const count = splitLines(bytes);
+  if (count instanceof ProtocolError) return count;
   const fields: FieldLine[] = [];
-  for (const line of lines) {
-    const field = parseFieldLine(bytes, line.start, line.end);
+  for (let line = 0; line < count; line++) {
+    const field = parseFieldLine(bytes, lineBounds[2 * line] ?? 0, lineBounds[2 * line + 1] ?? 0);
     if (field instanceof ProtocolError) return field;
     fields.push(field);
   }
@@ -234,17 +397,10 @@ function isDigit(octet: number): boolean {
   return octet >= 0x30 && octet <= 0x39;
 }
 
-/**
- * Parses a complete request head (RFC 9112 §2.1): `method SP request-target SP HTTP-version
- * CRLF *( field-line CRLF )`, as HeadReader returns it. Never throws.
- */
-export function parseRequestHead(bytes: Uint8Array): RequestHead | ProtocolError {
-  const lines = splitLines(bytes);
-  if (lines instanceof ProtocolError) return lines;
-  const requestLine = lines[0];
-  if (requestLine === undefined) return new ProtocolError("badRequestLine", "the head has no request line");
-  const { start, end } = requestLine;
+type RequestLineParts = Pick<RequestHead, "method" | "target" | "versionMinor">;
 
+/** request-line = method SP request-target SP HTTP-version (RFC 9112 §3). */
+function parseRequestLine(bytes: Uint8Array, start: number, end: number): RequestLineParts | ProtocolError {
   let methodEnd = start;
   while (methodEnd < end && isTokenOctet(bytes[methodEnd] ?? 0)) methodEnd++;
   if (methodEnd === start || bytes[methodEnd] !== SP) return new ProtocolError("badRequestLine", "the method is not a token followed by one space");
@@ -255,26 +411,46 @@ export function parseRequestHead(bytes: Uint8Array): RequestHead | ProtocolError
     return new ProtocolError("badRequestLine", "the request-target is empty, contains a character outside visible ASCII, or is not followed by one space");
   }
   // HTTP-version = "HTTP/" DIGIT "." DIGIT, case-sensitive (RFC 9112 §2.3).
-  const versionStart = targetEnd + 1;
-  const version = latin1Decode(bytes, versionStart, end);
-  if (version.length !== 8 || !version.startsWith("HTTP/") || version[6] !== "." || !isDigit(version.charCodeAt(5)) || !isDigit(version.charCodeAt(7))) {
+  const version = targetEnd + 1;
+  if (
+    end - version !== 8 ||
+    bytes[version] !== 0x48 || // H
+    bytes[version + 1] !== 0x54 || // T
+    bytes[version + 2] !== 0x54 || // T
+    bytes[version + 3] !== 0x50 || // P
+    bytes[version + 4] !== 0x2f || // /
+    !isDigit(bytes[version + 5] ?? 0) ||
+    bytes[version + 6] !== 0x2e || // .
+    !isDigit(bytes[version + 7] ?? 0)
+  ) {
     return new ProtocolError("badRequestLine", "the HTTP version is not HTTP/<digit>.<digit>");
   }
-  const major = version.charCodeAt(5) - 0x30;
-  const minor = version.charCodeAt(7) - 0x30;
+  const major = (bytes[version + 5] ?? 0) - 0x30;
+  const minor = (bytes[version + 7] ?? 0) - 0x30;
   if (major !== 1) return new ProtocolError("unsupportedVersion", `HTTP/${major}.${minor} is not supported (this server speaks HTTP/1.1)`);
+  return { method: internedMethod(bytes, start, methodEnd), target: latin1Decode(bytes, targetStart, targetEnd), versionMinor: minor === 0 ? 0 : 1 };
+}
 
+/**
+ * Parses a complete request head (RFC 9112 §2.1): `method SP request-target SP HTTP-version
+ * CRLF *( field-line CRLF )`, as HeadReader returns it. Never throws. With a cache (one per
+ * connection), lines identical to the previous head's are not parsed again.
+ */
+export function parseRequestHead(bytes: Uint8Array, cache?: HeadCache): RequestHead | ProtocolError {
+  const count = splitLines(bytes);
+  if (count instanceof ProtocolError) return count;
+  if (count === 0) return new ProtocolError("badRequestLine", "the head has no request line");
+  const lineStart = lineBounds[0] ?? 0;
+  const lineEnd = lineBounds[1] ?? 0;
+  const requestLine = cache === undefined ? parseRequestLine(bytes, lineStart, lineEnd) : cache.request(bytes, lineStart, lineEnd);
+  if (requestLine instanceof ProtocolError) return requestLine;
   const fields: FieldLine[] = [];
-  for (const line of lines.slice(1)) {
-    const field = parseFieldLine(bytes, line.start, line.end);
+  for (let line = 1; line < count; line++) {
+    const start = lineBounds[2 * line] ?? 0;
+    const end = lineBounds[2 * line + 1] ?? 0;
+    const field = cache === undefined ? parseFieldLine(bytes, start, end) : cache.field(bytes, start, end, line - 1);
     if (field instanceof ProtocolError) return field;
     fields.push(field);
   }
-  return {
-    method: latin1Decode(bytes, start, methodEnd),
-    target: latin1Decode(bytes, targetStart, targetEnd),
-    versionMinor: minor === 0 ? 0 : 1,
-    fields,
-  };
+  return { method: requestLine.method, target: requestLine.target, versionMinor: requestLine.versionMinor, fields };
 }
-

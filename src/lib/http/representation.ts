@@ -8,6 +8,29 @@ import { parseWeighted, splitList, trimWhitespace } from "./syntax.ts";
 // ── Accept-Encoding ─────────────────────────────────────────────────────────────────────────────
 
 /**
+ * Parsed Accept-Encoding values: a client sends the same value on every request, and a site's
+ * clients send a handful of different ones, so each is parsed once. Bounded: cleared when full.
+ */
+const parsedAcceptEncodings = new Map<string, ReadonlyMap<string, number>>();
+const MAX_PARSED_ACCEPT_ENCODINGS = 64;
+
+/** Coding → weight, as listed (a coding listed twice keeps its first weight; "x-gzip" is gzip). */
+function acceptEncodingWeights(acceptEncoding: string): ReadonlyMap<string, number> {
+  const known = parsedAcceptEncodings.get(acceptEncoding);
+  if (known !== undefined) return known;
+  const weights = new Map<string, number>();
+  for (const element of splitList(acceptEncoding)) {
+    const weighted = parseWeighted(element);
+    if (weighted === undefined) continue;
+    const name = weighted.name === "x-gzip" ? "gzip" : weighted.name;
+    if (!weights.has(name)) weights.set(name, weighted.quality);
+  }
+  if (parsedAcceptEncodings.size >= MAX_PARSED_ACCEPT_ENCODINGS) parsedAcceptEncodings.clear();
+  parsedAcceptEncodings.set(acceptEncoding, weights);
+  return weights;
+}
+
+/**
  * Picks the content coding to send among `available` (in the server's order of preference,
  * e.g. ["br", "gzip"]; "identity" is always available): the one the client weights highest,
  * ties going to the server's preference. Returns undefined when none is acceptable (→ 406).
@@ -20,27 +43,21 @@ import { parseWeighted, splitList, trimWhitespace } from "./syntax.ts";
  */
 export function chooseContentCoding(acceptEncoding: string | null, available: readonly string[]): string | undefined {
   if (acceptEncoding === null) return "identity";
-  const weights = new Map<string, number>();
-  for (const element of splitList(acceptEncoding)) {
-    const weighted = parseWeighted(element);
-    if (weighted === undefined) continue;
-    const name = weighted.name === "x-gzip" ? "gzip" : weighted.name;
-    // A coding listed twice keeps its first weight.
-    if (!weights.has(name)) weights.set(name, weighted.quality);
-  }
+  const weights = acceptEncodingWeights(acceptEncoding);
   const star = weights.get("*");
   // An unlisted identity is acceptable but least preferred (the smallest qvalue): "gzip;q=0.5"
   // asks for gzip, and identity should not win over it just by being implicit.
   const weightOf = (coding: string): number => weights.get(coding) ?? star ?? (coding === "identity" ? 0.001 : 0);
   let best: string | undefined;
   let bestWeight = 0;
-  for (const coding of [...available, "identity"]) {
+  for (const coding of available) {
     const weight = weightOf(coding);
     if (weight > bestWeight) {
       best = coding;
       bestWeight = weight;
     }
   }
+  if (weightOf("identity") > bestWeight) best = "identity";
   return best;
 }
 

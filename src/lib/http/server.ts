@@ -17,8 +17,9 @@ import { scheduler } from "../runtime/boot.ts";
 import { registerCounters } from "../runtime/counters.ts";
 import { isUint8Array } from "../web/body.ts";
 import { Ipv4Address } from "../wire/address.ts";
-import { Headers } from "../web/headers.ts";
-import { Request } from "../web/request.ts";
+import { headersContentKey, headersFromValidFields, type Headers } from "../web/headers.ts";
+import { Request, serverRequest } from "../web/request.ts";
+import { serializedUrl } from "../web/url.ts";
 import { Response, responseBody } from "../web/response.ts";
 import { ReadableStream } from "../web/streams.ts";
 import { Http1Connection, type Exchange, type ExchangeRecord, type HttpLimits, type HttpTimeouts, type HttpTimers } from "./connection.ts";
@@ -55,6 +56,8 @@ export type FetchHandler = (request: Request, connection: ConnectionInfo) => Res
 /** Where access lines and errors go; by default the atoll/logs sources "http.access" (info) and "http". */
 export interface HttpLogger {
   access(line: string): void;
+  /** Whether access lines are wanted now; when it says false, they are not even built. Absent: always. */
+  accessEnabled?(): boolean;
   error(message: string): void;
   debug(message: string): void;
 }
@@ -139,6 +142,7 @@ function defaultLogger(): HttpLogger {
   const log = logs.source("http");
   return {
     access: (line) => access.info(line),
+    accessEnabled: () => access.enabled("info"),
     error: (message) => log.error(message),
     debug: (message) => log.debug(message),
   };
@@ -158,38 +162,63 @@ function dateHeader(wallClock: () => number): () => string {
   };
 }
 
-/** Merges runs of small pieces so that one flow write carries a head and a small body together. */
-function coalesce(pieces: readonly Uint8Array[]): Uint8Array[] {
-  const out: Uint8Array[] = [];
-  let run: Uint8Array[] = [];
-  let runBytes = 0;
-  const flush = (): void => {
-    if (run.length === 1 && run[0] !== undefined) out.push(run[0]);
-    else if (run.length > 1) {
-      const merged = new Uint8Array(runBytes);
-      let at = 0;
-      for (const piece of run) {
-        merged.set(piece, at);
-        at += piece.length;
+/**
+ * Writes output pieces to a flow, merging runs of small pieces so that one flow write carries a
+ * head and a small body together (one segment on the wire rather than two). Runs are merged into
+ * one buffer per connection, reused from write to write: a flow is done with the bytes once its
+ * write resolves, and allocating a fresh buffer per response costs more than the copy.
+ */
+class OutputWriter {
+  private merged = new Uint8Array(0);
+  private mergedBytes = 0;
+
+  constructor(
+    private readonly flow: ByteFlow,
+    /** True once the connection broke: nothing more is written. */
+    private readonly broken: () => boolean,
+  ) {}
+
+  /** Writes every piece, in order; `written` counts bytes as each write completes. */
+  async write(pieces: readonly Uint8Array[], written: (bytes: number) => void): Promise<void> {
+    for (let index = 0; index < pieces.length && !this.broken(); index++) {
+      const piece = pieces[index] ?? EMPTY;
+      const next = pieces[index + 1];
+      if (piece.length >= COALESCE_BELOW || (this.mergedBytes === 0 && (next === undefined || next.length >= COALESCE_BELOW))) {
+        // Large, or small but alone: no copy.
+        if (this.mergedBytes > 0) await this.flush(written);
+        if (this.broken()) return;
+        await this.flow.write(piece);
+        written(piece.length);
+        continue;
       }
-      out.push(merged);
+      if (this.mergedBytes + piece.length > COALESCE_LIMIT) await this.flush(written);
+      this.append(piece);
     }
-    run = [];
-    runBytes = 0;
-  };
-  for (const piece of pieces) {
-    if (piece.length >= COALESCE_BELOW) {
-      flush();
-      out.push(piece);
-      continue;
-    }
-    if (runBytes + piece.length > COALESCE_LIMIT) flush();
-    run.push(piece);
-    runBytes += piece.length;
+    if (this.mergedBytes > 0) await this.flush(written);
   }
-  flush();
-  return out;
+
+  private append(piece: Uint8Array): void {
+    const needed = this.mergedBytes + piece.length;
+    if (needed > this.merged.length) {
+      const grown = new Uint8Array(Math.min(COALESCE_LIMIT, Math.max(needed, 2 * this.merged.length, 2048)));
+      grown.set(this.merged.subarray(0, this.mergedBytes));
+      this.merged = grown;
+    }
+    this.merged.set(piece, this.mergedBytes);
+    this.mergedBytes = needed;
+  }
+
+  private async flush(written: (bytes: number) => void): Promise<void> {
+    const count = this.mergedBytes;
+    if (count === 0) return;
+    this.mergedBytes = 0;
+    if (this.broken()) return;
+    await this.flow.write(this.merged.subarray(0, count));
+    written(count);
+  }
 }
+
+const EMPTY = new Uint8Array(0);
 
 function plainResponse(status: number, text: string): Response {
   return new Response(`${text}\n`, { status, headers: { "content-type": "text/plain; charset=utf-8" } });
@@ -224,6 +253,8 @@ function requestBodyStream(exchange: Exchange): ReadableStream<Uint8Array> {
 }
 
 interface ResolvedOptions {
+  /** Per connection: the last request URL it made (see requestUrl). */
+  readonly lastUrl: LastUrl;
   readonly scheme: string;
   readonly defaultAuthority: string;
   readonly logger: HttpLogger;
@@ -231,26 +262,42 @@ interface ResolvedOptions {
   readonly stats: HttpStats;
 }
 
+/**
+ * The last request URL a connection reconstructed, with what it was made from: a client asking for
+ * the same target of the same host again (the parser hands out the same strings for a repeated
+ * line) gets the same string, which the URL parser then recognizes at once.
+ */
+interface LastUrl {
+  scheme: string;
+  authority: string;
+  target: string;
+  url: string;
+}
+
+/** The target URI (RFC 9112 §3.3): the absolute-form target, or scheme://authority + target. */
+function requestUrl(info: Exchange["request"], scheme: string, authority: string, last: LastUrl): string {
+  if (info.targetForm === "absolute") return info.target;
+  if (last.target === info.target && last.authority === authority && last.scheme === scheme) return last.url;
+  // "OPTIONS *" has no path; the URL says "/*" so that handlers can still tell it apart.
+  const url = info.targetForm === "asterisk" ? `${scheme}://${authority}/*` : `${scheme}://${authority}${info.target}`;
+  last.scheme = scheme;
+  last.authority = authority;
+  last.target = info.target;
+  last.url = url;
+  return url;
+}
+
 /** Builds the web Request for an exchange (RFC 9112 §3.3: reconstructing the target URI). */
 function toRequest(exchange: Exchange, options: ResolvedOptions): Request {
   const info = exchange.request;
-  const authority = info.authority ?? options.defaultAuthority;
-  const scheme = info.scheme ?? options.scheme;
-  let url: string;
-  if (info.targetForm === "absolute") url = info.target;
-  // "OPTIONS *" has no path; the URL says "/*" so that handlers can still tell it apart.
-  else if (info.targetForm === "asterisk") url = `${scheme}://${authority}/*`;
-  else url = `${scheme}://${authority}${info.target}`;
+  const url = requestUrl(info, info.scheme ?? options.scheme, info.authority ?? options.defaultAuthority, options.lastUrl);
   const hasBody = info.body.kind !== "none";
   // Fetch's Request cannot carry a body with GET or HEAD: such a body (legal in HTTP, meaningless) is skipped.
   const bodyAllowed = info.method !== "GET" && info.method !== "HEAD";
   if (hasBody && !bodyAllowed) exchange.discardBody();
-  return new Request(url, {
-    method: info.method,
-    headers: new Headers(info.fields),
-    body: hasBody && bodyAllowed ? requestBodyStream(exchange) : null,
-    duplex: "half",
-  });
+  // The URL is checked (and made canonical) here; the parser validated the method and every field
+  // line, so serverRequest does not check them again.
+  return serverRequest(serializedUrl(url), info.method, headersFromValidFields(info.fields), hasBody && bodyAllowed ? requestBodyStream(exchange) : null);
 }
 
 function declaredLength(headers: Headers): number | undefined {
@@ -259,30 +306,39 @@ function declaredLength(headers: Headers): number | undefined {
   return Number(value);
 }
 
-/** Sends a Response through the exchange: bytes bodies in one write with Content-Length, streams with backpressure. */
-async function sendResponse(exchange: Exchange, response: Response, options: ResolvedOptions): Promise<void> {
+/**
+ * Sends a Response through the exchange. A bytes (or null) body goes out at once, synchronously,
+ * with Content-Length; a stream body is read with backpressure, and then a promise is returned.
+ * Throws (or rejects) when the head cannot be sent (an invalid field, say).
+ */
+function sendResponse(exchange: Exchange, response: Response, options: ResolvedOptions): Promise<void> | undefined {
   if (response.type === "error") {
     exchange.abort();
-    return;
+    return undefined;
   }
   const body = responseBody(response);
   if (body.used) throw new TypeError("the response's body has already been read");
-  const isHead = exchange.request.method === "HEAD";
-  const declared = declaredLength(response.headers);
-  let bytes: Uint8Array | undefined;
-  let stream: ReadableStream<Uint8Array> | null = null;
-  let contentLength: number | undefined;
+  const reason = response.statusText === "" ? undefined : response.statusText;
   if (body.isNull) {
     // A null body is empty, except that a HEAD handler may state the length GET would have.
-    contentLength = isHead ? declared : 0;
-  } else {
-    bytes = body.takeBytes();
-    if (bytes !== undefined) contentLength = bytes.length;
-    else {
-      stream = body.stream;
-      contentLength = declared;
-    }
+    const contentLength = exchange.request.method === "HEAD" ? declaredLength(response.headers) : 0;
+    exchange.respond({ status: response.status, reason, headers: response.headers, contentLength, fieldsKey: headersContentKey(response.headers) });
+    exchange.end();
+    return undefined;
   }
+  const bytes = body.takeBytes();
+  if (bytes !== undefined) {
+    // A Headers copied from the same fields (a static file's, say) has the same content key: the
+    // engine serializes those fields once.
+    exchange.send({ status: response.status, reason, headers: response.headers, contentLength: bytes.length, fieldsKey: headersContentKey(response.headers) }, bytes);
+    return undefined;
+  }
+  return sendStream(exchange, response, body.stream, options);
+}
+
+/** Sends a Response whose body is a stream: with backpressure, and with Content-Length only when the handler stated it. */
+async function sendStream(exchange: Exchange, response: Response, stream: ReadableStream<Uint8Array> | null, options: ResolvedOptions): Promise<void> {
+  const contentLength = declaredLength(response.headers);
   // Take the reader first: a stream that cannot be read fails here, while a 500 can still be sent.
   const reader = stream?.getReader();
   // RFC 9110 §10.1.1: a client that sent `Expect: 100-continue` holds its body back until a 100 or
@@ -307,9 +363,8 @@ async function sendResponse(exchange: Exchange, response: Response, options: Res
       return;
     }
   }
-  exchange.respond({ status: response.status, reason: response.statusText === "" ? undefined : response.statusText, headers: [...response.headers], contentLength });
+  exchange.respond({ status: response.status, reason: response.statusText === "" ? undefined : response.statusText, headers: response.headers, contentLength });
   if (reader === undefined || !exchange.bodyAllowed) {
-    if (bytes !== undefined) exchange.write(bytes);
     if (reader !== undefined) await reader.cancel().catch(() => undefined);
     exchange.end();
     return;
@@ -340,7 +395,13 @@ async function sendResponse(exchange: Exchange, response: Response, options: Res
   }
 }
 
-async function answer(exchange: Exchange, handler: FetchHandler, connectionInfo: ConnectionInfo, options: ResolvedOptions): Promise<void> {
+/**
+ * Answers one exchange with the handler. When the request has no body and the handler returns a
+ * Response (not a promise of one) with a bytes body, the whole answer happens synchronously, with
+ * no promise at all: that is every static file and most small API answers. Anything else
+ * continues asynchronously.
+ */
+function answer(exchange: Exchange, handler: FetchHandler, connectionInfo: ConnectionInfo, options: ResolvedOptions): Promise<void> | undefined {
   let request: Request;
   try {
     request = toRequest(exchange, options);
@@ -348,29 +409,55 @@ async function answer(exchange: Exchange, handler: FetchHandler, connectionInfo:
     // The target passed RFC 9112's syntax but not the URL parser (e.g. a port above 65535).
     options.logger.debug(`cannot build a URL for "${exchange.request.requestLine}": ${describe(error)}`);
     exchange.discardBody();
-    await sendResponse(exchange, plainResponse(400, "Bad Request: the request-target is not a valid URL"), options);
-    return;
+    return sendResponse(exchange, plainResponse(400, "Bad Request: the request-target is not a valid URL"), options);
   }
+  let result: unknown;
+  try {
+    result = handler(request, connectionInfo);
+  } catch (error) {
+    return answerWithHandlerError(exchange, error, request, options);
+  }
+  // A request with a body answers a turn later, as an awaited handler always did: the rest of
+  // the body is still being parsed in this same turn, and if it turns out malformed the engine
+  // answers 400 in the handler's stead, which it can only do before the response has started.
+  if (result instanceof Response && exchange.request.body.kind === "none") return deliver(exchange, result, options);
+  return answerLater(exchange, result, request, options);
+}
+
+/** The handler returned a promise (or something that is not a Response): wait for it. */
+async function answerLater(exchange: Exchange, result: unknown, request: Request, options: ResolvedOptions): Promise<void> {
   let response: Response;
   try {
-    const result: unknown = await handler(request, connectionInfo);
-    if (!(result instanceof Response)) throw new TypeError("the handler did not return a Response (is it a Response from atoll/web?)");
-    response = result;
+    const settled: unknown = await result;
+    if (!(settled instanceof Response)) throw new TypeError("the handler did not return a Response (is it a Response from atoll/web?)");
+    response = settled;
   } catch (error) {
-    options.stats.handlerErrors++;
-    response = await handlerErrorResponse(error, request, options);
+    return answerWithHandlerError(exchange, error, request, options);
   }
+  return deliver(exchange, response, options);
+}
+
+async function answerWithHandlerError(exchange: Exchange, error: unknown, request: Request, options: ResolvedOptions): Promise<void> {
+  options.stats.handlerErrors++;
+  return deliver(exchange, await handlerErrorResponse(error, request, options), options);
+}
+
+/** Sends the handler's response, unless the exchange was cancelled meanwhile. */
+function deliver(exchange: Exchange, response: Response, options: ResolvedOptions): Promise<void> | undefined {
   if (exchange.cancelled) {
-    await response.body?.cancel().catch(() => undefined);
-    return;
+    return response.body?.cancel().catch(() => undefined);
   }
-  try {
-    await sendResponse(exchange, response, options);
-  } catch (error) {
+  const failed = (error: unknown): void => {
     // respond() refused the head (an invalid field, say): answer 500 if nothing went out yet.
     options.stats.handlerErrors++;
     options.logger.error(`cannot send the response to "${exchange.request.requestLine}": ${describe(error)}`);
     exchange.abort();
+  };
+  try {
+    return sendResponse(exchange, response, options)?.catch(failed);
+  } catch (error) {
+    failed(error);
+    return undefined;
   }
 }
 
@@ -399,6 +486,7 @@ function startSession(flow: ByteFlow, handler: FetchHandler, options: ServeOptio
   const wallClock = options.wallClock ?? (() => base().clockWall() / NS_PER_MS);
   const logger = options.logger ?? defaultLogger();
   const resolved: ResolvedOptions = {
+    lastUrl: { scheme: "", authority: "", target: "", url: "" },
     scheme: options.scheme ?? "http",
     defaultAuthority: options.defaultAuthority ?? "localhost",
     logger,
@@ -419,10 +507,15 @@ function startSession(flow: ByteFlow, handler: FetchHandler, options: ServeOptio
     hooks: {
       onRequest: (exchange) => {
         stats.requests++;
-        answer(exchange, handler, connectionInfo, resolved).catch((error: unknown) => {
+        const unexpected = (error: unknown): void => {
           logger.error(`unexpected failure answering "${exchange.request.requestLine}": ${describe(error)}`);
           exchange.abort();
-        });
+        };
+        try {
+          answer(exchange, handler, connectionInfo, resolved)?.catch(unexpected);
+        } catch (error) {
+          unexpected(error);
+        }
       },
       onOutput: () => outputReady.notify(),
       onInputWanted: () => inputWanted.notify(),
@@ -432,7 +525,7 @@ function startSession(flow: ByteFlow, handler: FetchHandler, options: ServeOptio
       },
       onExchangeComplete: (record: ExchangeRecord) => {
         stats.recordResponse(record);
-        if (accessLog) logger.access(commonLogLine(remoteAddress, wallClock(), record));
+        if (accessLog && logger.accessEnabled?.() !== false) logger.access(commonLogLine(remoteAddress, wallClock(), record));
       },
     },
   });
@@ -472,20 +565,30 @@ function startSession(flow: ByteFlow, handler: FetchHandler, options: ServeOptio
     }
   })();
 
+  const writer = new OutputWriter(flow, () => broken);
+  const countOut = (bytes: number): void => {
+    stats.bytesOut += bytes;
+  };
   const writing = (async (): Promise<void> => {
     for (;;) {
       const pieces = connection.takeOutput();
       if (pieces.length > 0) {
-        for (const piece of coalesce(pieces)) {
-          if (broken) return;
-          try {
-            await flow.write(piece);
-          } catch {
-            fail();
-            return;
+        if (broken) return;
+        try {
+          // One piece (a response with its body, the usual case) needs no merging: write it as it is.
+          const only = pieces.length === 1 ? pieces[0] : undefined;
+          if (only !== undefined) {
+            await flow.write(only);
+            stats.bytesOut += only.length;
+          } else {
+            await writer.write(pieces, countOut);
           }
-          stats.bytesOut += piece.length;
+        } catch {
+          fail();
+          return;
         }
+        // The flow has taken every piece: the engine may reuse their memory.
+        connection.releaseOutput();
         continue;
       }
       if (connection.finished || broken) return;

@@ -31,7 +31,10 @@ export interface StaticOptions {
 }
 
 /** Codings in the server's order of preference: brotli compresses text better than gzip. */
-const PREFERRED_CODINGS: readonly ContentCoding[] = ["br", "gzip"];
+const BR_AND_GZIP: readonly ContentCoding[] = ["br", "gzip"];
+const BR_ONLY: readonly ContentCoding[] = ["br"];
+const GZIP_ONLY: readonly ContentCoding[] = ["gzip"];
+const NO_CODINGS: readonly ContentCoding[] = [];
 const ALLOW = "GET, HEAD";
 
 interface Representation {
@@ -45,6 +48,9 @@ function textResponse(status: number, text: string, headers: Record<string, stri
 }
 
 function decodePath(pathname: string, decoder: TextDecoder): string | undefined {
+  // A serialized pathname is ASCII (the URL parser percent-encodes the rest): without "%" it
+  // decodes to itself.
+  if (!pathname.includes("%")) return pathname;
   try {
     return decoder.decode(percentDecode(pathname));
   } catch {
@@ -53,8 +59,15 @@ function decodePath(pathname: string, decoder: TextDecoder): string | undefined 
 }
 
 /** The representation to send, or undefined when the client accepts none (→ 406). */
+/** The codings an asset has, in the server's order of preference (one of four arrays made once). */
+function availableCodings(asset: Asset): readonly ContentCoding[] {
+  const br = asset.variants.br !== undefined;
+  const gzip = asset.variants.gzip !== undefined;
+  return br ? (gzip ? BR_AND_GZIP : BR_ONLY) : gzip ? GZIP_ONLY : NO_CODINGS;
+}
+
 function selectRepresentation(asset: Asset, acceptEncoding: string | null): Representation | undefined {
-  const available = PREFERRED_CODINGS.filter((coding) => asset.variants[coding] !== undefined);
+  const available = availableCodings(asset);
   const choice = chooseContentCoding(acceptEncoding, available);
   if (choice === undefined) return undefined;
   const variant = choice === "br" || choice === "gzip" ? asset.variants[choice] : undefined;
@@ -66,10 +79,25 @@ function hasVariants(asset: Asset): boolean {
   return asset.variants.gzip !== undefined || asset.variants.br !== undefined;
 }
 
+/**
+ * The fields every 200 (and 304) of one representation carries, built and validated once and
+ * copied into each response (a copy of a Headers shares its values; building one checks each).
+ */
+interface FieldTemplates {
+  /** The Cache-Control value the templates were made with (a function of the asset may change its answer). */
+  readonly cacheControl: string | undefined;
+  /** RFC 9110 §15.4.5: what a 304 carries, the validator and the caching fields a 200 would have. */
+  readonly notModified: Headers;
+  /** A 200's fields. */
+  readonly full: Headers;
+}
+
 export function serveStatic(store: AssetStore, options: StaticOptions = {}): (request: Request) => Response {
   const indexFile = options.indexFile ?? "index.html";
   const notFoundPath = options.notFoundPage === undefined ? "/404.html" : options.notFoundPage;
   const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+  /** By representation body (each asset's identity and variant bodies are distinct views). */
+  const templates = new WeakMap<Uint8Array, FieldTemplates>();
 
   const cacheControlFor = (asset: Asset): string | undefined =>
     typeof options.cacheControl === "function" ? options.cacheControl(asset) : options.cacheControl;
@@ -84,43 +112,61 @@ export function serveStatic(store: AssetStore, options: StaticOptions = {}): (re
     return new Response(representation.body, { status: 404, headers });
   };
 
-  const serveAsset = (asset: Asset, request: Request): Response => {
+  /** Vary and Cache-Control: what every answer about an asset carries, even a 406. */
+  const assetFields = (asset: Asset, cacheControl: string | undefined): Headers => {
     const headers = new Headers();
     if (hasVariants(asset)) headers.set("vary", "Accept-Encoding");
-    const cacheControl = cacheControlFor(asset);
     if (cacheControl !== undefined) headers.set("cache-control", cacheControl);
+    return headers;
+  };
+
+  const templatesFor = (asset: Asset, representation: Representation, cacheControl: string | undefined): FieldTemplates => {
+    const known = templates.get(representation.body);
+    if (known !== undefined && known.cacheControl === cacheControl) return known;
+    const notModified = assetFields(asset, cacheControl);
+    notModified.set("etag", representation.etag);
+    const full = new Headers(notModified);
+    full.set("content-type", asset.contentType);
+    if (representation.coding !== undefined) full.set("content-encoding", representation.coding);
+    full.set("accept-ranges", "bytes");
+    const made = { cacheControl, notModified, full };
+    templates.set(representation.body, made);
+    return made;
+  };
+
+  const serveAsset = (asset: Asset, request: Request): Response => {
+    const cacheControl = cacheControlFor(asset);
     const representation = selectRepresentation(asset, request.headers.get("accept-encoding"));
     if (representation === undefined) {
       // RFC 9110 §12.5.3: identity is excluded and no variant is acceptable.
-      return textResponse(406, "Not Acceptable: no acceptable content coding", Object.fromEntries(headers));
+      return textResponse(406, "Not Acceptable: no acceptable content coding", Object.fromEntries(assetFields(asset, cacheControl)));
     }
-    headers.set("etag", representation.etag);
+    const fields = templatesFor(asset, representation, cacheControl);
 
     const outcome = evaluatePreconditions(request.headers.get("if-match"), request.headers.get("if-none-match"), representation.etag);
-    if (outcome === "precondition-failed") return textResponse(412, "Precondition Failed", Object.fromEntries(headers));
+    if (outcome === "precondition-failed") return textResponse(412, "Precondition Failed", Object.fromEntries(fields.notModified));
     // RFC 9110 §15.4.5: a 304 carries the validator and caching fields a 200 would have, no content.
-    if (outcome === "not-modified") return new Response(null, { status: 304, headers });
+    if (outcome === "not-modified") return new Response(null, { status: 304, headers: fields.notModified });
 
-    headers.set("content-type", asset.contentType);
-    if (representation.coding !== undefined) headers.set("content-encoding", representation.coding);
-    headers.set("accept-ranges", "bytes");
     const size = representation.body.length;
     // RFC 9110 §14.2: Range is defined for GET only; a HEAD gets what a plain GET would.
     if (request.method === "GET" && ifRangeAllows(request.headers.get("if-range"), representation.etag)) {
       const range = evaluateRange(request.headers.get("range"), size);
       if (range.kind === "unsatisfiable") {
+        const headers = new Headers(fields.full);
         headers.set("content-range", `bytes */${size}`);
         headers.delete("content-type");
         headers.delete("content-encoding");
         return new Response(null, { status: 416, headers });
       }
       if (range.kind === "partial") {
+        const headers = new Headers(fields.full);
         headers.set("content-range", `bytes ${range.first}-${range.last}/${size}`);
         return new Response(representation.body.subarray(range.first, range.last + 1), { status: 206, headers });
       }
     }
     // A HEAD still gets the body: the server sends none, but takes Content-Length from it.
-    return new Response(representation.body, { status: 200, headers });
+    return new Response(representation.body, { status: 200, headers: fields.full });
   };
 
   return (request: Request): Response => {

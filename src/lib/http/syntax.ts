@@ -62,12 +62,19 @@ export function trimWhitespace(text: string): string {
   return text.slice(start, end);
 }
 
+/** Octets decoded per fromCharCode call: well under engines' argument-count limits. */
+const DECODE_CHUNK = 8192;
+
 /** Octets → byte string (each octet one character, "isomorphic decode" in Fetch's words). */
 export function latin1Decode(bytes: Uint8Array, start = 0, end = bytes.length): string {
   let text = "";
-  const CHUNK = 8192;
-  for (let at = start; at < end; at += CHUNK) {
-    text += String.fromCharCode(...bytes.subarray(at, Math.min(end, at + CHUNK)));
+  for (let at = start; at < end; at += DECODE_CHUNK) {
+    const stop = Math.min(end, at + DECODE_CHUNK);
+    // Spreading a typed array into fromCharCode goes through the iterator protocol, several times
+    // slower (in V8) than applying it to a plain array of the same numbers.
+    const codes = new Array<number>(stop - at);
+    for (let i = at; i < stop; i++) codes[i - at] = bytes[i] ?? 0;
+    text += String.fromCharCode.apply(null, codes);
   }
   return text;
 }

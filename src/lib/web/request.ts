@@ -10,7 +10,7 @@ import { BodyState, type BodyInit } from "./body.ts";
 import { Headers, type HeadersInit } from "./headers.ts";
 import { isToken } from "../http/syntax.ts";
 import type { ReadableStream } from "./streams.ts";
-import { URL } from "./url.ts";
+import { serializedUrl, type URL } from "./url.ts";
 
 export interface RequestInit {
   readonly method?: string;
@@ -32,6 +32,31 @@ function normalizeMethod(method: string): string {
   return NORMALIZED_METHODS.includes(upper) ? upper : method;
 }
 
+/** What serverRequest hands the constructor (through `trusted`, read once: module-private). */
+interface TrustedParts {
+  readonly url: string;
+  readonly method: string;
+  readonly headers: Headers;
+  readonly body: BodyState;
+}
+
+/** The init that tells the constructor to take `trusted` as it is. */
+const TRUSTED_INIT: RequestInit = {};
+let trusted: TrustedParts | undefined;
+
+/**
+ * For servers: a Request from parts the server has already checked, without checking them
+ * again: `url` is serialized (serializedUrl), `method` a token, and `headers` are the request's
+ * own (not copied). The method is normalized and a GET or HEAD with a body refused, as the
+ * constructor does.
+ */
+export function serverRequest(url: string, method: string, headers: Headers, body: ReadableStream<Uint8Array> | null): Request {
+  const normalized = normalizeMethod(method);
+  if (body !== null && (normalized === "GET" || normalized === "HEAD")) throw new TypeError(`a ${normalized} request cannot have a body`);
+  trusted = { url, method: normalized, headers, body: BodyState.fromStream(body) };
+  return new Request(url, TRUSTED_INIT);
+}
+
 export class Request {
   readonly #method: string;
   readonly #url: string;
@@ -40,6 +65,16 @@ export class Request {
   #body: BodyState;
 
   constructor(input: string | URL | Request, init: RequestInit = {}) {
+    const parts = init === TRUSTED_INIT ? trusted : undefined;
+    if (parts !== undefined) {
+      trusted = undefined;
+      this.#url = parts.url;
+      this.#method = parts.method;
+      this.#headers = parts.headers;
+      this.#redirect = "follow";
+      this.#body = parts.body;
+      return;
+    }
     let method = "GET";
     let headersInit: HeadersInit | undefined;
     let body: BodyState | undefined;
@@ -56,7 +91,7 @@ export class Request {
         input.#body = BodyState.from(null);
       }
     } else {
-      this.#url = new URL(String(input)).href;
+      this.#url = serializedUrl(String(input));
     }
     if (init.method !== undefined) method = normalizeMethod(String(init.method));
     if (init.redirect !== undefined) redirect = init.redirect;

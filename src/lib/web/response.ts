@@ -21,13 +21,25 @@ export type ResponseType = "default" | "error";
 const NULL_BODY_STATUSES = new Set([101, 103, 204, 205, 304]);
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 
-const bodies = new WeakMap<Response, BodyState>();
+/** Reads a response's body state (set in Response's static block: the field is private). */
+let bodyOf: (response: Response) => BodyState | undefined;
+let setBodyOf: (response: Response, state: BodyState) => void;
 
 export class Response {
   readonly #status: number;
   readonly #statusText: string;
   readonly #headers: Headers;
   readonly #type: ResponseType;
+  // A private field, not a WeakMap keyed by the response: a WeakMap entry per response is an
+  // ephemeron the garbage collector must trace, on every request a server answers.
+  #body: BodyState;
+
+  static {
+    bodyOf = (response) => (#body in response ? response.#body : undefined);
+    setBodyOf = (response, state) => {
+      response.#body = state;
+    };
+  }
 
   constructor(body: BodyInit | null = null, init: ResponseInit = {}) {
     const status = init.status ?? 200;
@@ -41,7 +53,7 @@ export class Response {
     this.#headers = new Headers(init.headers);
     this.#type = "default";
     if (state.contentType !== null && !this.#headers.has("content-type")) this.#headers.set("content-type", state.contentType);
-    bodies.set(this, state);
+    this.#body = state;
   }
 
   /** A JSON response: `JSON.stringify(data)` with Content-Type application/json. */
@@ -109,7 +121,7 @@ export class Response {
   clone(): Response {
     if (this instanceof ErrorResponse) return new ErrorResponse();
     const copy = new Response(null, { status: this.#status, statusText: this.#statusText, headers: this.#headers });
-    bodies.set(copy, responseBody(this).clone());
+    setBodyOf(copy, responseBody(this).clone());
     return copy;
   }
 
@@ -127,10 +139,5 @@ class ErrorResponse extends Response {
 
 /** The response's body state (for servers: `takeBytes()` gives bytes bodies without a stream). */
 export function responseBody(response: Response): BodyState {
-  let state = bodies.get(response);
-  if (state === undefined) {
-    state = BodyState.from(null);
-    bodies.set(response, state);
-  }
-  return state;
+  return bodyOf(response) ?? BodyState.from(null);
 }

@@ -465,7 +465,167 @@ function parseRelative(input: string, rest: string, base: UrlRecord): UrlRecord 
   return record;
 }
 
+// ── The common case: an http(s) URL already in its serialized form ────────────────────────────
+
+/** Octets that each part keeps as they are (URL Standard §1.3's encode sets, minus what ends the part). */
+const KEPT_IN_PATH = keptOctets('"<>`{}\\?#');
+const KEPT_IN_QUERY = keptOctets(`"<>'#`);
+const KEPT_IN_FRAGMENT = keptOctets('"<>`');
+
+/** A table of the printable ASCII octets (0x21..0x7E) minus `excluded`. */
+function keptOctets(excluded: string): Uint8Array {
+  const table = new Uint8Array(128);
+  for (let code = 0x21; code <= 0x7e; code++) table[code] = excluded.includes(String.fromCharCode(code)) ? 0 : 1;
+  return table;
+}
+
+function isLowerAlphanumeric(code: number): boolean {
+  return (code >= 0x61 && code <= 0x7a) || (code >= 0x30 && code <= 0x39);
+}
+
+/** A decimal number without leading zeros, from `start` to `end` of `text`, no larger than `max`; -1 otherwise. */
+function canonicalDecimal(text: string, start: number, end: number, max: number): number {
+  if (end <= start || end - start > 5 || (text.charCodeAt(start) === 0x30 && end - start > 1)) return -1;
+  let value = 0;
+  for (let at = start; at < end; at++) {
+    const code = text.charCodeAt(at);
+    if (code < 0x30 || code > 0x39) return -1;
+    value = value * 10 + (code - 0x30);
+  }
+  return value <= max ? value : -1;
+}
+
+/**
+ * The record of an http or https URL that is already what the parser would serialize it as, or
+ * undefined when `input` is anything else (then the full parser runs). That is every URL a server
+ * builds from an ordinary request: "http://" or "https://", a lower-case domain or a dotted-quad
+ * IPv4 address in its canonical form, a port other than the scheme's default (without leading
+ * zeros), then a path of printable ASCII that no encode set touches and without dot segments, and
+ * a query and fragment likewise. For those the parser's steps (cleaning, host parsing, percent-
+ * encoding, dot-segment removal) all leave the input as it is, so the components are its slices.
+ */
+function parseSerializedHttpUrl(input: string): UrlRecord | undefined {
+  let scheme: string;
+  let at: number;
+  if (input.startsWith("http://")) {
+    scheme = "http";
+    at = 7;
+  } else if (input.startsWith("https://")) {
+    scheme = "https";
+    at = 8;
+  } else {
+    return undefined;
+  }
+  // Host: labels of [a-z0-9-], none empty.
+  const hostStart = at;
+  let labelStart = at;
+  for (; at < input.length; at++) {
+    const code = input.charCodeAt(at);
+    if (code === 0x2e) {
+      if (at === labelStart) return undefined;
+      labelStart = at + 1;
+    } else if (!isLowerAlphanumeric(code) && code !== 0x2d) {
+      break;
+    }
+  }
+  const hostEnd = at;
+  if (hostEnd === labelStart) return undefined;
+  // A last label that starts with a digit makes the host an IPv4 address (URL Standard §3.3
+  // "ends in a number"), kept as is only in its canonical dotted-quad form.
+  const lastLabel = input.charCodeAt(labelStart);
+  if (lastLabel >= 0x30 && lastLabel <= 0x39) {
+    let parts = 0;
+    let partStart = hostStart;
+    for (let k = hostStart; k <= hostEnd; k++) {
+      if (k < hostEnd && input.charCodeAt(k) !== 0x2e) continue;
+      if (canonicalDecimal(input, partStart, k, 255) < 0) return undefined;
+      parts++;
+      partStart = k + 1;
+    }
+    if (parts !== 4) return undefined;
+  }
+  let port: number | null = null;
+  if (input.charCodeAt(at) === 0x3a) {
+    const portStart = at + 1;
+    at = portStart;
+    while (at < input.length && input.charCodeAt(at) >= 0x30 && input.charCodeAt(at) <= 0x39) at++;
+    port = canonicalDecimal(input, portStart, at, 65535);
+    if (port < 0 || port === SPECIAL_PORTS.get(scheme)) return undefined;
+  }
+  if (input.charCodeAt(at) !== 0x2f) return undefined;
+  // Path: segments up to "?" or "#", none of them a dot segment ("." or "..", "%2e" counting as a dot).
+  const path: string[] = [];
+  let segmentStart = at + 1;
+  let dotsOnly = true;
+  for (at = segmentStart; ; at++) {
+    const code = at < input.length ? input.charCodeAt(at) : -1;
+    if (code === -1 || code === 0x2f || code === 0x3f || code === 0x23) {
+      if (dotsOnly && at > segmentStart) return undefined;
+      path.push(input.slice(segmentStart, at));
+      if (code !== 0x2f) break;
+      segmentStart = at + 1;
+      dotsOnly = true;
+      continue;
+    }
+    if (code >= 0x80 || KEPT_IN_PATH[code] !== 1) return undefined;
+    if (code === 0x25 && input.charCodeAt(at + 1) === 0x32 && (input.charCodeAt(at + 2) | 0x20) === 0x65) return undefined;
+    if (code !== 0x2e) dotsOnly = false;
+  }
+  let query: string | null = null;
+  if (input.charCodeAt(at) === 0x3f) {
+    const queryStart = at + 1;
+    for (at = queryStart; at < input.length && input.charCodeAt(at) !== 0x23; at++) {
+      const code = input.charCodeAt(at);
+      if (code >= 0x80 || KEPT_IN_QUERY[code] !== 1) return undefined;
+    }
+    query = input.slice(queryStart, at);
+  }
+  let fragment: string | null = null;
+  if (input.charCodeAt(at) === 0x23) {
+    const fragmentStart = at + 1;
+    for (at = fragmentStart; at < input.length; at++) {
+      const code = input.charCodeAt(at);
+      if (code >= 0x80 || KEPT_IN_FRAGMENT[code] !== 1) return undefined;
+    }
+    fragment = input.slice(fragmentStart);
+  }
+  return { scheme, username: "", password: "", host: input.slice(hostStart, hostEnd), port, path, query, fragment };
+}
+
+/**
+ * The last already-serialized URL parsed, and its record (never handed out: callers get copies,
+ * which URL setters may change). A server's handlers often parse the same request.url more than
+ * once (a router, then the handler it picks).
+ */
+let lastSerializedInput = "";
+let lastSerializedRecord: UrlRecord | undefined;
+
+function copyRecord(record: UrlRecord): UrlRecord {
+  return { ...record, path: typeof record.path === "string" ? record.path : [...record.path] };
+}
+
+function parseSerializedHttpUrlAgain(input: string): UrlRecord | undefined {
+  if (lastSerializedRecord !== undefined && input === lastSerializedInput) return copyRecord(lastSerializedRecord);
+  const record = parseSerializedHttpUrl(input);
+  if (record !== undefined) {
+    lastSerializedInput = input;
+    lastSerializedRecord = copyRecord(record);
+  }
+  return record;
+}
+
+/**
+ * The URL's serialization (what `new URL(input).href` gives), without building a URL object when
+ * the input is already serialized (see parseSerializedHttpUrl). Throws TypeError when invalid.
+ */
+export function serializedUrl(input: string): string {
+  if (lastSerializedRecord !== undefined && input === lastSerializedInput) return input;
+  return parseSerializedHttpUrlAgain(input) !== undefined ? input : serializeUrl(parseUrl(input, undefined));
+}
+
 function parseUrl(rawInput: string, base: UrlRecord | undefined): UrlRecord {
+  const serialized = parseSerializedHttpUrlAgain(rawInput);
+  if (serialized !== undefined) return serialized;
   const input = cleanInput(rawInput);
   const schemeMatch = /^([A-Za-z][A-Za-z0-9+\-.]*):/.exec(input);
   if (schemeMatch === null) {
@@ -512,8 +672,9 @@ function parseUrl(rawInput: string, base: UrlRecord | undefined): UrlRecord {
 function serializePath(record: UrlRecord): string {
   if (typeof record.path === "string") return record.path;
   // A path starting with an empty segment needs "/." when there is no host, so it is not read as an authority.
-  const prefix = record.host === null && record.path.length > 1 && record.path[0] === "" ? "/." : "";
-  return prefix + record.path.map((segment) => `/${segment}`).join("");
+  let text = record.host === null && record.path.length > 1 && record.path[0] === "" ? "/." : "";
+  for (const segment of record.path) text += `/${segment}`;
+  return text;
 }
 
 function serializeUrl(record: UrlRecord, excludeFragment = false): string {
@@ -673,15 +834,12 @@ export class URLSearchParams implements Iterable<[string, string]> {
 
 export class URL {
   #record: UrlRecord;
-  readonly #searchParams: URLSearchParams;
+  /** Made on first use: most URLs a server parses are asked for their path, not their parameters. */
+  #searchParams: URLSearchParams | undefined;
 
   constructor(url: string | URL, base?: string | URL) {
     const baseRecord = base === undefined ? undefined : base instanceof URL ? base.#record : parseUrl(String(base), undefined);
     this.#record = parseUrl(String(url), baseRecord);
-    this.#searchParams = new URLSearchParams(this.#record.query ?? "");
-    attachParams(this.#searchParams, (query) => {
-      this.#record.query = query;
-    });
   }
 
   static canParse(url: string | URL, base?: string | URL): boolean {
@@ -701,7 +859,7 @@ export class URL {
   }
   set href(value: string) {
     this.#record = parseUrl(String(value), undefined);
-    replaceParams(this.#searchParams, this.#record.query);
+    if (this.#searchParams !== undefined) replaceParams(this.#searchParams, this.#record.query);
   }
 
   get origin(): string {
@@ -799,15 +957,22 @@ export class URL {
     const text = String(value).replace(/[\t\n\r]/g, "");
     if (text === "") {
       this.#record.query = null;
-      replaceParams(this.#searchParams, null);
+      if (this.#searchParams !== undefined) replaceParams(this.#searchParams, null);
       return;
     }
     const query = text.startsWith("?") ? text.slice(1) : text;
     this.#record.query = encodeQuery(query, isSpecial(this.#record.scheme));
-    replaceParams(this.#searchParams, this.#record.query);
+    if (this.#searchParams !== undefined) replaceParams(this.#searchParams, this.#record.query);
   }
 
   get searchParams(): URLSearchParams {
+    if (this.#searchParams === undefined) {
+      const params = new URLSearchParams(this.#record.query ?? "");
+      attachParams(params, (query) => {
+        this.#record.query = query;
+      });
+      this.#searchParams = params;
+    }
     return this.#searchParams;
   }
 
