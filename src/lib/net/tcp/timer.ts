@@ -7,11 +7,16 @@
 import type { TimerHandle, Timers } from "../types.ts";
 
 export class DeadlineTimer {
-  /** When the callback should run; Infinity when stopped. */
-  private deadline = Infinity;
+  /**
+   * When the callback should run, while `active`. A flag rather than an Infinity deadline: the
+   * profile of an HTTP server showed 4% of its time in `stop` storing Infinity into the field.
+   */
+  private deadline = 0;
+  private active = false;
   private handle: TimerHandle | undefined;
-  /** The deadline the underlying timer is set for. */
-  private armedFor = Infinity;
+  /** The deadline the underlying timer is set for, while `armed`. */
+  private armedFor = 0;
+  private armed = false;
   private readonly fire: () => void;
 
   constructor(
@@ -20,53 +25,55 @@ export class DeadlineTimer {
   ) {
     this.fire = () => {
       this.handle = undefined;
-      this.armedFor = Infinity;
+      this.armed = false;
+      if (!this.active) return;
       const deadline = this.deadline;
-      if (deadline === Infinity) return;
       if (this.timers.now() < deadline) {
         this.arm(deadline);
         return;
       }
-      this.deadline = Infinity;
+      this.active = false;
       callback();
     };
   }
 
   get running(): boolean {
-    return this.deadline !== Infinity;
+    return this.active;
   }
 
   /** The deadline, or Infinity. */
   get at(): number {
-    return this.deadline;
+    return this.active ? this.deadline : Infinity;
   }
 
   /** Runs the callback at `deadline` (ms) instead of any earlier setting. */
   set(deadline: number): void {
     this.deadline = deadline;
-    if (deadline < this.armedFor) this.arm(deadline);
+    this.active = true;
+    if (!this.armed || deadline < this.armedFor) this.arm(deadline);
   }
 
   /** Sets the deadline unless one is set already. */
   setIfStopped(deadline: number): void {
-    if (this.deadline === Infinity) this.set(deadline);
+    if (!this.active) this.set(deadline);
   }
 
   stop(): void {
-    this.deadline = Infinity;
+    this.active = false;
   }
 
   /** Stops and also cancels the underlying timer (when the connection goes away). */
   dispose(): void {
-    this.deadline = Infinity;
+    this.active = false;
     this.handle?.cancel();
     this.handle = undefined;
-    this.armedFor = Infinity;
+    this.armed = false;
   }
 
   private arm(deadline: number): void {
     this.handle?.cancel();
     this.armedFor = deadline;
+    this.armed = true;
     this.handle = this.timers.at(deadline, this.fire);
   }
 }
