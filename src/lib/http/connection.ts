@@ -144,6 +144,12 @@ const ENGINE_FIELDS = new Set(["connection", "keep-alive", "proxy-connection", "
  * lives: small, since an idle keep-alive connection holds it too.
  */
 const OUTPUT_ARENA_BYTES = 8 * 1024;
+/**
+ * A deadline that is not running: later than any clock reading. Finite, not Infinity: the
+ * tender's profile showed stores of Infinity into a deadline field costing several percent
+ * (DeadlineTimer in net/tcp/timer.ts).
+ */
+const NO_DEADLINE = Number.MAX_VALUE;
 /** Larger messages get a buffer of their own (a head with a page of a few KiB still fits). */
 const MAX_ARENA_PIECE = 4 * 1024;
 const EMPTY_ARENA = new Uint8Array(0);
@@ -360,17 +366,17 @@ export class Http1Connection {
   private reportedWantsInput = true;
 
   /**
-   * The three timeouts as deadlines (ms; Infinity when not running), watched by one timer. The
+   * The three timeouts as deadlines (ms; NO_DEADLINE when not running), watched by one timer. The
    * deadlines move on every request; the timer does not: it is set for the nearest deadline only
    * when that comes sooner than the time it is set for, and when it fires early (the deadline
    * moved on) it is set again. So a request costs no timer insertion and no cancellation (the
    * TCP layer's DeadlineTimer works the same way).
    */
-  private headersDeadline = Infinity;
-  private idleDeadline = Infinity;
-  private bodyDeadline = Infinity;
+  private headersDeadline = NO_DEADLINE;
+  private idleDeadline = NO_DEADLINE;
+  private bodyDeadline = NO_DEADLINE;
   private watchdog: { cancel(): void } | undefined;
-  private watchdogAt = Infinity;
+  private watchdogAt = NO_DEADLINE;
 
   bytesReceived = 0;
   bytesSent = 0;
@@ -395,7 +401,7 @@ export class Http1Connection {
     this.pending.push(chunk);
     this.pendingBytes += chunk.length;
     // Activity: the idle timer measures silence, so it restarts after this.
-    this.idleDeadline = Infinity;
+    this.idleDeadline = NO_DEADLINE;
     this.process();
   }
 
@@ -507,7 +513,7 @@ export class Http1Connection {
     state.bodyDiscarded = true;
     state.bodyWaiter = undefined;
     // Nobody waits for this body any more: skipping it is not a reason to time out.
-    this.bodyDeadline = Infinity;
+    this.bodyDeadline = NO_DEADLINE;
     state.bodyChunks = [];
     state.bodyQueuedBytes = 0;
     this.process();
@@ -781,7 +787,7 @@ export class Http1Connection {
     // The request line as text only for the log of a request that failed (a good one carries its own).
     const failedLine = info instanceof ProtocolError ? this.head.firstLine() : undefined;
     this.head.reset();
-    this.headersDeadline = Infinity;
+    this.headersDeadline = NO_DEADLINE;
     if (info instanceof ProtocolError) {
       this.protocolError(info, failedLine);
       return;
@@ -812,7 +818,7 @@ export class Http1Connection {
     if (state.bodyDiscarded || state.response === "complete") return;
     state.bodyChunks.push(data);
     state.bodyQueuedBytes += data.length;
-    this.bodyDeadline = Infinity;
+    this.bodyDeadline = NO_DEADLINE;
     state.notifyBody();
   }
 
@@ -821,7 +827,7 @@ export class Http1Connection {
     this.bodyOwner = undefined;
     this.chunked = undefined;
     this.parse = "head";
-    this.bodyDeadline = Infinity;
+    this.bodyDeadline = NO_DEADLINE;
     state.notifyBody();
   }
 
@@ -837,7 +843,7 @@ export class Http1Connection {
     this.pending = [];
     this.pendingBytes = 0;
     this.pendingOffset = 0;
-    this.headersDeadline = Infinity;
+    this.headersDeadline = NO_DEADLINE;
   }
 
   /** Answers a protocol error (after the responses already owed) and closes. */
@@ -964,7 +970,7 @@ export class Http1Connection {
   }
 
   private armBodyTimer(): void {
-    if (this.bodyDeadline !== Infinity || this.destroyed) return;
+    if (this.bodyDeadline !== NO_DEADLINE || this.destroyed) return;
     this.bodyDeadline = this.timers.now() + this.timeouts.bodyTimeoutMs;
     this.armWatchdog();
   }
@@ -977,18 +983,18 @@ export class Http1Connection {
     }
     if (this.head.started) {
       // A head in progress: its deadline runs from the processing that saw its first byte.
-      if (this.headersDeadline === Infinity) this.headersDeadline = this.timers.now() + this.timeouts.headersTimeoutMs;
+      if (this.headersDeadline === NO_DEADLINE) this.headersDeadline = this.timers.now() + this.timeouts.headersTimeoutMs;
     }
     const idle = this.acceptRequests && this.queue.length === 0 && !this.head.started;
-    if (!idle) this.idleDeadline = Infinity;
-    else if (this.idleDeadline === Infinity) this.idleDeadline = this.timers.now() + this.timeouts.idleTimeoutMs;
+    if (!idle) this.idleDeadline = NO_DEADLINE;
+    else if (this.idleDeadline === NO_DEADLINE) this.idleDeadline = this.timers.now() + this.timeouts.idleTimeoutMs;
     this.armWatchdog();
   }
 
   /** Sets the watchdog for the nearest deadline, unless it is already set for that time or sooner. */
   private armWatchdog(): void {
     const next = Math.min(this.headersDeadline, this.idleDeadline, this.bodyDeadline);
-    if (next === Infinity || next >= this.watchdogAt) return;
+    if (next === NO_DEADLINE || next >= this.watchdogAt) return;
     this.watchdog?.cancel();
     this.watchdogAt = next;
     this.watchdog = this.timers.at(next, this.onWatchdog);
@@ -997,7 +1003,7 @@ export class Http1Connection {
   /** The watchdog fired: the deadline that passed, if one did, times out; else it is set again. */
   private readonly onWatchdog = (): void => {
     this.watchdog = undefined;
-    this.watchdogAt = Infinity;
+    this.watchdogAt = NO_DEADLINE;
     if (this.destroyed) return;
     const now = this.timers.now();
     const next = Math.min(this.headersDeadline, this.idleDeadline, this.bodyDeadline);
@@ -1006,13 +1012,13 @@ export class Http1Connection {
       return;
     }
     if (next === this.headersDeadline) {
-      this.headersDeadline = Infinity;
+      this.headersDeadline = NO_DEADLINE;
       this.protocolError(new ProtocolError("headersTimeout", `no complete request head within ${this.timeouts.headersTimeoutMs} ms`));
     } else if (next === this.idleDeadline) {
-      this.idleDeadline = Infinity;
+      this.idleDeadline = NO_DEADLINE;
       this.protocolError(new ProtocolError("idleTimeout", `no request within ${this.timeouts.idleTimeoutMs} ms`));
     } else {
-      this.bodyDeadline = Infinity;
+      this.bodyDeadline = NO_DEADLINE;
       if (this.bodyOwner !== undefined) this.protocolError(new ProtocolError("bodyTimeout", `no request body bytes within ${this.timeouts.bodyTimeoutMs} ms`));
     }
     this.updateTimers();
@@ -1021,10 +1027,10 @@ export class Http1Connection {
   private cancelTimers(): void {
     this.watchdog?.cancel();
     this.watchdog = undefined;
-    this.watchdogAt = Infinity;
-    this.headersDeadline = Infinity;
-    this.idleDeadline = Infinity;
-    this.bodyDeadline = Infinity;
+    this.watchdogAt = NO_DEADLINE;
+    this.headersDeadline = NO_DEADLINE;
+    this.idleDeadline = NO_DEADLINE;
+    this.bodyDeadline = NO_DEADLINE;
   }
 
   private updateInputWanted(): void {
