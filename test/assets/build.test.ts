@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { brotliDecompressSync, gunzipSync } from "node:zlib";
 import { decodeImage } from "../../src/image/format.ts";
-import { createNodeBase } from "../../src/tenders/node/base.ts";
+import { testNodeBase } from "../helpers/node-base.ts";
 import { decodeAssets } from "../../src/lib/assets/format.ts";
 import { atoll } from "../helpers/cli.ts";
 
@@ -176,22 +176,7 @@ test("assets settings that cannot work are build errors, in one line", (t) => {
 
 
 test("the node tender lends the section without a copy, except out of Node's shared buffer pool", () => {
-  const baseWith = (assets: Uint8Array | undefined) =>
-    createNodeBase({
-      cmdline: { args: [], params: {} },
-      nets: [],
-      blocks: [],
-      maxWaitNs: 0,
-      poll: () => 0,
-      onExit: () => {
-        throw new Error("exit");
-      },
-      onAbort: () => {
-        throw new Error("abort");
-      },
-      warn: () => undefined,
-      assets,
-    });
+  const baseWith = (assets: Uint8Array | undefined) => testNodeBase({ assets });
   const file = Buffer.alloc(100_000, 7);
   const section = file.subarray(1000, 5000);
   assert.equal(baseWith(section).assets?.(), section, "a file of its own: lent as is");
