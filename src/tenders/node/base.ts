@@ -122,7 +122,11 @@ function recordFrame(pcap: PcapWriter, frame: Uint8Array, meta: NetFrameMeta | u
     pcap.record(frame);
     return;
   }
-  const frames = applyOffloads(frame, meta) ?? [frame];
+  // A coalesced frame the host vouched for (DATA_VALID) names no checksum start: it is the TCP
+  // header's, which segmentation needs (each segment's checksum is computed afresh).
+  const checksumStart = meta.checksumStart > 0 ? meta.checksumStart : ETHERNET_HEADER_LENGTH + ((frame[ETHERNET_HEADER_LENGTH] ?? 0) & 0x0f) * 4;
+  const request = meta.checksumStart > 0 ? meta : { checksumStart, checksumOffset: TCP_CHECKSUM_OFFSET, segmentSize: meta.segmentSize };
+  const frames = applyOffloads(frame, request) ?? [frame];
   for (const wireFrame of frames) pcap.record(wireFrame);
 }
 
