@@ -4,13 +4,13 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { TcpFlag } from "../../../src/lib/wire/tcp.ts";
+import { TcpFlag, type TcpRepr } from "../../../src/lib/wire/tcp.ts";
 import type { Ipv4Address } from "../../../src/lib/wire/address.ts";
 import { NetError } from "../../../src/lib/net/ipv4.ts";
 import type { TcpFlow } from "../../../src/lib/net/tcp/flow.ts";
 import { seqAdd } from "../../../src/lib/net/tcp/seq.ts";
 import { SeededRandom } from "../../../src/lib/net/testing/virtual-link.ts";
-import { TcpNetwork, patternBytes, type RawPeer } from "./harness.ts";
+import { TcpNetwork, patternBytes, type RawPeer, type TcpHost } from "./harness.ts";
 
 /** SYNs from `count` random ports that never complete their handshakes (ARP resolved first). */
 async function flood(net: TcpNetwork, peer: RawPeer, to: Ipv4Address, port: number, count: number, seed = 1): Promise<void> {
@@ -25,6 +25,28 @@ async function flood(net: TcpNetwork, peer: RawPeer, to: Ipv4Address, port: numb
       options: { mss: 1460, sackPermitted: true, windowScale: 7, timestamps: { value: random.nextUint32(), echo: 0 } },
     });
   }
+}
+
+/**
+ * A listener with a backlog of one, filled by one flooding SYN, so that the raw peer's SYN from
+ * port 7777 (ISN 5000, with `options`) is answered with a cookie SYN-ACK, returned here.
+ */
+async function cookieHandshake(options: TcpRepr["options"]): Promise<{ net: TcpNetwork; server: TcpHost; peer: RawPeer; synAck: TcpRepr; accepted: () => TcpFlow | undefined }> {
+  const net = new TcpNetwork();
+  const server = net.host("198.18.0.1/24", { tcp: { backlog: 1 } });
+  const peer = net.rawPeer("198.18.0.9/24");
+  let accepted: TcpFlow | undefined;
+  server.tcp.listen(80, (flow) => {
+    accepted = flow;
+  });
+  await flood(net, peer, server.address, 80, 1, 99);
+  await net.advance(10);
+  peer.received.length = 0;
+  peer.send(server.address, { srcPort: 7777, dstPort: 80, seq: 5000, flags: TcpFlag.Syn, options });
+  await net.advance(10);
+  const synAck = peer.received.find((segment) => segment.flags === (TcpFlag.Syn | TcpFlag.Ack));
+  assert.ok(synAck !== undefined);
+  return { net, server, peer, synAck, accepted: () => accepted };
 }
 
 describe("tcp listeners", () => {
@@ -138,23 +160,11 @@ describe("tcp listeners", () => {
   });
 
   it("a cookie connection without timestamps goes without window scaling and SACK", async () => {
-    const net = new TcpNetwork();
-    const server = net.host("198.18.0.1/24", { tcp: { backlog: 1 } });
-    const peer = net.rawPeer("198.18.0.9/24");
-    let accepted: TcpFlow | undefined;
-    server.tcp.listen(80, (flow) => {
-      accepted = flow;
-    });
-    await flood(net, peer, server.address, 80, 1, 99);
-    await net.advance(10);
-    peer.received.length = 0;
-    peer.send(server.address, { srcPort: 7777, dstPort: 80, seq: 5000, flags: TcpFlag.Syn, options: { mss: 1300, windowScale: 5, sackPermitted: true } });
-    await net.advance(10);
-    const synAck = peer.received.find((segment) => segment.flags === (TcpFlag.Syn | TcpFlag.Ack));
-    assert.ok(synAck !== undefined);
+    const { net, server, peer, synAck, accepted: acceptedFlow } = await cookieHandshake({ mss: 1300, windowScale: 5, sackPermitted: true });
     assert.deepEqual(synAck.options, { mss: 1460 }, "no options it could not remember");
     peer.send(server.address, { srcPort: 7777, dstPort: 80, seq: 5001, ack: seqAdd(synAck.seq, 1), flags: TcpFlag.Ack, payload: Uint8Array.from([1, 2, 3]) });
-    await net.runUntil(() => accepted !== undefined);
+    await net.runUntil(() => acceptedFlow() !== undefined);
+    const accepted = acceptedFlow();
     assert.ok(accepted !== undefined);
     const state = accepted.connection.inspect();
     assert.deepEqual([state.sack, state.timestamps, state.sndScale, state.peerMss], [false, false, 0, 1300]);
@@ -162,20 +172,7 @@ describe("tcp listeners", () => {
   });
 
   it("a cookie connection whose first segments were lost is completed by their retransmission, not reset", async () => {
-    const net = new TcpNetwork();
-    const server = net.host("198.18.0.1/24", { tcp: { backlog: 1 } });
-    const peer = net.rawPeer("198.18.0.9/24");
-    let accepted: TcpFlow | undefined;
-    server.tcp.listen(80, (flow) => {
-      accepted = flow;
-    });
-    await flood(net, peer, server.address, 80, 1, 99);
-    await net.advance(10);
-    peer.received.length = 0;
-    peer.send(server.address, { srcPort: 7777, dstPort: 80, seq: 5000, flags: TcpFlag.Syn, options: { mss: 1460 } });
-    await net.advance(10);
-    const synAck = peer.received.find((segment) => segment.flags === (TcpFlag.Syn | TcpFlag.Ack));
-    assert.ok(synAck !== undefined);
+    const { net, server, peer, synAck, accepted: acceptedFlow } = await cookieHandshake({ mss: 1460 });
     const ack = seqAdd(synAck.seq, 1);
     // The handshake ACK and bytes 0-2 are lost; bytes 3-5 arrive first. Their sequence number
     // cannot check the cookie: dropped, with no reset that would end the client's connection.
@@ -188,9 +185,10 @@ describe("tcp listeners", () => {
     assert.equal(counters.synCookiesValidated, 0, "no connection yet");
     // The client's retransmission from ISN + 1 checks the cookie; then the rest arrives in order.
     peer.send(server.address, { srcPort: 7777, dstPort: 80, seq: 5001, ack, flags: TcpFlag.Ack, payload: Uint8Array.from([1, 2, 3]) });
-    await net.runUntil(() => accepted !== undefined);
+    await net.runUntil(() => acceptedFlow() !== undefined);
     peer.send(server.address, { srcPort: 7777, dstPort: 80, seq: 5004, ack, flags: TcpFlag.Ack, payload: Uint8Array.from([4, 5, 6]) });
     await net.advance(10);
+    const accepted = acceptedFlow();
     assert.ok(accepted !== undefined);
     assert.equal(counters.synCookiesValidated, 1);
     const bytes: number[] = [];
