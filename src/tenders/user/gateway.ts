@@ -7,10 +7,12 @@
  * port> through its stack. Nothing is routed anywhere else: there is no NAT to the outside.
  *
  * It ends with the tender: when its stdin (a pipe from the tender) or the link reaches end of file.
+ * Signals to the whole process group do not end it first (see SIGNAL_GRACE_MS).
  * Its first message on the link is a control line (READY or ERROR ...), never a frame.
  */
 import { randomFillSync } from "node:crypto";
 import { createServer, type Server, type Socket } from "node:net";
+import { constants } from "node:os";
 import { attachTcp, type TcpFlow, type TcpLayer } from "../../lib/net/tcp/index.ts";
 import { createStack } from "../../lib/net/stack.ts";
 import type { NetLogger, NetLogFactory } from "../../lib/net/ethernet.ts";
@@ -30,6 +32,15 @@ export const LEASE_SECONDS = 3600;
 export const GATEWAY_LINK_FD = 3;
 export const CONTROL_READY = "ATOLL-GATEWAY READY";
 export const CONTROL_ERROR = "ATOLL-GATEWAY ERROR ";
+/**
+ * How long the gateway outlives a SIGINT, SIGTERM or SIGHUP. Such signals usually go to the whole
+ * process group (a terminal's Ctrl-C, `kill -TERM -<pgid>`, docker stop, systemd, timeout), so the
+ * tender gets the same one and ends the appliance with 128 + the signal's number. Were the gateway
+ * to die at once, the appliance could see its link vanish first and abort (255) instead. So the
+ * gateway keeps serving until its stdin closes (the tender is gone), and ends by itself only when
+ * the signal was for it alone.
+ */
+export const SIGNAL_GRACE_MS = 5_000;
 /** How long a host connection waits for the guest's address before it is tried anyway. */
 const GUEST_WAIT_MS = 30_000;
 
@@ -96,6 +107,11 @@ export async function gatewayMain(argv: readonly string[]): Promise<void> {
   process.stdin.on("close", quit);
   process.stdin.on("error", quit);
   process.stdin.resume();
+  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+    process.on(signal, () => {
+      setTimeout(() => process.exit(128 + constants.signals[signal]), SIGNAL_GRACE_MS);
+    });
+  }
 
   const servers: { server: Server; guestPort: number }[] = [];
   for (const mapping of config.publish) {
