@@ -40,6 +40,14 @@ export const TCP_EPHEMERAL_LAST = 65535;
 export interface ConnectOptions extends FlowOptions {
   /** The local port; default an ephemeral one (RFC 6056 §3.3.3). */
   localPort?: number;
+  /**
+   * Fail with a "timeout" TcpError (`connect to <address>:<port> timed out after <n> s`) when not
+   * established after this long. Default: the layer's `connectTimeoutMs`, whose default 0 leaves
+   * the bound to the SYN retransmissions (`maxSynRetransmits` 6 with the RTO doubling from 1 s:
+   * about two minutes, as Linux's tcp_syn_retries = 6). Either way, a next hop that never answers
+   * ARP fails the connect after ARP's 3 requests (about 3 s) with an "unreachable" TcpError.
+   */
+  connectTimeoutMs?: number;
 }
 
 export interface ListenOptions extends FlowOptions {
@@ -55,6 +63,12 @@ export interface TcpLayerDependencies {
   timers: Timers;
   random: RandomSource;
   log: NetLogger;
+}
+
+function connectTimeout(given: number | undefined, layerDefault: number): number {
+  if (given === undefined) return layerDefault;
+  if (!Number.isFinite(given) || given < 0) throw new RangeError(`tcp: connectTimeoutMs ${given} is not a number ≥ 0 (0: only the SYN retransmissions bound a connect)`);
+  return given;
 }
 
 /** Key of the first-level table: the remote endpoint, exact in a float64 (48 bits). */
@@ -123,8 +137,10 @@ export class TcpLayer implements Ipv4ProtocolHandler, ConnectionHost, ListenerHo
   /**
    * Opens a connection (RFC 9293 active OPEN) and resolves with the flow once established.
    * Rejects with NetError "no-route", "address-in-use", or a TcpError: "refused" (a RST; its
-   * code is "connection-refused"), "timeout" (no answer to the SYNs, with an ICMP soft error as
-   * its code if one came) or "unreachable" (ICMP hard error).
+   * code is "connection-refused"), "timeout" (no answer to the SYNs, or `connectTimeoutMs`
+   * passed; with an ICMP soft error as its code if one came) or "unreachable" (ICMP hard error, or
+   * no ARP reply from the next hop: code "host-unreachable"). Timeouts and ARP failures are also
+   * logged (source tcp, info), since an application may wait on a connect without a word.
    */
   async connect(address: Ipv4Address, port: number, options: ConnectOptions = {}): Promise<TcpFlow> {
     const flow = this.open(address, port, options);
@@ -150,7 +166,7 @@ export class TcpLayer implements Ipv4ProtocolHandler, ConnectionHost, ListenerHo
     const connection = new TcpConnection(
       this,
       { localAddress: local, localPort, remoteAddress: address, remotePort: port },
-      resolveFlowSettings(this.settings, options),
+      { ...resolveFlowSettings(this.settings, options), connectTimeoutMs: connectTimeout(options.connectTimeoutMs, this.settings.connectTimeoutMs) },
     );
     this.insert(connection);
     const flow = new TcpFlow(connection);
