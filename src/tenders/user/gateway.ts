@@ -11,10 +11,12 @@
  * Its first message on the link is a control line (READY or ERROR ...), never a frame.
  */
 import { randomFillSync } from "node:crypto";
+import { createSocket, type Socket as DatagramSocket } from "node:dgram";
 import { createServer, type Server, type Socket } from "node:net";
 import { constants } from "node:os";
 import { attachTcp, type TcpFlow, type TcpLayer } from "../../lib/net/tcp/index.ts";
-import { createStack } from "../../lib/net/stack.ts";
+import { createStack, type Stack } from "../../lib/net/stack.ts";
+import type { UdpSocket } from "../../lib/net/udp.ts";
 import type { NetLogger, NetLogFactory } from "../../lib/net/ethernet.ts";
 import type { Timers } from "../../lib/net/types.ts";
 import { Ipv4Address, Ipv4Cidr, MacAddress } from "../../lib/wire/address.ts";
@@ -22,6 +24,8 @@ import { DHCP_CLIENT_PORT, DHCP_SERVER_PORT } from "../../lib/wire/dhcp.ts";
 import { loadNative } from "../node/native.ts";
 import { DhcpServer } from "./dhcp-server.ts";
 import { SocketLink } from "./link.ts";
+import type { PublishProtocol } from "./attach.ts";
+import { DEFAULT_UDP_FLOW_LIMITS, UdpFlowTable, type UdpFlowLimits } from "./udp-flows.ts";
 
 export const GATEWAY_ADDRESS = Ipv4Address.fromOctets(10, 0, 2, 2);
 export const GUEST_CIDR = new Ipv4Cidr(Ipv4Address.fromOctets(10, 0, 2, 15), 24);
@@ -54,7 +58,7 @@ export function sentFrom(frame: Uint8Array, address: Ipv4Address): boolean {
 
 export interface GatewayConfig {
   readonly device: string;
-  readonly publish: readonly { readonly hostPort: number; readonly guestPort: number; readonly spec: string }[];
+  readonly publish: readonly { readonly hostPort: number; readonly guestPort: number; readonly protocol: PublishProtocol; readonly spec: string }[];
   /** Log connections and DHCP to stderr. */
   readonly verbose?: boolean;
 }
@@ -90,6 +94,16 @@ function listen(server: Server, port: number): Promise<void> {
   });
 }
 
+function bindDatagram(socket: DatagramSocket, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    socket.once("error", reject);
+    socket.bind({ address: "127.0.0.1", port, exclusive: true }, () => {
+      socket.off("error", reject);
+      resolve();
+    });
+  });
+}
+
 function listenError(spec: string, port: number, error: unknown): string {
   const code = error instanceof Error && "code" in error ? String(error.code) : "";
   if (code === "EADDRINUSE") return `-p ${spec}: host port 127.0.0.1:${port} is already in use: pick another host port`;
@@ -114,15 +128,22 @@ export async function gatewayMain(argv: readonly string[]): Promise<void> {
   }
 
   const servers: { server: Server; guestPort: number }[] = [];
+  const datagramSockets: { socket: DatagramSocket; guestPort: number }[] = [];
   for (const mapping of config.publish) {
-    const server = createServer({ noDelay: true, pauseOnConnect: true, allowHalfOpen: true });
     try {
-      await listen(server, mapping.hostPort);
+      if (mapping.protocol === "udp") {
+        const socket = createSocket({ type: "udp4" });
+        await bindDatagram(socket, mapping.hostPort);
+        datagramSockets.push({ socket, guestPort: mapping.guestPort });
+      } else {
+        const server = createServer({ noDelay: true, pauseOnConnect: true, allowHalfOpen: true });
+        await listen(server, mapping.hostPort);
+        servers.push({ server, guestPort: mapping.guestPort });
+      }
     } catch (error) {
       native.write(fd, new TextEncoder().encode(CONTROL_ERROR + listenError(mapping.spec, mapping.hostPort, error)));
       process.exit(1);
     }
-    servers.push({ server, guestPort: mapping.guestPort });
   }
 
   const verbose = config.verbose === true;
@@ -178,6 +199,47 @@ export async function gatewayMain(argv: readonly string[]): Promise<void> {
   for (const { server, guestPort } of servers) {
     server.on("connection", (socket) => void splice(socket, tcp, guestPort, guestReady, verbose));
   }
+  for (const { socket, guestPort } of datagramSockets) relayDatagrams(socket, stack, guestPort, DEFAULT_UDP_FLOW_LIMITS, verbose);
+}
+
+/** How often idle UDP flows are looked for: expiry is exact to within this. */
+const UDP_SWEEP_MS = 1_000;
+
+/**
+ * Relays a published UDP port: each host client (address:port) gets a flow, a socket of its own
+ * on the gateway's stack, whose datagrams go to the guest's port and whose replies from there go
+ * back to that client. Datagrams are relayed as they are, up to the link's MTU; a datagram that
+ * cannot be sent (the guest not yet reachable, a full queue) is dropped, as UDP may be.
+ */
+function relayDatagrams(host: DatagramSocket, stack: Stack, guestPort: number, limits: UdpFlowLimits, verbose: boolean): void {
+  const guest = { address: GUEST_CIDR.address, port: guestPort };
+  const flows = new UdpFlowTable<UdpSocket>(limits, (key, socket, why) => {
+    socket.close();
+    if (verbose) process.stderr.write(`atoll gateway: udp ${key} → guest port ${guestPort}: flow ended (${why})\n`);
+  });
+  host.on("error", () => undefined);
+  host.on("message", (payload, client) => {
+    const key = `${client.address}:${client.port}`;
+    const flow = flows.outbound(key, performance.now(), () => {
+      const socket = stack.udp.bind(0);
+      socket.onDatagram((reply, from) => {
+        if (from.address !== guest.address || from.port !== guest.port) return;
+        if (!flows.inbound(key, performance.now())) return;
+        // dgram sends later, from the buffer it is given: the stack's reply is a view it reuses.
+        host.send(Buffer.from(reply), client.port, client.address);
+      });
+      // ICMP errors from the guest (port unreachable: nothing listens there) end nothing: UDP has no connection.
+      socket.onError(() => undefined);
+      if (verbose) process.stderr.write(`atoll gateway: udp ${key} → guest port ${guestPort}: new flow from port ${socket.localPort}\n`);
+      return socket;
+    });
+    try {
+      flow.send(payload, guest);
+    } catch (error) {
+      if (verbose) process.stderr.write(`atoll gateway: udp ${key} → guest port ${guestPort}: dropped: ${error instanceof Error ? error.message : String(error)}\n`);
+    }
+  });
+  setInterval(() => flows.expire(performance.now()), UDP_SWEEP_MS);
 }
 
 /** Copies bytes both ways between a host socket and a flow to the guest, with backpressure and half-close. */

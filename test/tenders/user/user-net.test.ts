@@ -112,8 +112,8 @@ describe("DHCP server", () => {
 
 describe("-p parsing", () => {
   test("accepts <host>:<guest> and <dev>=<host>:<guest>", () => {
-    assert.deepEqual(parsePublish("8080:80"), { hostPort: 8080, guestPort: 80, device: undefined, spec: "8080:80" });
-    assert.deepEqual(parsePublish("service=1:65535"), { hostPort: 1, guestPort: 65535, device: "service", spec: "service=1:65535" });
+    assert.deepEqual(parsePublish("8080:80"), { hostPort: 8080, guestPort: 80, protocol: "tcp", device: undefined, spec: "8080:80" });
+    assert.deepEqual(parsePublish("service=1:65535"), { hostPort: 1, guestPort: 65535, protocol: "tcp", device: "service", spec: "service=1:65535" });
   });
 
   test("rejects bad specs with one line", () => {
