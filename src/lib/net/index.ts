@@ -18,6 +18,7 @@
  */
 import * as logs from "../logs/index.ts";
 import { Ipv4Address } from "../wire/address.ts";
+import { WireError } from "../wire/error.ts";
 import { registerCounters } from "../runtime/counters.ts";
 import type { Appliance } from "../runtime/boot.ts";
 import { baseRandom, linkFromDevice, timersFromScheduler } from "./adapters.ts";
@@ -125,10 +126,20 @@ export async function openStack(app: Appliance, device: string, options: OpenSta
     config = parsed;
   }
   // The stack handles coalesced frames and trusted checksums, so it asks for the offloads.
+  // On the user-mode link, the tender names the gateway, which relays published TCP ports with a
+  // PROXY protocol v2 header carrying each client's address (see tcp/proxy-header.ts).
+  const proxyParameter = proxyProtocolParamName(device);
+  const proxySetting = app.params[proxyParameter];
+  let proxyProtocolFrom: Ipv4Address | undefined;
+  if (proxySetting !== undefined) {
+    const parsed = Ipv4Address.parse(proxySetting);
+    if (parsed instanceof WireError) throw new Error(`bad boot parameter ${proxyParameter}: ${parsed.message}`);
+    proxyProtocolFrom = parsed;
+  }
   const netDevice = app.net(device, { offloads: true });
   const timers = timersFromScheduler(app.scheduler);
   const random = baseRandom();
-  const stack = new Stack({ link: linkFromDevice(netDevice), timers, random, ipv4: config, log: logs.source, limits: options.limits });
+  const stack = new Stack({ link: linkFromDevice(netDevice), timers, random, ipv4: config, log: logs.source, limits: options.limits, proxyProtocolFrom });
   for (const layer of STACK_LAYERS) registerCounters(`net.${device}.${layer}`, () => ({ ...stack.counters()[layer] }));
   if (config !== undefined) {
     log.info(`${device}: ${describeConfig(config)} (static)`);
@@ -166,6 +177,11 @@ export async function openStack(app: Appliance, device: string, options: OpenSta
     client.start();
     waiting.start();
   });
+}
+
+/** The boot parameter naming the relay whose TCP connections carry a PROXY protocol v2 header: `net.<device>.proxy-protocol`. */
+export function proxyProtocolParamName(device: string): string {
+  return `net.${device}.proxy-protocol`;
 }
 
 /** Calls `warn` with the time waited at DHCP_WAIT_FIRST_WARNING_MS, then at doubling gaps, between start and stop. */

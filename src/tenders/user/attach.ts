@@ -7,6 +7,9 @@ import type { Image } from "../../image/format.ts";
 import { TenderError } from "../node/block.ts";
 import type { NetAttachment } from "../node/setup.ts";
 
+/** The gateway's address on the user-mode link (gateway.ts's GATEWAY_ADDRESS), for boot parameters. */
+export const USER_GATEWAY_ADDRESS = "10.0.2.2";
+
 export type PublishProtocol = "tcp" | "udp";
 
 /** One `-p [<dev>=]<host port>:<guest port>[/tcp|/udp]`: host 127.0.0.1:<host> to guest <guest>. */

@@ -21,6 +21,8 @@ import type { NetLogger, NetLogFactory } from "../../lib/net/ethernet.ts";
 import type { Timers } from "../../lib/net/types.ts";
 import { Ipv4Address, Ipv4Cidr, MacAddress } from "../../lib/wire/address.ts";
 import { DHCP_CLIENT_PORT, DHCP_SERVER_PORT } from "../../lib/wire/dhcp.ts";
+import { WireError } from "../../lib/wire/error.ts";
+import { ProxyHeaderRepr } from "../../lib/wire/proxy-protocol.ts";
 import { loadNative } from "../node/native.ts";
 import { DhcpServer } from "./dhcp-server.ts";
 import { SocketLink } from "./link.ts";
@@ -242,6 +244,24 @@ function relayDatagrams(host: DatagramSocket, stack: Stack, guestPort: number, l
   setInterval(() => flows.expire(performance.now()), UDP_SWEEP_MS);
 }
 
+/** The PROXY protocol v2 header naming a host connection's client and the published address it reached (both 127.0.0.1). */
+export function proxyHeaderFor(socket: { readonly remoteAddress?: string | undefined; readonly remotePort?: number | undefined; readonly localAddress?: string | undefined; readonly localPort?: number | undefined }): Uint8Array | undefined {
+  const client = Ipv4Address.parse(socket.remoteAddress ?? "");
+  const server = Ipv4Address.parse(socket.localAddress ?? "");
+  if (client instanceof WireError || server instanceof WireError || socket.remotePort === undefined || socket.localPort === undefined) return undefined;
+  const header: ProxyHeaderRepr = {
+    command: "proxy",
+    family: "inet",
+    transport: "stream",
+    source: { address: client, port: socket.remotePort },
+    destination: { address: server, port: socket.localPort },
+    tlvs: new Uint8Array(0),
+  };
+  const bytes = new Uint8Array(ProxyHeaderRepr.bufferLength(header));
+  ProxyHeaderRepr.emit(header, bytes);
+  return bytes;
+}
+
 /** Copies bytes both ways between a host socket and a flow to the guest, with backpressure and half-close. */
 async function splice(socket: Socket, tcp: TcpLayer, guestPort: number, guestReady: () => Promise<void>, verbose: boolean): Promise<void> {
   socket.on("error", () => undefined);
@@ -257,6 +277,15 @@ async function splice(socket: Socket, tcp: TcpLayer, guestPort: number, guestRea
     return;
   }
   if (verbose) process.stderr.write(`atoll gateway: ${peer} → guest port ${guestPort}: connected\n`);
+  // First on the connection, before any of the client's bytes: who the client is (the appliance's
+  // TCP consumes this from the gateway's address only; see src/lib/net/tcp/proxy-header.ts).
+  const header = proxyHeaderFor(socket);
+  if (header === undefined) {
+    flow.abort();
+    socket.resetAndDestroy();
+    return;
+  }
+  void flow.write(header).catch(() => undefined);
   let failed = false;
   const fail = (): void => {
     if (failed) return;

@@ -86,6 +86,7 @@ export class TcpLayer implements Ipv4ProtocolHandler, ConnectionHost, ListenerHo
   readonly transmitBuffer: Uint8Array;
   readonly checksumOffload: boolean;
   readonly maxOffloadSegment: number;
+  readonly proxyProtocolFrom: Ipv4Address | undefined;
   private readonly ipv4: Ipv4Layer;
   /** The IP layer's offload request, reused: the checksum at TCP's offset 16, and the segment size. */
   private readonly offload: { checksumOffset: number; segmentSize: number } = { checksumOffset: 16, segmentSize: 0 };
@@ -104,6 +105,7 @@ export class TcpLayer implements Ipv4ProtocolHandler, ConnectionHost, ListenerHo
     this.timers = dependencies.timers;
     this.log = dependencies.log;
     this.settings = resolveLayerSettings(options);
+    this.proxyProtocolFrom = options.proxyProtocolFrom;
     this.secrets = new TcpSecrets(dependencies.random);
     this.mtu = dependencies.ipv4.mtu;
     const offloads = dependencies.ipv4.offloads;

@@ -3,6 +3,7 @@
  * layer's options set defaults for every connection; `connect` and `listen` override the
  * per-connection ones.
  */
+import type { Ipv4Address } from "../../wire/address.ts";
 import type { CongestionAlgorithm } from "./congestion.ts";
 
 /** Options of one connection (`connect`, `listen`, or the layer's defaults). */
@@ -88,6 +89,15 @@ export interface TcpLayerOptions extends FlowOptions {
   synCookies?: "auto" | "never";
   /** Send segments with "don't fragment" and follow ICMP "fragmentation needed" (RFC 1191). Default true. */
   pathMtuDiscovery?: boolean;
+  /**
+   * Connections accepted from this address (a trusted relay: the user-mode gateway of
+   * `atoll run -p`) start with a PROXY protocol v2 header naming the real client, which the
+   * layer consumes: the application gets the flow with that client as `remoteAddress` and
+   * `remotePort`, and the bytes after the header (see proxy-header.ts). Default: the stack's
+   * (`Stack.proxyProtocolFrom`, which openStack sets from the boot parameter
+   * `net.<dev>.proxy-protocol`), else none.
+   */
+  proxyProtocolFrom?: Ipv4Address | undefined;
 }
 
 /** Every setting of one connection, resolved. */
