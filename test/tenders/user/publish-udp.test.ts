@@ -216,6 +216,22 @@ describe("atoll run -p <host>:<guest>/udp (echo example)", () => {
       assert.equal(lines.length, 1, result.stderr);
       assert.match(lines[0] ?? "", pattern);
     }
+  });
+
+  test("a host UDP port in use: one line, 125", async () => {
+    const busy = await clientSocket();
+    try {
+      const port = busy.address().port;
+      const result = atoll(["run", exampleImage("echo"), "-p", `${port}:7/udp`], { timeout: 30_000 });
+      assert.equal(result.status, 125, result.stderr);
+      assert.equal(result.stderr, `atoll run: -p ${port}:7/udp: host port 127.0.0.1:${port} is already in use: pick another host port\n`);
+    } finally {
+      busy.close();
+    }
+  });
+
+  test("the same host port twice for one protocol is a usage error", () => {
+    const echo = exampleImage("echo");
     const twice = atoll(["run", echo, "-p", "18353:7/udp", "-p", "18353:9/udp"], { timeout: 30_000 });
     assert.equal(twice.status, 125);
     assert.match(twice.stderr, /^atoll run: -p 18353:9\/udp: host port 18353 is already published by -p 18353:7\/udp\n$/);
