@@ -210,8 +210,9 @@ const UDP_SWEEP_MS = 1_000;
 /**
  * Relays a published UDP port: each host client (address:port) gets a flow, a socket of its own
  * on the gateway's stack, whose datagrams go to the guest's port and whose replies from there go
- * back to that client. Datagrams are relayed as they are, up to the link's MTU; a datagram that
- * cannot be sent (the guest not yet reachable, a full queue) is dropped, as UDP may be.
+ * back to that client. Datagrams are relayed as they are (up to 65507 bytes: beyond the link's
+ * MTU, the gateway's IPv4 fragments them); one that cannot be sent (the guest not yet reachable,
+ * a full queue, no ephemeral port left for a new flow) is dropped, as UDP may be.
  */
 function relayDatagrams(host: DatagramSocket, stack: Stack, guestPort: number, limits: UdpFlowLimits, verbose: boolean): void {
   const guest = { address: GUEST_CIDR.address, port: guestPort };
@@ -222,20 +223,20 @@ function relayDatagrams(host: DatagramSocket, stack: Stack, guestPort: number, l
   host.on("error", () => undefined);
   host.on("message", (payload, client) => {
     const key = `${client.address}:${client.port}`;
-    const flow = flows.outbound(key, performance.now(), () => {
-      const socket = stack.udp.bind(0);
-      socket.onDatagram((reply, from) => {
-        if (from.address !== guest.address || from.port !== guest.port) return;
-        if (!flows.inbound(key, performance.now())) return;
-        // dgram sends later, from the buffer it is given: the stack's reply is a view it reuses.
-        host.send(Buffer.from(reply), client.port, client.address);
-      });
-      // ICMP errors from the guest (port unreachable: nothing listens there) end nothing: UDP has no connection.
-      socket.onError(() => undefined);
-      if (verbose) process.stderr.write(`atoll gateway: udp ${key} → guest port ${guestPort}: new flow from port ${socket.localPort}\n`);
-      return socket;
-    });
     try {
+      const flow = flows.outbound(key, performance.now(), () => {
+        const socket = stack.udp.bind(0);
+        socket.onDatagram((reply, from) => {
+          if (from.address !== guest.address || from.port !== guest.port) return;
+          if (!flows.inbound(key, performance.now())) return;
+          // dgram sends later, from the buffer it is given: the stack's reply is a view it reuses.
+          host.send(Buffer.from(reply), client.port, client.address);
+        });
+        // ICMP errors from the guest (port unreachable: nothing listens there) end nothing: UDP has no connection.
+        socket.onError(() => undefined);
+        if (verbose) process.stderr.write(`atoll gateway: udp ${key} → guest port ${guestPort}: new flow from port ${socket.localPort}\n`);
+        return socket;
+      });
       flow.send(payload, guest);
     } catch (error) {
       if (verbose) process.stderr.write(`atoll gateway: udp ${key} → guest port ${guestPort}: dropped: ${error instanceof Error ? error.message : String(error)}\n`);
