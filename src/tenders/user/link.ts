@@ -12,7 +12,7 @@ import type { MacAddress } from "../../lib/wire/address.ts";
 import { NetDeviceGone, type HostNetBackend } from "../node/base.ts";
 import type { NativeAddon, WatchHandle } from "../node/native.ts";
 
-const { EAGAIN, EBADF } = constants.errno;
+const { EAGAIN, EBADF, ECONNRESET } = constants.errno;
 
 /**
  * The link's MTU. The link exists only between the appliance and the gateway (two Atoll stacks on
@@ -42,7 +42,9 @@ export function userBackend(native: NativeAddon, fd: number, gatewayPid?: number
     read(buffer) {
       if (!open) return -EBADF;
       const n = native.read(fd, buffer);
-      if (n === 0) {
+      // End of file; or ECONNRESET, which a socketpair reports instead when the gateway died with
+      // frames from us still unread (under load).
+      if (n === 0 || n === -ECONNRESET) {
         const which = gatewayPid === undefined ? "" : ` (pid ${gatewayPid})`;
         throw new NetDeviceGone(`the user-mode network gateway${which} exited: the appliance has lost its network (was the gateway killed?)`);
       }

@@ -168,19 +168,24 @@ for (const tender of ["node", "spt"] as const) {
       });
     }
 
-    test("a gateway killed alone (SIGKILL) ends the appliance with one line, 255", async () => {
-      const port = await freePort();
-      const started = await startWebsite(port, tender);
-      const pgid = started.child.pid ?? -1;
-      try {
-        process.kill(gatewayPid(port), "SIGKILL");
-        assert.equal(await started.exited, 255);
-        const lines = started.stderr().trimEnd().split("\n");
-        assert.equal(lines.length, 1, started.stderr());
-        assert.match(lines[0] ?? "", /^atoll: appliance 'website' aborted: net device 'service': the user-mode network gateway (\(pid \d+\) )?exited: the appliance has lost its network/);
-        assert.deepEqual(await waitGroupGone(pgid), []);
-      } finally {
-        if (groupMembers(pgid).length > 0) process.kill(-pgid, "SIGKILL");
+    test("a gateway killed alone (SIGKILL), idle or under load, ends the appliance with one line, 255", async () => {
+      for (const connections of [0, 8, 8, 8]) {
+        const port = await freePort();
+        const started = await startWebsite(port, tender);
+        const pgid = started.child.pid ?? -1;
+        const traffic = load(port, connections);
+        try {
+          await new Promise((resolve) => setTimeout(resolve, 300));
+          process.kill(gatewayPid(port), "SIGKILL");
+          assert.equal(await started.exited, 255);
+          const lines = started.stderr().trimEnd().split("\n");
+          assert.equal(lines.length, 1, started.stderr());
+          assert.match(lines[0] ?? "", /^atoll: appliance 'website' aborted: net device 'service': the user-mode network gateway (\(pid \d+\) )?exited: the appliance has lost its network/);
+          assert.deepEqual(await waitGroupGone(pgid), []);
+        } finally {
+          await traffic.stop();
+          if (groupMembers(pgid).length > 0) process.kill(-pgid, "SIGKILL");
+        }
       }
     });
   });

@@ -167,6 +167,16 @@ describe("the link: socketpair, watcher, backpressure", () => {
     backend.close();
   });
 
+  test("also when the gateway died with frames from us unread (the socketpair says ECONNRESET then)", () => {
+    const native = loadNative();
+    const [a, b] = native.socketpair();
+    const backend = userBackend(native, a, 4242);
+    assert.equal(backend.write(new Uint8Array(60)), 60);
+    native.close(b);
+    assert.throws(() => backend.read(new Uint8Array(1518)), (error: unknown) => error instanceof NetDeviceGone && /gateway \(pid 4242\) exited/.test(error.message));
+    backend.close();
+  });
+
   test("SocketLink: frames in through the libuv watcher; a full socket queues, then flushes in order", async () => {
     const native = loadNative();
     const [tender, gateway] = native.socketpair();
