@@ -8,7 +8,7 @@ import fc from "fast-check";
 import { Ipv4Address, PROXY_V2_FIXED_LENGTH, PROXY_V2_SIGNATURE, ProxyHeaderPacket, ProxyHeaderRepr, WireError, type ProxyHeaderRepr as Header } from "../../src/lib/wire/index.ts";
 
 const u16 = fc.integer({ min: 0, max: 0xffff });
-const address = fc.integer({ min: 0, max: 0xffff_ffff }).map((value) => value as Ipv4Address);
+const address = fc.integer({ min: 0, max: 0xffff_ffff }).map((value) => Ipv4Address.fromNumber(value));
 
 /** TCP over IPv4 from 127.0.0.1:56324 to 10.0.2.15:80, as the spec lays it out (bytes written by hand from §2.2). */
 const VECTOR = Uint8Array.of(

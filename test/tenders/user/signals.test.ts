@@ -9,6 +9,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { request, Agent } from "node:http";
 import { createServer } from "node:net";
+import { constants } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 
@@ -55,7 +56,7 @@ async function startWebsite(port: number, tender: "node" | "spt"): Promise<Start
 }
 
 function signalNumber(signal: NodeJS.Signals): number {
-  return { SIGINT: 2, SIGKILL: 9, SIGTERM: 15 }[signal as string] ?? 0;
+  return constants.signals[signal];
 }
 
 function get(port: number, agent?: Agent): Promise<number> {
