@@ -1,6 +1,7 @@
 /**
  * Request counters for `registerCounters` (printed at exit with `--log atoll:debug`) and the
- * access log line in Common Log Format (as Apache's `%h %l %u %t "%r" %>s %b`).
+ * access log line in Common Log Format (as Apache's `%h %l %u %t "%r" %>s %b`, with the client's
+ * port after its address in %h).
  */
 import type { CounterSnapshot } from "../runtime/counters.ts";
 import type { ExchangeRecord } from "./connection.ts";
