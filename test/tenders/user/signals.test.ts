@@ -192,6 +192,40 @@ for (const tender of ["node", "spt"] as const) {
   });
 }
 
+/** The process state letter from /proc/<pid>/stat (R, S, T, Z ...). */
+function processState(pid: number): string {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[0] ?? "";
+}
+
+describe("job control under spt (the appliance in a session of its own)", { skip: existsSync(sptAddon) ? false : "needs the atoll_spt addon" }, () => {
+  test("SIGTSTP to the group stops the appliance process with the launcher; SIGCONT lets both go on", async () => {
+    const port = await freePort();
+    const started = await startWebsite(port, "spt");
+    const pgid = started.child.pid ?? -1;
+    try {
+      const gateway = gatewayPid(port);
+      const children = readFileSync(`/proc/${pgid}/task/${pgid}/children`, "utf8").trim().split(/\s+/).map(Number);
+      const appliance = children.find((pid) => pid !== gateway);
+      assert.ok(appliance !== undefined, "the appliance process");
+      assert.ok(!groupMembers(pgid).includes(appliance), "not in the launcher's process group");
+      process.kill(-pgid, "SIGTSTP");
+      for (let i = 0; i < 100 && processState(appliance) !== "T"; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+      assert.equal(processState(appliance), "T", "appliance stopped");
+      assert.equal(processState(pgid), "T", "launcher stopped");
+      process.kill(-pgid, "SIGCONT");
+      for (let i = 0; i < 100 && processState(appliance) === "T"; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+      assert.notEqual(processState(appliance), "T", "appliance going on");
+      assert.equal(await get(port), 200);
+      process.kill(-pgid, "SIGTERM");
+      assert.equal(await started.exited, 143);
+      assert.equal(started.stderr(), "");
+    } finally {
+      if (groupMembers(pgid).length > 0) process.kill(-pgid, "SIGKILL");
+    }
+  });
+});
+
 describe("a signal for the gateway alone", () => {
   test("SIGTERM to the gateway only: it keeps serving for the grace period, then ends, and the appliance says so in one line", async () => {
     const port = await freePort();
