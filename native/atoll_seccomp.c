@@ -172,6 +172,11 @@ static void exec_child(const char *file, char **argv, char **envp, const int *fd
   int err;
   /* The appliance must not outlive its launcher, even when the launcher is SIGKILLed. */
   if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) goto fail;
+  /* A session of its own, so that signals to the launcher's process group (a terminal's Ctrl-C,
+   * `kill -TERM -<pgid>`, docker stop, timeout) reach the appliance once, forwarded by the
+   * launcher. Received twice, the second could land while Node exits, after libuv has closed the
+   * pipe its signal handler reads: a read(-1) that the seccomp filter kills (SIGSYS). */
+  if (setsid() < 0) goto fail;
   /* Mounts made later in this namespace (the empty root) must not propagate back to the host. */
   if (isolate && mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) goto fail;
 

@@ -21,8 +21,8 @@ Options:
                                for a declared net device): no root, no TAP; the guest gets
                                10.0.2.15/24 by DHCP from a gateway at 10.0.2.2
   --net <dev>=tap:<iface>      attach net device <dev> to an existing TAP interface
-  -p, --publish [<dev>=]<host>:<guest>
-                               publish the guest's TCP port <guest> on the host's
+  -p, --publish [<dev>=]<host>:<guest>[/tcp|/udp]
+                               publish the guest's TCP (or UDP) port <guest> on the host's
                                127.0.0.1:<host> (user-mode network; repeatable)
   --ipv4 <dev>=<addr>/<len>[@<gateway>]
                                static IPv4 configuration for net device <dev>
@@ -112,7 +112,8 @@ export async function runCommand(argv: readonly string[]): Promise<void> {
   for (const spec of stringList(parsed, "publish")) {
     const mapping = parsePublish(spec);
     if (typeof mapping === "string") throw new UsageError(`atoll run: ${mapping}`);
-    const twin = publish.find((other) => other.hostPort === mapping.hostPort);
+    // TCP and UDP ports are apart: 8053 may carry both (-p 8053:53 -p 8053:53/udp), as with Docker.
+    const twin = publish.find((other) => other.hostPort === mapping.hostPort && other.protocol === mapping.protocol);
     if (twin !== undefined) throw new UsageError(`atoll run: -p ${spec}: host port ${mapping.hostPort} is already published by -p ${twin.spec}`);
     if (mapping.device !== undefined && nets.get(mapping.device)?.kind === "tap") {
       throw new UsageError(`atoll run: -p ${spec}: net device '${mapping.device}' is on a TAP; publishing ports needs --net ${mapping.device}=user`);

@@ -18,12 +18,14 @@
  */
 import * as logs from "../logs/index.ts";
 import { Ipv4Address } from "../wire/address.ts";
+import { WireError } from "../wire/error.ts";
 import { registerCounters } from "../runtime/counters.ts";
 import type { Appliance } from "../runtime/boot.ts";
 import { baseRandom, linkFromDevice, timersFromScheduler } from "./adapters.ts";
 import { DhcpClient, type DhcpLease } from "./dhcp-client.ts";
 import { ipv4ParamName, parseIpv4Config, type Ipv4Config } from "./ipv4-config.ts";
 import { STACK_LAYERS, Stack, type StackLimits } from "./stack.ts";
+import type { TimerHandle, Timers } from "./types.ts";
 
 export {
   Stack,
@@ -92,6 +94,15 @@ export { parseIpv4Config, ipv4ParamName, type Ipv4Config } from "./ipv4-config.t
 export type { Clock, Counters, Link, RandomSource, TimerHandle, Timers } from "./types.ts";
 export { baseRandom, linkFromDevice, timersFromScheduler } from "./adapters.ts";
 
+/**
+ * While a device waits for its first DHCP lease (or a new one after losing it), openStack warns
+ * after 5 s and then at doubling gaps of at most 5 min (5, 15, 35, 75 s ...), naming the static
+ * way out: a link without a DHCP server would otherwise leave the appliance silent forever. The
+ * client keeps retransmitting meanwhile, as RFC 2131 §4.1 has it.
+ */
+export const DHCP_WAIT_FIRST_WARNING_MS = 5_000;
+export const DHCP_WAIT_MAX_WARNING_GAP_MS = 300_000;
+
 export interface OpenStackOptions {
   /** Sent to the DHCP server (option 12) when the address comes from DHCP. */
   hostname?: string;
@@ -115,10 +126,20 @@ export async function openStack(app: Appliance, device: string, options: OpenSta
     config = parsed;
   }
   // The stack handles coalesced frames and trusted checksums, so it asks for the offloads.
+  // On the user-mode link, the tender names the gateway, which relays published TCP ports with a
+  // PROXY protocol v2 header carrying each client's address (see tcp/proxy-header.ts).
+  const proxyParameter = proxyProtocolParamName(device);
+  const proxySetting = app.params[proxyParameter];
+  let proxyProtocolFrom: Ipv4Address | undefined;
+  if (proxySetting !== undefined) {
+    const parsed = Ipv4Address.parse(proxySetting);
+    if (parsed instanceof WireError) throw new Error(`bad boot parameter ${proxyParameter}: ${parsed.message}`);
+    proxyProtocolFrom = parsed;
+  }
   const netDevice = app.net(device, { offloads: true });
   const timers = timersFromScheduler(app.scheduler);
   const random = baseRandom();
-  const stack = new Stack({ link: linkFromDevice(netDevice), timers, random, ipv4: config, log: logs.source, limits: options.limits });
+  const stack = new Stack({ link: linkFromDevice(netDevice), timers, random, ipv4: config, log: logs.source, limits: options.limits, proxyProtocolFrom });
   for (const layer of STACK_LAYERS) registerCounters(`net.${device}.${layer}`, () => ({ ...stack.counters()[layer] }));
   if (config !== undefined) {
     log.info(`${device}: ${describeConfig(config)} (static)`);
@@ -126,6 +147,12 @@ export async function openStack(app: Appliance, device: string, options: OpenSta
   }
   return new Promise<Stack>((resolve) => {
     const port = stack.openDhcpPort((message) => client.receive(message));
+    const waiting = waitWarnings(timers, (waitedMs) =>
+      log.warn(
+        `${device}: no DHCP lease after ${Math.round(waitedMs / 1000)} s (${client.counters.discovers} DISCOVERs sent; still trying): ` +
+          `on a link without a DHCP server, give the address statically with --ipv4 ${device}=<addr>/<len>[@<gateway>] (boot parameter ${parameter})`,
+      ),
+    );
     const client = new DhcpClient({
       mac: stack.mac,
       timers,
@@ -136,17 +163,50 @@ export async function openStack(app: Appliance, device: string, options: OpenSta
         const leased: Ipv4Config = { cidr: lease.cidr, gateway: lease.gateway };
         const changed = stack.ipv4Config === undefined || describeConfig(stack.ipv4Config) !== describeConfig(leased);
         stack.setIpv4(leased);
+        waiting.stop();
         if (changed) log.info(`${device}: ${describeConfig(leased)} (DHCP from ${Ipv4Address.format(lease.server)}, ${lease.leaseSeconds} s)`);
         resolve(stack);
       },
       onLost() {
         log.warn(`${device}: DHCP lease lost; no address until a new one`);
         stack.setIpv4(undefined);
+        waiting.start();
       },
     });
     registerCounters(`net.${device}.dhcp`, () => ({ ...client.counters }));
     client.start();
+    waiting.start();
   });
+}
+
+/** The boot parameter naming the relay whose TCP connections carry a PROXY protocol v2 header: `net.<device>.proxy-protocol`. */
+export function proxyProtocolParamName(device: string): string {
+  return `net.${device}.proxy-protocol`;
+}
+
+/** Calls `warn` with the time waited at DHCP_WAIT_FIRST_WARNING_MS, then at doubling gaps, between start and stop. */
+function waitWarnings(timers: Timers, warn: (waitedMs: number) => void): { start(): void; stop(): void } {
+  let timer: TimerHandle | undefined;
+  const stop = (): void => {
+    timer?.cancel();
+    timer = undefined;
+  };
+  return {
+    start() {
+      stop();
+      const startedMs = timers.now();
+      let gapMs = DHCP_WAIT_FIRST_WARNING_MS;
+      const arm = (deadlineMs: number): void => {
+        timer = timers.at(deadlineMs, () => {
+          warn(timers.now() - startedMs);
+          gapMs = Math.min(gapMs * 2, DHCP_WAIT_MAX_WARNING_GAP_MS);
+          arm(deadlineMs + gapMs);
+        });
+      };
+      arm(startedMs + gapMs);
+    },
+    stop,
+  };
 }
 
 function describeConfig(config: Ipv4Config): string {

@@ -36,6 +36,11 @@ export interface StackOptions {
   /** Loggers by source ("arp", "ipv4", ...); default the logs library's, which needs an image's base. */
   log?: NetLogFactory | undefined;
   limits?: StackLimits | undefined;
+  /**
+   * A trusted relay (the user-mode gateway) whose TCP connections start with a PROXY protocol v2
+   * header naming the real client: TCP attached to this stack consumes it (TcpLayerOptions).
+   */
+  proxyProtocolFrom?: Ipv4Address | undefined;
 }
 
 /** Every layer's counters, by layer. */
@@ -146,6 +151,8 @@ export class Stack {
   readonly timers: Timers;
   readonly random: RandomSource;
   readonly log: NetLogFactory;
+  /** See StackOptions.proxyProtocolFrom. */
+  readonly proxyProtocolFrom: Ipv4Address | undefined;
   private closed = false;
 
   constructor(options: StackOptions) {
@@ -153,6 +160,7 @@ export class Stack {
     this.log = log;
     this.timers = options.timers;
     this.random = options.random;
+    this.proxyProtocolFrom = options.proxyProtocolFrom;
     const limits = options.limits ?? {};
     // The layers call one another through closures, so construction order does not matter to
     // them; frames only start flowing once `link.onFrame` is set, at the end.

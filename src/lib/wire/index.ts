@@ -13,3 +13,4 @@ export * from "./icmpv4.ts";
 export * from "./udp.ts";
 export * from "./dhcp.ts";
 export * from "./tcp.ts";
+export * from "./proxy-protocol.ts";

@@ -11,12 +11,21 @@ import { BLOCK_SIZE, type FileBlockDevice } from "./block.ts";
 import { applyOffloads } from "../../lib/wire/segmentation.ts";
 import type { PcapWriter } from "./pcap.ts";
 
-/** A host-side net backend (a TAP today; the user-mode link later). */
+/**
+ * Thrown by a backend's read when the device's host side is gone for good (the user-mode
+ * network's gateway process exited): the tender ends the appliance with one line saying so,
+ * rather than handing it an EIO that it would report as a stack trace from deep in its stack.
+ */
+export class NetDeviceGone extends Error {
+  override readonly name = "NetDeviceGone";
+}
+
+/** A host-side net backend: a TAP or the user-mode link. */
 export interface HostNetBackend {
   /** File descriptor to poll for input. */
   readonly fd: number;
   readonly mtu: number;
-  /** Reads one frame: its length, 0 when none is pending, or a negative errno. */
+  /** Reads one frame: its length, 0 when none is pending, or a negative errno; throws NetDeviceGone when the device is gone for good. */
   read(buffer: Uint8Array): number;
   /** Writes one frame: bytes written or a negative errno. */
   write(frame: Uint8Array): number;
@@ -255,6 +264,7 @@ export function createNodeBase(options: NodeBaseOptions): Base {
       try {
         n = offloads !== undefined && meta !== undefined ? offloads.read(buffer, meta) : net.backend.read(buffer);
       } catch (error) {
+        if (error instanceof NetDeviceGone) return options.onAbort(`net device '${net.name}': ${error.message}`);
         options.warn(`net device '${net.name}': read failed: ${error instanceof Error ? error.message : String(error)}`);
         return Status.EIO;
       }

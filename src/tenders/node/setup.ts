@@ -13,7 +13,7 @@ import { decodeImage, ImageError, type Image } from "../../image/format.ts";
 import type { HostNetBackend } from "./base.ts";
 import { TenderError } from "./block.ts";
 import { TAP_OFFLOAD_MAX_FRAME, type TapHandle } from "./tap.ts";
-import type { PortMapping } from "../user/attach.ts";
+import { USER_GATEWAY_ADDRESS, type PortMapping } from "../user/attach.ts";
 
 /** A TAP, or the user-mode link to a gateway process with its published ports (src/tenders/user). */
 export type NetAttachment =
@@ -141,14 +141,17 @@ export function tapBackend(tap: TapHandle, options: { offload: OffloadMode } = {
 }
 
 /** Boot parameters from the tender's flags (see CommandLine in src/abi/base.ts). */
-export function commandLine(options: Pick<DeviceOptions, "ipv4" | "log" | "args">): { args: string[]; params: Record<string, string> } {
+export function commandLine(options: Pick<DeviceOptions, "ipv4" | "log" | "args" | "nets">): { args: string[]; params: Record<string, string> } {
   const params: Record<string, string> = {};
   for (const [name, value] of options.ipv4) params[`net.${name}.ipv4`] = value;
+  // The user-mode gateway relays published TCP ports with a PROXY protocol v2 header naming the
+  // client; only connections from its address may carry one (see src/lib/net/tcp/proxy-header.ts).
+  for (const [name, attachment] of options.nets) if (attachment.kind === "user") params[`net.${name}.proxy-protocol`] = USER_GATEWAY_ADDRESS;
   if (options.log !== undefined) params.log = options.log;
   return { args: [...options.args], params };
 }
 
-export function frozenCommandLine(options: Pick<DeviceOptions, "ipv4" | "log" | "args">): CommandLine {
+export function frozenCommandLine(options: Pick<DeviceOptions, "ipv4" | "log" | "args" | "nets">): CommandLine {
   const { args, params } = commandLine(options);
   return Object.freeze({ args: Object.freeze(args), params: Object.freeze(params) });
 }

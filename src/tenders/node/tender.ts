@@ -60,7 +60,7 @@ function openNet(name: string, attachment: NetAttachment): HostNetBackend {
   if (attachment.kind === "tap") return tapBackend(openTap(attachment.ifname, { vnetHeader: true }), { offload: attachment.offload ?? "all" });
   const native = loadNative();
   const gateway = startGateway(native, name, attachment.publish);
-  return userBackend(native, gateway.fd);
+  return userBackend(native, gateway.fd, gateway.pid);
 }
 
 /** An error's stack or message, also for errors from the image's realm (where instanceof Error fails). */

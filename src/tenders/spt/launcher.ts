@@ -248,6 +248,26 @@ export async function launchSpt(given: SptRunOptions, onTrace?: (trace: SptBootT
       if (ready || (received.get(signal) ?? 0) > 1) deliver(signal);
     });
   }
+  // Job control: the appliance process has a session of its own (so that group signals reach it
+  // once, through us), which takes it out of the terminal's Ctrl-Z. Stop it with us, and let it go on with us.
+  process.on("SIGTSTP", () => {
+    if (pid !== undefined) {
+      try {
+        process.kill(pid, "SIGSTOP");
+      } catch {
+        // Already gone.
+      }
+    }
+    process.kill(process.pid, "SIGSTOP");
+  });
+  process.on("SIGCONT", () => {
+    if (pid === undefined) return;
+    try {
+      process.kill(pid, "SIGCONT");
+    } catch {
+      // Already gone.
+    }
+  });
   const onReady = (): void => {
     ready = true;
     for (const signal of received.keys()) deliver(signal);

@@ -29,7 +29,7 @@ import { writeSync } from "node:fs";
 import { types } from "node:util";
 import * as vm from "node:vm";
 import { ABI_VERSION, ETHERNET_HEADER_ROOM, MAX_NET_DEVICES, Status } from "../../abi/base.ts";
-import { inputWaiter, type HostBlock, type NodeBaseOptions } from "../node/base.ts";
+import { inputWaiter, NetDeviceGone, type HostBlock, type NodeBaseOptions } from "../node/base.ts";
 import { BLOCK_SIZE } from "../node/block.ts";
 
 /** The node base's options (the same devices and hooks), plus what sealing needs. */
@@ -507,6 +507,7 @@ export function createSealedAppliance(options: SealedOptions): SealedAppliance {
         try {
           n = net.backend.read(staging.subarray(0, capacity));
         } catch (error) {
+          if (error instanceof NetDeviceGone) return options.onAbort(`net device '${net.name}': ${error.message}`);
           options.warn(`net device '${net.name}': read failed: ${error instanceof Error ? error.message : String(error)}`);
           return Status.EIO;
         }

@@ -7,10 +7,17 @@ import type { Image } from "../../image/format.ts";
 import { TenderError } from "../node/block.ts";
 import type { NetAttachment } from "../node/setup.ts";
 
-/** One `-p [<dev>=]<host port>:<guest port>`: host 127.0.0.1:<host> to guest <guest> over TCP. */
+/** The gateway's address on the user-mode link (gateway.ts's GATEWAY_ADDRESS), for boot parameters. */
+export const USER_GATEWAY_ADDRESS = "10.0.2.2";
+
+export type PublishProtocol = "tcp" | "udp";
+
+/** One `-p [<dev>=]<host port>:<guest port>[/tcp|/udp]`: host 127.0.0.1:<host> to guest <guest>. */
 export interface PortMapping {
   readonly hostPort: number;
   readonly guestPort: number;
+  /** "tcp" unless the flag says `/udp` (as Docker and Podman spell it). */
+  readonly protocol: PublishProtocol;
   /** The net device, when the flag names one (`-p service=8080:80`). */
   readonly device?: string | undefined;
   /** The flag as given, for messages. */
@@ -25,15 +32,18 @@ function port(text: string): number | undefined {
 
 /** Parses a `-p` value; returns the mapping or a one-line reason. */
 export function parsePublish(spec: string): PortMapping | string {
-  const match = /^(?:([^=:]+)=)?([^=:]*):([^=:]*)$/.exec(spec);
-  const example = "e.g. -p 8080:80 (host port 8080 to guest port 80)";
-  if (match === null) return `-p ${spec}: expected [<dev>=]<host port>:<guest port>, ${example}`;
-  const [, device, hostText = "", guestText = ""] = match;
+  const match = /^(?:([^=:]+)=)?([^=:]*):([^=:/]*)(?:\/(.*))?$/.exec(spec);
+  const example = "e.g. -p 8080:80 (host port 8080 to guest port 80) or -p 8053:53/udp";
+  if (match === null) return `-p ${spec}: expected [<dev>=]<host port>:<guest port>[/tcp|/udp], ${example}`;
+  const [, device, hostText = "", guestText = "", protocolText] = match;
   const hostPort = port(hostText);
   if (hostPort === undefined) return `-p ${spec}: host port '${hostText}' is not a port number from 1 to 65535, ${example}`;
   const guestPort = port(guestText);
   if (guestPort === undefined) return `-p ${spec}: guest port '${guestText}' is not a port number from 1 to 65535, ${example}`;
-  return { hostPort, guestPort, device, spec };
+  if (protocolText !== undefined && protocolText !== "tcp" && protocolText !== "udp") {
+    return `-p ${spec}: protocol '${protocolText}' is not tcp or udp (published ports are TCP, or UDP with /udp), ${example}`;
+  }
+  return { hostPort, guestPort, protocol: protocolText ?? "tcp", device, spec };
 }
 
 /**

@@ -7,19 +7,27 @@
  * port> through its stack. Nothing is routed anywhere else: there is no NAT to the outside.
  *
  * It ends with the tender: when its stdin (a pipe from the tender) or the link reaches end of file.
+ * Signals to the whole process group do not end it first (see SIGNAL_GRACE_MS).
  * Its first message on the link is a control line (READY or ERROR ...), never a frame.
  */
 import { randomFillSync } from "node:crypto";
+import { createSocket, type Socket as DatagramSocket } from "node:dgram";
 import { createServer, type Server, type Socket } from "node:net";
+import { constants } from "node:os";
 import { attachTcp, type TcpFlow, type TcpLayer } from "../../lib/net/tcp/index.ts";
-import { createStack } from "../../lib/net/stack.ts";
+import { createStack, type Stack } from "../../lib/net/stack.ts";
+import type { UdpSocket } from "../../lib/net/udp.ts";
 import type { NetLogger, NetLogFactory } from "../../lib/net/ethernet.ts";
 import type { Timers } from "../../lib/net/types.ts";
 import { Ipv4Address, Ipv4Cidr, MacAddress } from "../../lib/wire/address.ts";
 import { DHCP_CLIENT_PORT, DHCP_SERVER_PORT } from "../../lib/wire/dhcp.ts";
+import { WireError } from "../../lib/wire/error.ts";
+import { ProxyHeaderRepr } from "../../lib/wire/proxy-protocol.ts";
 import { loadNative } from "../node/native.ts";
 import { DhcpServer } from "./dhcp-server.ts";
 import { SocketLink } from "./link.ts";
+import type { PublishProtocol } from "./attach.ts";
+import { DEFAULT_UDP_FLOW_LIMITS, UdpFlowTable, type UdpFlowLimits } from "./udp-flows.ts";
 
 export const GATEWAY_ADDRESS = Ipv4Address.fromOctets(10, 0, 2, 2);
 export const GUEST_CIDR = new Ipv4Cidr(Ipv4Address.fromOctets(10, 0, 2, 15), 24);
@@ -30,6 +38,15 @@ export const LEASE_SECONDS = 3600;
 export const GATEWAY_LINK_FD = 3;
 export const CONTROL_READY = "ATOLL-GATEWAY READY";
 export const CONTROL_ERROR = "ATOLL-GATEWAY ERROR ";
+/**
+ * How long the gateway outlives a SIGINT, SIGTERM or SIGHUP. Such signals usually go to the whole
+ * process group (a terminal's Ctrl-C, `kill -TERM -<pgid>`, docker stop, systemd, timeout), so the
+ * tender gets the same one and ends the appliance with 128 + the signal's number. Were the gateway
+ * to die at once, the appliance could see its link vanish first and abort (255) instead. So the
+ * gateway keeps serving until its stdin closes (the tender is gone), and ends by itself only when
+ * the signal was for it alone.
+ */
+export const SIGNAL_GRACE_MS = 5_000;
 /** How long a host connection waits for the guest's address before it is tried anyway. */
 const GUEST_WAIT_MS = 30_000;
 
@@ -43,7 +60,7 @@ export function sentFrom(frame: Uint8Array, address: Ipv4Address): boolean {
 
 export interface GatewayConfig {
   readonly device: string;
-  readonly publish: readonly { readonly hostPort: number; readonly guestPort: number; readonly spec: string }[];
+  readonly publish: readonly { readonly hostPort: number; readonly guestPort: number; readonly protocol: PublishProtocol; readonly spec: string }[];
   /** Log connections and DHCP to stderr. */
   readonly verbose?: boolean;
 }
@@ -79,6 +96,16 @@ function listen(server: Server, port: number): Promise<void> {
   });
 }
 
+function bindDatagram(socket: DatagramSocket, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    socket.once("error", reject);
+    socket.bind({ address: "127.0.0.1", port, exclusive: true }, () => {
+      socket.off("error", reject);
+      resolve();
+    });
+  });
+}
+
 function listenError(spec: string, port: number, error: unknown): string {
   const code = error instanceof Error && "code" in error ? String(error.code) : "";
   if (code === "EADDRINUSE") return `-p ${spec}: host port 127.0.0.1:${port} is already in use: pick another host port`;
@@ -96,17 +123,29 @@ export async function gatewayMain(argv: readonly string[]): Promise<void> {
   process.stdin.on("close", quit);
   process.stdin.on("error", quit);
   process.stdin.resume();
+  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+    process.on(signal, () => {
+      setTimeout(() => process.exit(128 + constants.signals[signal]), SIGNAL_GRACE_MS);
+    });
+  }
 
   const servers: { server: Server; guestPort: number }[] = [];
+  const datagramSockets: { socket: DatagramSocket; guestPort: number }[] = [];
   for (const mapping of config.publish) {
-    const server = createServer({ noDelay: true, pauseOnConnect: true, allowHalfOpen: true });
     try {
-      await listen(server, mapping.hostPort);
+      if (mapping.protocol === "udp") {
+        const socket = createSocket({ type: "udp4" });
+        await bindDatagram(socket, mapping.hostPort);
+        datagramSockets.push({ socket, guestPort: mapping.guestPort });
+      } else {
+        const server = createServer({ noDelay: true, pauseOnConnect: true, allowHalfOpen: true });
+        await listen(server, mapping.hostPort);
+        servers.push({ server, guestPort: mapping.guestPort });
+      }
     } catch (error) {
       native.write(fd, new TextEncoder().encode(CONTROL_ERROR + listenError(mapping.spec, mapping.hostPort, error)));
       process.exit(1);
     }
-    servers.push({ server, guestPort: mapping.guestPort });
   }
 
   const verbose = config.verbose === true;
@@ -162,6 +201,66 @@ export async function gatewayMain(argv: readonly string[]): Promise<void> {
   for (const { server, guestPort } of servers) {
     server.on("connection", (socket) => void splice(socket, tcp, guestPort, guestReady, verbose));
   }
+  for (const { socket, guestPort } of datagramSockets) relayDatagrams(socket, stack, guestPort, DEFAULT_UDP_FLOW_LIMITS, verbose);
+}
+
+/** How often idle UDP flows are looked for: expiry is exact to within this. */
+const UDP_SWEEP_MS = 1_000;
+
+/**
+ * Relays a published UDP port: each host client (address:port) gets a flow, a socket of its own
+ * on the gateway's stack, whose datagrams go to the guest's port and whose replies from there go
+ * back to that client. Datagrams are relayed as they are (up to 65507 bytes: beyond the link's
+ * MTU, the gateway's IPv4 fragments them); one that cannot be sent (the guest not yet reachable,
+ * a full queue, no ephemeral port left for a new flow) is dropped, as UDP may be.
+ */
+function relayDatagrams(host: DatagramSocket, stack: Stack, guestPort: number, limits: UdpFlowLimits, verbose: boolean): void {
+  const guest = { address: GUEST_CIDR.address, port: guestPort };
+  const flows = new UdpFlowTable<UdpSocket>(limits, (key, socket, why) => {
+    socket.close();
+    if (verbose) process.stderr.write(`atoll gateway: udp ${key} → guest port ${guestPort}: flow ended (${why})\n`);
+  });
+  host.on("error", () => undefined);
+  host.on("message", (payload, client) => {
+    const key = `${client.address}:${client.port}`;
+    try {
+      const flow = flows.outbound(key, performance.now(), () => {
+        const socket = stack.udp.bind(0);
+        socket.onDatagram((reply, from) => {
+          if (from.address !== guest.address || from.port !== guest.port) return;
+          if (!flows.inbound(key, performance.now())) return;
+          // dgram sends later, from the buffer it is given: the stack's reply is a view it reuses.
+          host.send(Buffer.from(reply), client.port, client.address);
+        });
+        // ICMP errors from the guest (port unreachable: nothing listens there) end nothing: UDP has no connection.
+        socket.onError(() => undefined);
+        if (verbose) process.stderr.write(`atoll gateway: udp ${key} → guest port ${guestPort}: new flow from port ${socket.localPort}\n`);
+        return socket;
+      });
+      flow.send(payload, guest);
+    } catch (error) {
+      if (verbose) process.stderr.write(`atoll gateway: udp ${key} → guest port ${guestPort}: dropped: ${error instanceof Error ? error.message : String(error)}\n`);
+    }
+  });
+  setInterval(() => flows.expire(performance.now()), UDP_SWEEP_MS);
+}
+
+/** The PROXY protocol v2 header naming a host connection's client and the published address it reached (both 127.0.0.1). */
+export function proxyHeaderFor(socket: { readonly remoteAddress?: string | undefined; readonly remotePort?: number | undefined; readonly localAddress?: string | undefined; readonly localPort?: number | undefined }): Uint8Array | undefined {
+  const client = Ipv4Address.parse(socket.remoteAddress ?? "");
+  const server = Ipv4Address.parse(socket.localAddress ?? "");
+  if (client instanceof WireError || server instanceof WireError || socket.remotePort === undefined || socket.localPort === undefined) return undefined;
+  const header: ProxyHeaderRepr = {
+    command: "proxy",
+    family: "inet",
+    transport: "stream",
+    source: { address: client, port: socket.remotePort },
+    destination: { address: server, port: socket.localPort },
+    tlvs: new Uint8Array(0),
+  };
+  const bytes = new Uint8Array(ProxyHeaderRepr.bufferLength(header));
+  ProxyHeaderRepr.emit(header, bytes);
+  return bytes;
 }
 
 /** Copies bytes both ways between a host socket and a flow to the guest, with backpressure and half-close. */
@@ -179,6 +278,15 @@ async function splice(socket: Socket, tcp: TcpLayer, guestPort: number, guestRea
     return;
   }
   if (verbose) process.stderr.write(`atoll gateway: ${peer} → guest port ${guestPort}: connected\n`);
+  // First on the connection, before any of the client's bytes: who the client is (the appliance's
+  // TCP consumes this from the gateway's address only; see src/lib/net/tcp/proxy-header.ts).
+  const header = proxyHeaderFor(socket);
+  if (header === undefined) {
+    flow.abort();
+    socket.resetAndDestroy();
+    return;
+  }
+  void flow.write(header).catch(() => undefined);
   let failed = false;
   const fail = (): void => {
     if (failed) return;

@@ -9,10 +9,10 @@
 import { constants } from "node:os";
 import type { Link } from "../../lib/net/types.ts";
 import type { MacAddress } from "../../lib/wire/address.ts";
-import type { HostNetBackend } from "../node/base.ts";
+import { NetDeviceGone, type HostNetBackend } from "../node/base.ts";
 import type { NativeAddon, WatchHandle } from "../node/native.ts";
 
-const { EAGAIN, EBADF } = constants.errno;
+const { EAGAIN, EBADF, ECONNRESET } = constants.errno;
 
 /**
  * The link's MTU. The link exists only between the appliance and the gateway (two Atoll stacks on
@@ -29,10 +29,12 @@ const WRITE_WAIT_NS = 20_000_000;
 
 /**
  * The base's view of the tender's end of the socketpair. When the gateway is gone (end of file)
- * reads throw, as a deleted TAP's do: the base reports it and the appliance's netRead fails, since
- * the fd would otherwise poll readable forever.
+ * reads throw NetDeviceGone, and the tender ends the appliance with one line: the fd would
+ * otherwise poll readable forever, and the link cannot come back. The gateway outlives signals to
+ * the process group (gateway.ts), so end of file here means it died alone (killed, or crashed).
+ * `gatewayPid`, when known, goes into the message, so that the operator can look for the cause.
  */
-export function userBackend(native: NativeAddon, fd: number): HostNetBackend {
+export function userBackend(native: NativeAddon, fd: number, gatewayPid?: number): HostNetBackend {
   let open = true;
   return {
     fd,
@@ -40,7 +42,12 @@ export function userBackend(native: NativeAddon, fd: number): HostNetBackend {
     read(buffer) {
       if (!open) return -EBADF;
       const n = native.read(fd, buffer);
-      if (n === 0) throw new Error("the user-mode network gateway exited");
+      // End of file; or ECONNRESET, which a socketpair reports instead when the gateway died with
+      // frames from us still unread (under load).
+      if (n === 0 || n === -ECONNRESET) {
+        const which = gatewayPid === undefined ? "" : ` (pid ${gatewayPid})`;
+        throw new NetDeviceGone(`the user-mode network gateway${which} exited: the appliance has lost its network (was the gateway killed?)`);
+      }
       return n;
     },
     write(frame) {

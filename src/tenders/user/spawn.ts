@@ -28,7 +28,7 @@ export function startGateway(native: NativeAddon, device: string, publish: reado
   const [tenderEnd, gatewayEnd] = native.socketpair("seqpacket");
   const config: GatewayConfig = {
     device,
-    publish: publish.map(({ hostPort, guestPort, spec }) => ({ hostPort, guestPort, spec })),
+    publish: publish.map(({ hostPort, guestPort, protocol, spec }) => ({ hostPort, guestPort, protocol, spec })),
     verbose: process.env.ATOLL_GATEWAY_DEBUG === "1",
   };
   let child;

@@ -457,11 +457,13 @@ describe("tcp failures", () => {
     assert.ok(later.length > 0 && later.every((frame) => (frame[20] & 0x40) === 0), "DF clear");
   });
 
-  it("a SYN to an address that never answers ARP times out with host unreachable as its cause (a soft error)", async () => {
+  it("a SYN to an address that never answers ARP fails when ARP gives up, host unreachable (as Linux's EHOSTUNREACH), before the SYN retries run out", async () => {
     const net = new TcpNetwork();
     const b = net.host("198.18.0.2/24", { tcp: { maxSynRetransmits: 2 } });
+    const start = net.clock.now();
     const error = await net.drive(b.tcp.connect(Ipv4Address.fromOctets(198, 18, 0, 99), 80)).catch((caught: unknown) => caught);
-    assert.ok(error instanceof TcpError && error.reason === "timeout" && error.code === "host-unreachable", String(error));
+    assert.ok(error instanceof TcpError && error.reason === "unreachable" && error.code === "host-unreachable", String(error));
+    assert.equal(net.clock.now() - start, 3_000, "ARP's three requests, not the SYN retries' 7 s");
   });
 
   it("an ICMP error quoting a sequence number not in flight is ignored (RFC 5927)", async () => {

@@ -14,6 +14,7 @@ import { describe, test } from "node:test";
 import { Ipv4Address, Ipv4Cidr, MacAddress } from "../../../src/lib/wire/address.ts";
 import { DhcpRepr, type DhcpRepr as Dhcp } from "../../../src/lib/wire/dhcp.ts";
 import { WireError } from "../../../src/lib/wire/error.ts";
+import { NetDeviceGone } from "../../../src/tenders/node/base.ts";
 import { loadNative } from "../../../src/tenders/node/native.ts";
 import { parsePublish } from "../../../src/tenders/user/attach.ts";
 import { DhcpServer } from "../../../src/tenders/user/dhcp-server.ts";
@@ -111,8 +112,8 @@ describe("DHCP server", () => {
 
 describe("-p parsing", () => {
   test("accepts <host>:<guest> and <dev>=<host>:<guest>", () => {
-    assert.deepEqual(parsePublish("8080:80"), { hostPort: 8080, guestPort: 80, device: undefined, spec: "8080:80" });
-    assert.deepEqual(parsePublish("service=1:65535"), { hostPort: 1, guestPort: 65535, device: "service", spec: "service=1:65535" });
+    assert.deepEqual(parsePublish("8080:80"), { hostPort: 8080, guestPort: 80, protocol: "tcp", device: undefined, spec: "8080:80" });
+    assert.deepEqual(parsePublish("service=1:65535"), { hostPort: 1, guestPort: 65535, protocol: "tcp", device: "service", spec: "service=1:65535" });
   });
 
   test("rejects bad specs with one line", () => {
@@ -162,7 +163,17 @@ describe("the link: socketpair, watcher, backpressure", () => {
     native.close(b);
     const buffer = new Uint8Array(1518);
     assert.equal(backend.read(buffer), 60, "what was sent before still arrives");
-    assert.throws(() => backend.read(buffer), /the user-mode network gateway exited/);
+    assert.throws(() => backend.read(buffer), (error: unknown) => error instanceof NetDeviceGone && /the user-mode network gateway exited/.test(error.message));
+    backend.close();
+  });
+
+  test("also when the gateway died with frames from us unread (the socketpair says ECONNRESET then)", () => {
+    const native = loadNative();
+    const [a, b] = native.socketpair();
+    const backend = userBackend(native, a, 4242);
+    assert.equal(backend.write(new Uint8Array(60)), 60);
+    native.close(b);
+    assert.throws(() => backend.read(new Uint8Array(1518)), (error: unknown) => error instanceof NetDeviceGone && /gateway \(pid 4242\) exited/.test(error.message));
     backend.close();
   });
 
@@ -372,7 +383,8 @@ describe("atoll run with user-mode networking (node tender)", () => {
       assert.equal(gateways.length, 1);
       process.kill(gateways[0] ?? -1, "SIGKILL");
       assert.equal(await run.exited, 255);
-      assert.match(run.output(), /atoll: net device 'service': read failed: the user-mode network gateway exited/);
+      assert.match(run.output(), /atoll: appliance 'echo' aborted: net device 'service': the user-mode network gateway \(pid \d+\) exited: the appliance has lost its network/);
+      assert.doesNotMatch(run.output(), /\n\s+at /, "one line, no stack");
     } finally {
       run.child.kill("SIGKILL");
     }

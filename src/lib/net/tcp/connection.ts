@@ -149,7 +149,8 @@ const EVENT_FIN_ACKED = 8;
 const EVENT_CLOSED = 16;
 
 type RetransmitMode = "rto" | "persist";
-type LifeMode = "keepalive" | "time-wait" | "fin-wait-2";
+/** What the life timer is for: the connect deadline (SYN-SENT), keep-alive, TIME-WAIT or FIN-WAIT-2. */
+type LifeMode = "connect" | "keepalive" | "time-wait" | "fin-wait-2";
 type Recovery = "none" | "sack" | "newreno";
 
 export interface ConnectionEndpoints {
@@ -295,6 +296,8 @@ export class TcpConnection {
   private challengesInWindow = 0;
   private retransmitMode: RetransmitMode = "rto";
   private lifeMode: LifeMode = "keepalive";
+  /** When the active open began: connect failures say how long they took. */
+  private connectStartedAt = 0;
   private readonly retransmitTimer: DeadlineTimer;
   private readonly delayedAckTimer: DeadlineTimer;
   private readonly lifeTimer: DeadlineTimer;
@@ -374,6 +377,8 @@ export class TcpConnection {
     this.tsOffset = this.host.secrets.timestampOffset(this.localAddress, this.localPort, this.remoteAddress, this.remotePort);
     this.state = "SYN-SENT";
     this.host.counters.activeOpens++;
+    this.connectStartedAt = this.now();
+    if (this.settings.connectTimeoutMs > 0) this.startLifeTimer("connect", this.settings.connectTimeoutMs);
     this.sendSyn();
     this.leave();
   }
@@ -1709,7 +1714,7 @@ export class TcpConnection {
   private synTimeout(): void {
     if (this.synRetries >= this.settings.maxSynRetransmits) {
       if (this.passive) this.terminate(undefined);
-      else this.fail("timeout", "connection timed out", false);
+      else this.failConnect("timeout", `timed out after ${formatSeconds(this.now() - this.connectStartedAt)} (${this.synRetries + 1} SYNs unanswered)`);
       return;
     }
     if (this.synRetries >= NEGATIVE_ADVICE_RETRANSMITS) this.giveNegativeAdvice();
@@ -1813,6 +1818,9 @@ export class TcpConnection {
     if (this.state === "CLOSED") return;
     this.enter();
     switch (this.lifeMode) {
+      case "connect":
+        if (!this.passive && (this.state === "SYN-SENT" || this.state === "SYN-RECEIVED")) this.failConnect("timeout", `timed out after ${formatSeconds(this.settings.connectTimeoutMs)} (connectTimeoutMs)`);
+        break;
       case "time-wait":
       case "fin-wait-2":
         this.terminate(undefined);
@@ -1864,6 +1872,11 @@ export class TcpConnection {
     } else if (fromIcmp && this.state === "SYN-SENT" && (code === "protocol-unreachable" || code === "port-unreachable" || code === "prohibited")) {
       // Hard errors abort only an opening connection (RFC 1122 §4.2.3.9, RFC 5461 §4).
       this.fail("unreachable", `connection failed: ${code.replace(/-/g, " ")}`, false, code);
+    } else if (!fromIcmp && code === "host-unreachable" && this.state === "SYN-SENT" && !this.passive) {
+      // Our own ARP gave up on the next hop (3 requests, ~3 s): nothing answers there, and the
+      // SYN retries would only wait two minutes to say so. Linux fails such a connect at once
+      // too (EHOSTUNREACH: the neighbour's failure reaches the socket as a host unreachable).
+      this.failConnect("unreachable", "host unreachable (no ARP reply)", code);
     } else {
       // Soft errors are kept and reported if the connection times out.
       this.softError = code;
@@ -1900,6 +1913,10 @@ export class TcpConnection {
 
   private becomeEstablished(): void {
     this.state = "ESTABLISHED";
+    if (this.lifeMode === "connect") {
+      this.lifeTimer.stop();
+      this.lifeMode = "keepalive";
+    }
     this.host.counters.established++;
     if (this.synRetransmitted && !this.hasRttSample) this.rto = Math.max(this.rto, RTO_AFTER_SYN_TIMEOUT_MS);
     this.backoff = 0;
@@ -1934,13 +1951,20 @@ export class TcpConnection {
     }
   }
 
+  /** An active open that failed: `connect to <address>:<port> <what>`, also logged (the application may wait on it in silence otherwise). */
+  private failConnect(reason: "timeout" | "unreachable", what: string, detail?: NetErrorCode): void {
+    const message = `connect to ${formatAddress(this.remoteAddress)}:${this.remotePort} ${what}`;
+    this.host.log.info(message);
+    this.fail(reason, message, false, detail, true);
+  }
+
   /** Ends the connection with an error; `sendReset` sends <SEQ=SND.NXT><CTL=RST> first (ABORT). */
-  private fail(reason: TcpErrorReason, message: string, sendReset: boolean, detail?: NetErrorCode): void {
+  private fail(reason: TcpErrorReason, message: string, sendReset: boolean, detail?: NetErrorCode, messageNamesPeer = false): void {
     if (this.state === "CLOSED") return;
     if (sendReset) this.sendReset(this.sndNxt, 0, false);
     const peer = `${formatAddress(this.remoteAddress)}:${this.remotePort}`;
     const softDetail = reason === "timeout" ? (detail ?? this.softError) : detail;
-    this.error = new TcpError(reason, `tcp ${peer}: ${message}`, softDetail);
+    this.error = new TcpError(reason, messageNamesPeer ? `tcp: ${message}` : `tcp ${peer}: ${message}`, softDetail);
     if (reason !== "aborted" && reason !== "closed") this.host.counters.failed++;
     this.receiveBuffer.dispose();
     this.finReceived = true;
@@ -2151,6 +2175,11 @@ export interface ConnectionSnapshot {
   peerMss: number;
   finQueued: boolean;
   finReceived: boolean;
+}
+
+/** "127 s", "1.5 s": a duration for messages. */
+function formatSeconds(ms: number): string {
+  return `${Math.round(ms / 100) / 10} s`;
 }
 
 function formatAddress(address: Ipv4Address): string {

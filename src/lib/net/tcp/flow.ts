@@ -42,6 +42,11 @@ interface PendingWrite {
   reject(error: Error): void;
 }
 
+export interface FlowEndpoint {
+  readonly address: Ipv4Address;
+  readonly port: number;
+}
+
 interface Waiter {
   resolve(): void;
   reject(error: Error): void;
@@ -84,6 +89,10 @@ export class TcpFlow implements AsyncIterable<Uint8Array> {
   private ended = false;
   private readableStream: ReadableStream<Uint8Array> | undefined;
   private writableStream: WritableStream<Uint8Array> | undefined;
+  /** Data taken from the connection before the application had the flow (after a PROXY header): read first. */
+  private unread: Uint8Array | undefined;
+  /** The client a relaying proxy named (PROXY protocol), and the proxy's own endpoint. */
+  private proxied: { readonly client: FlowEndpoint; readonly proxy: FlowEndpoint } | undefined;
 
   constructor(readonly connection: TcpConnection) {
     this.closed = new Promise((resolve) => {
@@ -111,12 +120,30 @@ export class TcpFlow implements AsyncIterable<Uint8Array> {
     return this.connection.localPort;
   }
 
+  /**
+   * The peer: the connection's, or, on a connection relayed by a trusted proxy that named the
+   * client in a PROXY protocol header (the user-mode gateway of `atoll run -p`), that client.
+   */
   get remoteAddress(): Ipv4Address {
-    return this.connection.remoteAddress;
+    return this.proxied?.client.address ?? this.connection.remoteAddress;
   }
 
   get remotePort(): number {
-    return this.connection.remotePort;
+    return this.proxied?.client.port ?? this.connection.remotePort;
+  }
+
+  /** The relaying proxy's endpoint (the connection's real peer) when the remote endpoint came from a PROXY header, else undefined. */
+  get proxiedBy(): FlowEndpoint | undefined {
+    return this.proxied?.proxy;
+  }
+
+  /**
+   * For the listener, before the application has the flow: the client named by a PROXY header,
+   * and the data that followed the header in what was read (returned first by the reads).
+   */
+  adoptProxiedClient(client: FlowEndpoint | undefined, unread: Uint8Array): void {
+    if (client !== undefined) this.proxied = { client, proxy: { address: this.connection.remoteAddress, port: this.connection.remotePort } };
+    this.unread = unread.length > 0 ? unread : undefined;
   }
 
   /** A snapshot of the connection's counters (retransmits, RTT, window, ...). */
@@ -143,6 +170,11 @@ export class TcpFlow implements AsyncIterable<Uint8Array> {
   /** The next chunk of data, or undefined at the end of the stream. */
   read(): Promise<Uint8Array | undefined> {
     const connection = this.connection;
+    const unread = this.unread;
+    if (unread !== undefined) {
+      this.unread = undefined;
+      return Promise.resolve(unread);
+    }
     if (this.reads.length === 0) {
       const chunk = connection.read();
       if (chunk !== undefined) return Promise.resolve(chunk);
@@ -160,6 +192,13 @@ export class TcpFlow implements AsyncIterable<Uint8Array> {
   readInto(buffer: Uint8Array): Promise<number> {
     if (buffer.length === 0) return Promise.reject(new RangeError("tcp: readInto needs a buffer of at least one byte"));
     const connection = this.connection;
+    const unread = this.unread;
+    if (unread !== undefined) {
+      const count = Math.min(buffer.length, unread.length);
+      buffer.set(unread.subarray(0, count));
+      this.unread = count < unread.length ? unread.subarray(count) : undefined;
+      return Promise.resolve(count);
+    }
     if (this.reads.length === 0) {
       const count = connection.readInto(buffer);
       if (count > 0) return Promise.resolve(count);
@@ -207,6 +246,12 @@ export class TcpFlow implements AsyncIterable<Uint8Array> {
     if (this.ended || connection.state === "CLOSED") return Promise.resolve();
     this.closeRequested = true;
     for (const read of this.reads.splice(0)) endRead(read);
+    if (this.unread !== undefined) {
+      // Unread data taken before the application had the flow: lost as the buffered kind is (a reset).
+      this.unread = undefined;
+      connection.abort();
+      return Promise.resolve();
+    }
     if (connection.readableBytes > 0) {
       connection.close();
       return Promise.resolve();

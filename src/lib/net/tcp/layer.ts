@@ -40,6 +40,14 @@ export const TCP_EPHEMERAL_LAST = 65535;
 export interface ConnectOptions extends FlowOptions {
   /** The local port; default an ephemeral one (RFC 6056 §3.3.3). */
   localPort?: number;
+  /**
+   * Fail with a "timeout" TcpError (`connect to <address>:<port> timed out after <n> s`) when not
+   * established after this long. Default: the layer's `connectTimeoutMs`, whose default 0 leaves
+   * the bound to the SYN retransmissions (`maxSynRetransmits` 6 with the RTO doubling from 1 s:
+   * about two minutes, as Linux's tcp_syn_retries = 6). Either way, a next hop that never answers
+   * ARP fails the connect after ARP's 3 requests (about 3 s) with an "unreachable" TcpError.
+   */
+  connectTimeoutMs?: number;
 }
 
 export interface ListenOptions extends FlowOptions {
@@ -57,6 +65,12 @@ export interface TcpLayerDependencies {
   log: NetLogger;
 }
 
+function connectTimeout(given: number | undefined, layerDefault: number): number {
+  if (given === undefined) return layerDefault;
+  if (!Number.isFinite(given) || given < 0) throw new RangeError(`tcp: connectTimeoutMs ${given} is not a number ≥ 0 (0: only the SYN retransmissions bound a connect)`);
+  return given;
+}
+
 /** Key of the first-level table: the remote endpoint, exact in a float64 (48 bits). */
 function remoteKey(address: Ipv4Address, port: number): number {
   return address * 0x10000 + port;
@@ -72,6 +86,7 @@ export class TcpLayer implements Ipv4ProtocolHandler, ConnectionHost, ListenerHo
   readonly transmitBuffer: Uint8Array;
   readonly checksumOffload: boolean;
   readonly maxOffloadSegment: number;
+  readonly proxyProtocolFrom: Ipv4Address | undefined;
   private readonly ipv4: Ipv4Layer;
   /** The IP layer's offload request, reused: the checksum at TCP's offset 16, and the segment size. */
   private readonly offload: { checksumOffset: number; segmentSize: number } = { checksumOffset: 16, segmentSize: 0 };
@@ -90,6 +105,7 @@ export class TcpLayer implements Ipv4ProtocolHandler, ConnectionHost, ListenerHo
     this.timers = dependencies.timers;
     this.log = dependencies.log;
     this.settings = resolveLayerSettings(options);
+    this.proxyProtocolFrom = options.proxyProtocolFrom;
     this.secrets = new TcpSecrets(dependencies.random);
     this.mtu = dependencies.ipv4.mtu;
     const offloads = dependencies.ipv4.offloads;
@@ -123,8 +139,10 @@ export class TcpLayer implements Ipv4ProtocolHandler, ConnectionHost, ListenerHo
   /**
    * Opens a connection (RFC 9293 active OPEN) and resolves with the flow once established.
    * Rejects with NetError "no-route", "address-in-use", or a TcpError: "refused" (a RST; its
-   * code is "connection-refused"), "timeout" (no answer to the SYNs, with an ICMP soft error as
-   * its code if one came) or "unreachable" (ICMP hard error).
+   * code is "connection-refused"), "timeout" (no answer to the SYNs, or `connectTimeoutMs`
+   * passed; with an ICMP soft error as its code if one came) or "unreachable" (ICMP hard error, or
+   * no ARP reply from the next hop: code "host-unreachable"). Timeouts and ARP failures are also
+   * logged (source tcp, info), since an application may wait on a connect without a word.
    */
   async connect(address: Ipv4Address, port: number, options: ConnectOptions = {}): Promise<TcpFlow> {
     const flow = this.open(address, port, options);
@@ -150,7 +168,7 @@ export class TcpLayer implements Ipv4ProtocolHandler, ConnectionHost, ListenerHo
     const connection = new TcpConnection(
       this,
       { localAddress: local, localPort, remoteAddress: address, remotePort: port },
-      resolveFlowSettings(this.settings, options),
+      { ...resolveFlowSettings(this.settings, options), connectTimeoutMs: connectTimeout(options.connectTimeoutMs, this.settings.connectTimeoutMs) },
     );
     this.insert(connection);
     const flow = new TcpFlow(connection);

@@ -20,6 +20,8 @@ import type { Segment } from "./segment.ts";
 import { seqAdd } from "./seq.ts";
 import type { ConnectionSettings, LayerSettings } from "./settings.ts";
 import type { TcpSecrets } from "./isn.ts";
+import type { NetLogger } from "../ethernet.ts";
+import { readProxyHeader } from "./proxy-header.ts";
 
 /** What a listener needs from the layer. */
 export interface ListenerHost {
@@ -37,6 +39,9 @@ export interface ListenerHost {
   sendResetFor(segment: Segment): void;
   /** The listener closed: free its port. */
   releaseListener(listener: TcpListener): void;
+  /** Connections from this address start with a PROXY protocol v2 header (see proxy-header.ts). */
+  readonly proxyProtocolFrom: Ipv4Address | undefined;
+  readonly log: NetLogger;
 }
 
 export type FlowHandler = (flow: TcpFlow) => void;
@@ -189,6 +194,24 @@ export class TcpListener implements PassiveOpenOwner, AsyncIterable<TcpFlow> {
       return;
     }
     const flow = new TcpFlow(connection);
+    const relay = this.host.proxyProtocolFrom;
+    if (relay !== undefined && connection.remoteAddress === relay) {
+      // From the trusted relay: the application gets the flow once its PROXY header is in.
+      void readProxyHeader(flow, this.host.timers).then((refused) => {
+        if (refused === undefined) this.deliver(flow);
+        else this.host.log.warn(`port ${this.port}: a connection from the PROXY protocol relay was reset: ${refused}`);
+      });
+      return;
+    }
+    this.deliver(flow);
+  }
+
+  /** Hands an established flow to the application: its callback, a waiting accept, or the queue. */
+  private deliver(flow: TcpFlow): void {
+    if (this.isClosed) {
+      flow.abort();
+      return;
+    }
     const onFlow = this.onFlow;
     if (onFlow !== undefined) {
       // Not from inside the connection's processing: the handler runs as a microtask, and an

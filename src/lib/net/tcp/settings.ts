@@ -3,6 +3,7 @@
  * layer's options set defaults for every connection; `connect` and `listen` override the
  * per-connection ones.
  */
+import type { Ipv4Address } from "../../wire/address.ts";
 import type { CongestionAlgorithm } from "./congestion.ts";
 
 /** Options of one connection (`connect`, `listen`, or the layer's defaults). */
@@ -65,6 +66,11 @@ export interface TcpLayerOptions extends FlowOptions {
   maxRetransmits?: number;
   /** SYN retransmissions before connect fails (Linux tcp_syn_retries = 6: about 2 minutes, RFC 1122's R2 for SYNs is 3). */
   maxSynRetransmits?: number;
+  /**
+   * Default for every connect (see ConnectOptions.connectTimeoutMs): fail a connect that is not
+   * established after this long. 0 (default): only the SYN retransmissions bound it.
+   */
+  connectTimeoutMs?: number;
   /** RFC 1122 §4.2.3.2: at most 500 ms; 40 ms like Linux. */
   delayedAckMs?: number;
   /** RFC 6928: ten segments. */
@@ -83,6 +89,15 @@ export interface TcpLayerOptions extends FlowOptions {
   synCookies?: "auto" | "never";
   /** Send segments with "don't fragment" and follow ICMP "fragmentation needed" (RFC 1191). Default true. */
   pathMtuDiscovery?: boolean;
+  /**
+   * Connections accepted from this address (a trusted relay: the user-mode gateway of
+   * `atoll run -p`) start with a PROXY protocol v2 header naming the real client, which the
+   * layer consumes: the application gets the flow with that client as `remoteAddress` and
+   * `remotePort`, and the bytes after the header (see proxy-header.ts). Default: the stack's
+   * (`Stack.proxyProtocolFrom`, which openStack sets from the boot parameter
+   * `net.<dev>.proxy-protocol`), else none.
+   */
+  proxyProtocolFrom?: Ipv4Address | undefined;
 }
 
 /** Every setting of one connection, resolved. */
@@ -107,6 +122,8 @@ export interface ConnectionSettings {
   readonly maxRtoMs: number;
   readonly maxRetransmits: number;
   readonly maxSynRetransmits: number;
+  /** Active opens only: fail when not established after this long; 0: only the SYN retransmissions. */
+  readonly connectTimeoutMs: number;
   readonly delayedAckMs: number;
   readonly initialWindowSegments: number;
   readonly sack: boolean;
@@ -140,6 +157,7 @@ export const DEFAULT_TCP_SETTINGS: LayerSettings = {
   maxRtoMs: 60_000,
   maxRetransmits: 15,
   maxSynRetransmits: 6,
+  connectTimeoutMs: 0,
   delayedAckMs: 40,
   initialWindowSegments: 10,
   sack: true,
@@ -170,6 +188,7 @@ export function resolveLayerSettings(options: TcpLayerOptions = {}): LayerSettin
     maxRtoMs: positive("maxRtoMs", options.maxRtoMs, defaults.maxRtoMs, 1),
     maxRetransmits: positive("maxRetransmits", options.maxRetransmits, defaults.maxRetransmits, 1),
     maxSynRetransmits: positive("maxSynRetransmits", options.maxSynRetransmits, defaults.maxSynRetransmits, 0),
+    connectTimeoutMs: positive("connectTimeoutMs", options.connectTimeoutMs, defaults.connectTimeoutMs),
     delayedAckMs: positive("delayedAckMs", options.delayedAckMs, defaults.delayedAckMs),
     initialWindowSegments: positive("initialWindowSegments", options.initialWindowSegments, defaults.initialWindowSegments, 1),
     sack: options.sack ?? defaults.sack,

@@ -35,7 +35,7 @@ export function attachTcp(stack: Stack, options: AttachTcpOptions = {}): TcpLaye
   const timers = options.timers ?? stack.timers;
   const random = options.random ?? stack.random;
   const log = (options.log ?? stack.log)("tcp");
-  const layer = new TcpLayer({ ipv4: stack.ipv4, timers, random, log }, options);
+  const layer = new TcpLayer({ ipv4: stack.ipv4, timers, random, log }, { ...options, proxyProtocolFrom: options.proxyProtocolFrom ?? stack.proxyProtocolFrom });
   const name = options.countersName ?? "net.tcp";
   if (name !== false) registerCounters(name, () => layer.snapshotCounters());
   return layer;

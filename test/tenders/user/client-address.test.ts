@@ -1,0 +1,130 @@
+/**
+ * The real client address through `-p`: the gateway sends a PROXY protocol v2 header first on each
+ * published TCP connection, and the appliance's TCP (told the gateway's address by the boot
+ * parameter net.<dev>.proxy-protocol) consumes it. Checked as a user would: the website's access
+ * log shows curl's 127.0.0.1 and the port it was told to use, on both tenders; a client sending a
+ * header of its own names nobody; TCP echo stays byte-exact (user-net.test.ts moves 1 MiB).
+ */
+import assert from "node:assert/strict";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { existsSync } from "node:fs";
+import { connect, createServer } from "node:net";
+import { join } from "node:path";
+import { describe, test } from "node:test";
+
+import { ProxyHeaderRepr, type ProxyHeaderRepr as Header } from "../../../src/lib/wire/proxy-protocol.ts";
+import { Ipv4Address } from "../../../src/lib/wire/address.ts";
+import { ATOLL, exampleImage, ROOT } from "../../helpers/cli.ts";
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const address = server.address();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  assert.ok(address !== null && typeof address === "object");
+  return address.port;
+}
+
+interface Run {
+  readonly child: ChildProcess;
+  readonly output: () => string;
+  readonly exited: Promise<number | null>;
+}
+
+async function start(image: string, args: readonly string[], ready: RegExp): Promise<Run> {
+  const child = spawn(process.execPath, [ATOLL, "run", image, ...args], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+  let output = "";
+  child.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  const deadline = Date.now() + 20_000;
+  while (!ready.test(output)) {
+    if (child.exitCode !== null || Date.now() > deadline) {
+      child.kill("SIGKILL");
+      throw new Error(`atoll run did not come up:\n${output}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return { child, output: () => output, exited };
+}
+
+async function waitFor(what: string, condition: () => boolean): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** Sends `data`, half-closes, returns all that comes back. */
+function exchange(port: number, data: Uint8Array): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: "127.0.0.1", port, allowHalfOpen: true });
+    const chunks: Buffer[] = [];
+    socket.on("data", (chunk: Buffer) => chunks.push(chunk));
+    socket.on("end", () => {
+      socket.end();
+      resolve(Buffer.concat(chunks));
+    });
+    socket.on("error", reject);
+    socket.setTimeout(15_000, () => socket.destroy(new Error("timed out")));
+    socket.end(data);
+  });
+}
+
+function spoofedHeader(): Uint8Array {
+  const spoofed = Ipv4Address.fromOctets(203, 0, 113, 66);
+  const repr: Header = {
+    command: "proxy",
+    family: "inet",
+    transport: "stream",
+    source: { address: spoofed, port: 6666 },
+    destination: { address: spoofed, port: 80 },
+    tlvs: new Uint8Array(0),
+  };
+  const bytes = new Uint8Array(ProxyHeaderRepr.bufferLength(repr));
+  ProxyHeaderRepr.emit(repr, bytes);
+  return bytes;
+}
+
+const sptAddon = join(ROOT, "build", "Release", "atoll_spt.node");
+
+for (const tender of ["node", "spt"] as const) {
+  describe(`client addresses through -p (${tender} tender)`, { skip: tender === "spt" && !existsSync(sptAddon) ? "needs the atoll_spt addon" : false }, () => {
+    test("the website's access log shows curl's 127.0.0.1 and its --local-port; a client's own PROXY header names nobody", async () => {
+      const port = await freePort();
+      const run = await start(exampleImage("website"), ["--tender", tender, "-p", `${port}:80`], /serving \d+ files/);
+      try {
+        for (const localPort of [await freePort(), await freePort()]) {
+          const curl = spawnSync("curl", ["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--local-port", String(localPort), `http://127.0.0.1:${port}/`], { encoding: "utf8", timeout: 20_000 });
+          assert.equal(curl.stdout, "200", curl.stderr);
+          const expected = `INFO  http.access: 127.0.0.1:${localPort} - - [`;
+          await waitFor(`the access line for port ${localPort}`, () => run.output().includes(expected));
+          assert.match(run.output(), new RegExp(`http\\.access: 127\\.0\\.0\\.1:${localPort} - - \\[[^\\]]+\\] "GET / HTTP/1\\.1" 200 \\d+`));
+        }
+        // A header from the client is data after the gateway's: HTTP sees garbage, the log sees the real client.
+        const reply = await exchange(port, Buffer.concat([spoofedHeader(), Buffer.from("GET / HTTP/1.1\r\nHost: x\r\n\r\n")]));
+        assert.match(reply.toString("latin1"), /^HTTP\/1\.1 400 /);
+        assert.doesNotMatch(run.output(), /203\.0\.113\.66/);
+        assert.doesNotMatch(run.output(), /PROXY protocol relay was reset/);
+      } finally {
+        run.child.kill("SIGTERM");
+        assert.equal(await run.exited, 143);
+      }
+    });
+  });
+}
+
+describe("TCP echo through -p with the header consumed", () => {
+  test("bytes unchanged, a spoofed header included", async () => {
+    const port = await freePort();
+    const run = await start(exampleImage("echo"), ["-p", `${port}:7`], /echo on UDP and TCP port 7/);
+    try {
+      const data = Buffer.concat([spoofedHeader(), Buffer.from("and then some data\n")]);
+      assert.deepEqual(await exchange(port, data), data);
+    } finally {
+      run.child.kill("SIGTERM");
+      await run.exited;
+    }
+  });
+});
