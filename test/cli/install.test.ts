@@ -10,12 +10,12 @@
  */
 import { before, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, spawnSync, type SpawnSyncReturns } from "node:child_process";
+import { spawnSync, type SpawnSyncReturns } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
-import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ROOT } from "../helpers/cli.ts";
+import { eventually, exchange, freePort, whileRunning } from "../helpers/serve.ts";
 
 interface Installed {
   /** The installed package's directory, <prefix>/lib/node_modules/atoll-unikernel. */
@@ -96,80 +96,6 @@ test("atoll new outside the repository → npm install → npm run build → npm
   run("npm", ["run", "--silent", "typecheck"], app, env);
 });
 
-/** A TCP port on 127.0.0.1 that is free right now (the kernel's pick). */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  assert.ok(typeof address === "object" && address !== null);
-  return address.port;
-}
-
-/** One TCP exchange: sends `request`, reads until the peer closes or `done` says enough. */
-async function exchange(port: number, request: string, done: (received: string) => boolean): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = connect(port, "127.0.0.1");
-    let received = "";
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new Error(`no complete answer on 127.0.0.1:${port} within 10 s (got ${JSON.stringify(received)})`));
-    }, 10_000);
-    socket.setEncoding("utf8");
-    socket.on("connect", () => socket.write(request));
-    socket.on("data", (chunk: string) => {
-      received += chunk;
-      if (done(received)) socket.end();
-    });
-    socket.on("close", () => {
-      clearTimeout(timer);
-      resolve(received);
-    });
-    socket.on("error", (error) => {
-      clearTimeout(timer);
-      reject(error);
-    });
-  });
-}
-
-/** Runs `npm start -- <args>` in its own process group while `check` runs (given the output so far), then stops it. */
-async function startAndCheck(app: string, env: NodeJS.ProcessEnv, args: readonly string[], check: (output: () => string) => Promise<void>): Promise<void> {
-  const child = spawn("npm", ["start", "--silent", "--", ...args], { cwd: app, env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
-  let output = "";
-  child.stdout.setEncoding("utf8").on("data", (chunk: string) => (output += chunk));
-  child.stderr.setEncoding("utf8").on("data", (chunk: string) => (output += chunk));
-  const exited = new Promise<void>((resolve) => child.on("exit", () => resolve()));
-  try {
-    await check(() => output);
-  } catch (error) {
-    throw new Error(`${error instanceof Error ? error.message : String(error)}; the appliance said:\n${output}`);
-  } finally {
-    // The group: npm, its shell, the tender and the tender's user-mode network gateway.
-    if (child.pid !== undefined) {
-      try {
-        process.kill(-child.pid, "SIGTERM");
-      } catch {
-        // Already gone.
-      }
-    }
-    await exited;
-  }
-}
-
-async function eventually(what: string, attempt: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      if (await attempt()) return;
-    } catch (error) {
-      last = error;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-  throw new Error(`${what} did not happen within ${timeoutMs} ms${last instanceof Error ? ` (last: ${last.message})` : ""}`);
-}
-
 /** Every template: scaffolded outside the repository, type-checked, built, started, and answering. */
 const TEMPLATE_CHECKS: Record<string, (app: string, env: NodeJS.ProcessEnv) => Promise<void>> = {
   hello: async (app, env) => {
@@ -184,17 +110,17 @@ const TEMPLATE_CHECKS: Record<string, (app: string, env: NodeJS.ProcessEnv) => P
   },
   ping: async (app, env) => {
     // Ping answers ICMP, which -p does not carry: it starts, takes its DHCP lease and says so.
-    await startAndCheck(app, env, [], async (output) => eventually("ping's ready line", async () => /answering ARP and ping/.test(output())));
+    await whileRunning("npm", ["start", "--silent", "--"], { cwd: app, env }, async (output) => eventually("ping's ready line", async () => /answering ARP and ping/.test(output())));
   },
   echo: async (app, env) => {
     const port = await freePort();
-    await startAndCheck(app, env, ["-p", `${port}:7`], async () =>
+    await whileRunning("npm", ["start", "--silent", "--", "-p", `${port}:7`], { cwd: app, env }, async () =>
       eventually("a TCP echo", async () => (await exchange(port, "ping over tcp\n", (received) => received.includes("\n"))) === "ping over tcp\n"),
     );
   },
   website: async (app, env) => {
     const port = await freePort();
-    await startAndCheck(app, env, ["-p", `${port}:80`], async () =>
+    await whileRunning("npm", ["start", "--silent", "--", "-p", `${port}:80`], { cwd: app, env }, async () =>
       eventually("GET / from the website", async () => {
         const response = await fetch(`http://127.0.0.1:${port}/`);
         return response.status === 200 && (await response.text()).includes("<html");
@@ -203,7 +129,7 @@ const TEMPLATE_CHECKS: Record<string, (app: string, env: NodeJS.ProcessEnv) => P
   },
   hono: async (app, env) => {
     const port = await freePort();
-    await startAndCheck(app, env, ["-p", `${port}:80`], async () =>
+    await whileRunning("npm", ["start", "--silent", "--", "-p", `${port}:80`], { cwd: app, env }, async () =>
       eventually("GET /api/info from the hono app", async () => {
         const response = await fetch(`http://127.0.0.1:${port}/api/info`);
         const body: unknown = await response.json();

@@ -1,7 +1,8 @@
 /**
  * docs/api.md's examples are whole appliances: each ```ts block starts with a line naming its
  * atoll.config.ts (`// atoll.config.ts: { name: "...", net: ["service"] }`). Every one must build
- * with `atoll build` (type check included), and those without a net device must run and exit 0.
+ * with `atoll build` (type check included); those without a net device must run and exit 0, and
+ * the servers among the others must answer through the user-mode network (NETWORK_PROBES).
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -9,7 +10,39 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as vm from "node:vm";
-import { atoll, ROOT } from "../helpers/cli.ts";
+import { ATOLL, atoll, ROOT } from "../helpers/cli.ts";
+import { eventually, exchange, freePort, whileRunning } from "../helpers/serve.ts";
+
+/**
+ * How the network examples are run: `-p <free port>:<guest>` and a check against that port, or,
+ * with no guest port, a run that must exit 0 (api-net pings the user-mode network's gateway).
+ * api-udp (UDP is not published) and api-tcp-client (it needs a server) are built only.
+ */
+const NETWORK_PROBES: Record<string, { guestPort?: number; check?: (port: number) => Promise<void> }> = {
+  "api-net": {},
+  "api-tcp": { guestPort: 7, check: echoes },
+  "api-streams": { guestPort: 7, check: echoes },
+  "api-http": {
+    guestPort: 80,
+    check: async (port) => {
+      const base = `http://127.0.0.1:${port}/items`;
+      const put = await fetch(`${base}/42`, { method: "PUT", body: JSON.stringify({ colour: "blue" }), headers: { "content-type": "application/json" } });
+      assert.equal(put.status, 201);
+      const stored: unknown = await put.json();
+      assert.ok(typeof stored === "object" && stored !== null);
+      assert.equal(Reflect.get(stored, "stored"), "42");
+      const get = await fetch(`${base}/42`);
+      assert.deepEqual(await get.json(), { colour: "blue" });
+      assert.equal((await fetch(`${base}/7`)).status, 404);
+      assert.equal((await fetch(`http://127.0.0.1:${port}/elsewhere`)).status, 404);
+      assert.equal((await fetch(`${base}/42`, { method: "DELETE" })).status, 405);
+    },
+  },
+};
+
+async function echoes(port: number): Promise<void> {
+  assert.equal(await exchange(port, "docs example\n", (received) => received.includes("\n")), "docs example\n");
+}
 
 interface Example {
   readonly line: number;
@@ -60,6 +93,7 @@ function examples(): Example[] {
 
 test("docs/api.md has an example for every module it documents, each named once", () => {
   const all = examples();
+  for (const name of Object.keys(NETWORK_PROBES)) assert.ok(all.some((example) => example.name === name), `a probe for ${name}, which docs/api.md no longer has`);
   const names = all.map((example) => example.name);
   assert.equal(new Set(names).size, names.length, `example names repeat: ${names.join(", ")}`);
   const imported = new Set(all.flatMap((example) => [...example.code.matchAll(/from "(atoll[^"]*)"|^import "(atoll[^"]*)"/gm)].map((match) => match[1] ?? match[2])));
@@ -72,7 +106,7 @@ test("docs/api.md has an example for every module it documents, each named once"
   }
 });
 
-test("every docs/api.md example builds (type-checked); those without a network run and exit 0", { timeout: 300_000 }, (t) => {
+test("every docs/api.md example builds (type-checked); those without a network run and exit 0; the servers answer", { timeout: 300_000 }, async (t) => {
   const work = mkdtempSync(join(tmpdir(), "atoll-api-docs-"));
   t.after(() => rmSync(work, { recursive: true, force: true }));
   for (const example of examples()) {
@@ -88,8 +122,25 @@ test("every docs/api.md example builds (type-checked); those without a network r
     }
     const build = atoll(["build", dir]);
     assert.equal(build.status, 0, `${where} does not build:\n${build.stderr}`);
-    if (example.net.length > 0) continue;
     const image = join(dir, "dist", `${example.name}.atoll`);
+    if (example.net.length > 0) {
+      const probe = NETWORK_PROBES[example.name];
+      if (probe === undefined) continue;
+      const { guestPort, check } = probe;
+      if (guestPort === undefined || check === undefined) {
+        const run = atoll(["run", image], { timeout: 30_000 });
+        assert.equal(run.status, 0, `${where} exits with ${run.status}:\n${run.stdout}${run.stderr}`);
+        continue;
+      }
+      const port = await freePort();
+      await whileRunning(process.execPath, [ATOLL, "run", image, "-p", `${port}:${guestPort}`], { cwd: dir }, () =>
+        eventually(`${where} answering on port ${port}`, async () => {
+          await check(port);
+          return true;
+        }),
+      );
+      continue;
+    }
     const blocks = example.block.flatMap((device) => {
       const file = join(dir, `${device}.img`);
       writeFileSync(file, Buffer.alloc(64 * 1024));
