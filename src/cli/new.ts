@@ -118,7 +118,7 @@ export function newCommand(argv: readonly string[]): void {
 
   const quoted = /^[\w./-]+$/.test(dir) ? dir : `'${dir.replace(/'/g, "'\\''")}'`;
   // Net devices default to user-mode networking; a published port makes a server reachable.
-  const publish: Record<string, string> = { website: " -p 8080:80", echo: " -p 8007:7" };
+  const publish: Record<string, string> = { website: " -p 8080:80", hono: " -p 8080:80", echo: " -p 8007:7" };
   const devices = publish[template] ?? (readFileSync(configPath, "utf8").includes("net:") ? "   (see atoll run --help for -p and --net)" : "");
   process.stdout.write(`Created ${dir} from template '${template}'. Next:\n  cd ${quoted}\n  npx atoll build\n  npx atoll run dist/${name}.atoll${devices}\n`);
 }
