@@ -207,6 +207,8 @@ function compilerOptions(typescript: typeof ts, input: TypeCheckInput): ts.Compi
     // DOM (which TypeScript's default libraries include) and no @types packages.
     lib: imageLibraries(typescript, base),
     types: [],
+    // A JavaScript appliance builds too; it is checked only where it asks (checkJs, // @ts-check).
+    allowJs: true,
     noEmit: true,
     paths: { atoll: [join(library, "index.ts")], "atoll/*": [`${library}${sep}*`] },
     incremental: false,

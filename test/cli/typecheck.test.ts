@@ -119,3 +119,16 @@ test("the appliance's tsconfig.json sets the strictness, never the globals; a br
   assert.equal(broken.stderr.trimEnd().split("\n").length, 1, broken.stderr);
   assert.match(broken.stderr, /^atoll build: .*tsconfig\.json:1:\d+: /);
 });
+
+test("a JavaScript appliance builds, and is checked where it asks to be (// @ts-check)", (t) => {
+  const dir = appliance(t, "");
+  rmSync(join(dir, "src", "main.ts"));
+  writeFileSync(join(dir, "atoll.config.ts"), `export default { name: "checked", entry: "src/main.js" };\n`);
+  writeFileSync(join(dir, "src", "main.js"), `export default function main(app) { app.log.info("plain js"); return 0; }\n`);
+  const plain = atoll(["build", dir]);
+  assert.equal(plain.status, 0, plain.stderr);
+  writeFileSync(join(dir, "src", "main.js"), `// @ts-check\nexport default function main() { return process.argv.length; }\n`);
+  const checked = atoll(["build", dir]);
+  assert.equal(checked.status, 1);
+  assert.match(checked.stderr, /src\/main\.js:2:\d+: error TS\d+: Cannot find name 'process'/);
+});
