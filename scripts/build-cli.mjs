@@ -9,8 +9,9 @@ await build({
   platform: "node",
   format: "cjs",
   target: "node20",
-  // The bundler is loaded only by `atoll build`; keep it a dependency, not part of the bundle.
-  external: ["esbuild"],
+  // The bundler and the type checker are loaded only by `atoll build`; keep them dependencies,
+  // not part of the bundle.
+  external: ["esbuild", "typescript"],
   sourcemap: true,
   logLevel: "warning",
 });

@@ -16,6 +16,7 @@ import { atollVersion, packageRoot } from "../host/package-root.ts";
 import { encodeImage, IMAGE_EXTENSION } from "../image/format.ts";
 import { validateDeviceNames, validateName, ManifestError, type Manifest } from "../image/manifest.ts";
 import { AssetBuildError, packAssets } from "./assets.ts";
+import { describeTypeCheckErrors, TypeCheckConfigError, typeCheckAppliance } from "./typecheck.ts";
 
 export class BuildError extends Error {
   override readonly name = "BuildError";
@@ -178,6 +179,8 @@ export interface BuildOptions {
   /** Where to write the image; default <appDir>/dist. */
   readonly outDir?: string | undefined;
   readonly minify?: boolean | undefined;
+  /** Type-check the appliance against the image's globals (src/build/typecheck.ts); default true. */
+  readonly check?: boolean | undefined;
 }
 
 /** Bundles and seals an appliance. Throws BuildError with a one-line reason. */
@@ -230,6 +233,8 @@ export async function buildAppliance(appDirInput: string, options: BuildOptions 
     if (isEsbuildFailure(error)) throw new BuildError(`build failed: ${formatMessages(error.errors)}`);
     throw error;
   }
+  // After bundling, whose errors (syntax, host modules, unresolved imports) say more.
+  if (options.check ?? true) checkTypes(appDir, config.entry);
   const manifest: Manifest = {
     name: config.name,
     net: config.net,
@@ -253,6 +258,17 @@ export async function buildAppliance(appDirInput: string, options: BuildOptions 
   writeFileSync(temporary, image);
   renameSync(temporary, imagePath);
   return { imagePath, manifest, size: image.length };
+}
+
+function checkTypes(appDir: string, entry: string): void {
+  try {
+    const cacheFile = join(appDir, "node_modules", ".cache", "atoll", "typecheck.json");
+    const errors = typeCheckAppliance({ appDir, entry, packageRoot: packageRoot(), cacheFile });
+    if (errors.length > 0) throw new BuildError(describeTypeCheckErrors(errors));
+  } catch (error) {
+    if (error instanceof TypeCheckConfigError) throw new BuildError(error.message);
+    throw error;
+  }
 }
 
 /**

@@ -35,6 +35,7 @@ Options:
                                log levels: quiet, error, warn, info (default), debug
   --inspect                    open the V8 inspector on 127.0.0.1:9229 (chrome://inspect)
   --inspect-brk                as --inspect, and wait for a debugger before the image starts
+  --no-check                   given an appliance directory, build it without the type check
   -h, --help                   show this help
 
 Examples:
@@ -68,6 +69,7 @@ export async function runCommand(argv: readonly string[]): Promise<void> {
       memory: { type: "string" },
       inspect: { type: "boolean" },
       "inspect-brk": { type: "boolean" },
+      "no-check": { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
     1,
@@ -141,7 +143,7 @@ export async function runCommand(argv: readonly string[]): Promise<void> {
       throw new CommandError(`atoll run: ${target} is a directory without atoll.config.ts: give an .atoll image or an appliance directory`);
     }
     try {
-      imagePath = (await buildAppliance(target)).imagePath;
+      imagePath = (await buildAppliance(target, { check: !flag(parsed, "no-check") })).imagePath;
     } catch (error) {
       if (error instanceof BuildError) throw new CommandError(`atoll run: ${error.message}`);
       throw error;

@@ -1,7 +1,7 @@
 /**
  * Where the atoll package lives. Host code runs both as ESM source (through tsx) and bundled by
  * esbuild into CommonJS under build/, so it cannot rely on its own location: it walks up to the
- * package.json named "atoll" instead, which holds src/, build/ and examples/ in both layouts.
+ * package.json named PACKAGE_NAME instead, which holds src/, build/ and examples/ in both layouts.
  */
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -25,6 +25,14 @@ export function currentFile(): string {
   throw new Error("atoll: cannot determine the location of the running code");
 }
 
+/**
+ * The npm package's name. The command is `atoll` and appliances import "atoll", "atoll/net"...,
+ * but the package is "atoll-unikernel": on the registry, "atoll" is an unrelated library, which
+ * `npx atoll` outside this repository would download. A scaffold exposes this package to its
+ * tooling under the name "atoll" (a `file:` dependency keyed "atoll"); see src/cli/new.ts.
+ */
+export const PACKAGE_NAME = "atoll-unikernel";
+
 let root: string | undefined;
 
 /** The atoll package root; throws a one-line Error when run from outside a checkout or install. */
@@ -38,13 +46,13 @@ export function packageRoot(): string {
     }
     if (dirname(dir) === dir) break;
   }
-  throw new Error(`atoll: cannot find the atoll package root (no package.json named "atoll" above ${here})`);
+  throw new Error(`atoll: cannot find the atoll package root (no package.json named "${PACKAGE_NAME}" above ${here})`);
 }
 
 function isAtollPackage(manifest: string): boolean {
   try {
     const parsed: unknown = JSON.parse(readFileSync(manifest, "utf8"));
-    return typeof parsed === "object" && parsed !== null && Reflect.get(parsed, "name") === "atoll";
+    return typeof parsed === "object" && parsed !== null && Reflect.get(parsed, "name") === PACKAGE_NAME;
   } catch {
     // Absent or unreadable manifests just mean "keep walking up".
     return false;

@@ -61,7 +61,7 @@ export function loadNative(): NativeAddon {
   const addonPath = join(root, ADDON_RELATIVE_PATH);
   if (!existsSync(addonPath)) {
     throw new Error(
-      "atoll: native addon not built (build/Release/atoll_native.node missing): run `npm run build:native`",
+      `atoll: native addon not built (build/Release/atoll_native.node missing): run \`npm run build:native\` in ${root}`,
     );
   }
   let loaded: unknown;
@@ -69,7 +69,7 @@ export function loadNative(): NativeAddon {
     loaded = createRequire(here)(addonPath);
   } catch (error) {
     const reason = error instanceof Error ? error.message.split("\n")[0] : String(error);
-    throw new Error(`atoll: native addon ${addonPath} failed to load (${reason}): run \`npm run build:native\``);
+    throw new Error(`atoll: native addon ${addonPath} failed to load (${reason}): run \`npm run build:native\` in ${root}`);
   }
   // A build from an older checkout would otherwise fail later with "x is not a function".
   const missing = EXPECTED_FUNCTIONS.filter((name) => !hasFunction(loaded, name));
