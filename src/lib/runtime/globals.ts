@@ -1,12 +1,16 @@
 /**
  * The few host-like globals that ordinary code expects, served from the base so that they work on
  * every tender: setTimeout/setInterval/queueMicrotask on the scheduler, console on the console
- * call, crypto.getRandomValues on the entropy call. Installed only where the engine lacks them.
+ * call, crypto.getRandomValues on the entropy call, TextEncoder/TextDecoder (UTF-8). Installed
+ * only where the engine lacks them (console always: V8's talks only to the inspector). Boot
+ * installs them before any appliance module evaluates, so module top level has them too;
+ * src/lib/types/image-globals.d.ts declares exactly these (and the web classes the build injects).
  */
 import type { Base } from "../../abi/base.ts";
 import { AbiError } from "./base.ts";
 import type { Scheduler } from "./scheduler.ts";
 import type { Timer } from "./timers.ts";
+import { TextDecoder, TextEncoder } from "./encoding.ts";
 import { encodeUtf8 } from "./utf8.ts";
 
 type TimerCallback = (...args: unknown[]) => void;
@@ -74,6 +78,13 @@ export function installGlobals(base: Base, scheduler: Scheduler): void {
     base.consoleWrite(encodeUtf8(formatConsoleArgs(args) + "\n"));
   };
   Reflect.set(globalThis, "console", { log: write, info: write, warn: write, error: write, debug: write, trace: write });
+
+  // As Web IDL installs interfaces: writable, configurable, not enumerable.
+  for (const [name, value] of Object.entries({ TextEncoder, TextDecoder })) {
+    if (Reflect.get(globalThis, name) === undefined) {
+      Object.defineProperty(globalThis, name, { value, writable: true, configurable: true, enumerable: false });
+    }
+  }
 
   if (Reflect.get(globalThis, "crypto") === undefined) {
     Reflect.set(globalThis, "crypto", {
