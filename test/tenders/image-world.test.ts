@@ -124,3 +124,33 @@ export default function main(): number {
     });
   }
 });
+
+describe("console streams", () => {
+  for (const tender of TENDERS) {
+    test(`console.error, console.warn and console.trace go to stderr; log, info and debug to stdout (${tender})`, () => {
+      const image = buildAppliance(`streams-${tender}`, `
+console.error("top: error");
+export default function main(): number {
+  console.log("log");
+  console.info("info");
+  console.debug("debug");
+  console.warn("warn", 1, { two: 2 });
+  console.error(new Error("boom"));
+  console.trace("here");
+  return 0;
+}
+`);
+      const result = atoll(["run", image, "--tender", tender]);
+      assert.equal(result.status, 0, result.stderr);
+      assert.equal(result.stdout, "log\ninfo\ndebug\n");
+      const lines = result.stderr.split("\n");
+      assert.equal(lines[0], "top: error");
+      assert.equal(lines[1], 'warn 1 {"two":2}');
+      assert.equal(lines[2], "Error: boom");
+      assert.match(lines[3] ?? "", /^\s+at main \(/);
+      const trace = lines.indexOf("Trace: here");
+      assert.ok(trace > 2, result.stderr);
+      assert.match(lines[trace + 1] ?? "", /^\s+at main \(/);
+    });
+  }
+});

@@ -6,10 +6,17 @@
 import { randomFillSync } from "node:crypto";
 import { writeSync } from "node:fs";
 import { types } from "node:util";
-import { ABI_VERSION, ETHERNET_HEADER_ROOM, MAX_NET_DEVICES, Status, type Base, type BlockInfo, type CommandLine, type NetFrameMeta, type NetInfo } from "../../abi/base.ts";
+import { ABI_VERSION, ConsoleStream, ETHERNET_HEADER_ROOM, MAX_NET_DEVICES, Status, type Base, type BlockInfo, type CommandLine, type NetFrameMeta, type NetInfo } from "../../abi/base.ts";
 import { BLOCK_SIZE, type FileBlockDevice } from "./block.ts";
 import { applyOffloads } from "../../lib/wire/segmentation.ts";
 import type { PcapWriter } from "./pcap.ts";
+
+/** The host file descriptor of a consoleWrite stream (absent: standard output), or undefined for an unknown one. */
+export function consoleFd(stream: unknown): number | undefined {
+  if (stream === undefined || stream === ConsoleStream.STDOUT) return 1;
+  if (stream === ConsoleStream.STDERR) return 2;
+  return undefined;
+}
 
 /** A host-side net backend (a TAP today; the user-mode link later). */
 export interface HostNetBackend {
@@ -196,12 +203,14 @@ export function createNodeBase(options: NodeBaseOptions): Base {
     abiVersion: ABI_VERSION,
     cmdline: options.cmdline,
 
-    consoleWrite(bytes) {
+    consoleWrite(bytes, stream) {
       if (!isBytes(bytes)) return Status.EINVAL;
+      const fd = consoleFd(stream);
+      if (fd === undefined) return Status.EINVAL;
       let done = 0;
       for (let attempts = 0; done < bytes.length && attempts < 1000; attempts++) {
         try {
-          done += writeSync(1, bytes, done, bytes.length - done);
+          done += writeSync(fd, bytes, done, bytes.length - done);
         } catch (error) {
           // A non-blocking stdout (a pipe) can say EAGAIN: retry a little, then drop, as a console may.
           if (!(error instanceof Error && "code" in error && error.code === "EAGAIN")) return Status.EIO;

@@ -211,6 +211,8 @@ describe("escape battery (spt)", { skip }, () => {
     assert.ok(typeof results === "object" && results !== null);
     const expect = (label: string, value: unknown): void => assert.equal(Reflect.get(results, label), value, label);
     expect("pattern read back", true);
+    expect("consoleWrite(empty, STDERR)", 0);
+    for (const stream of ["-1", "1.5", "32", '"0"', "NaN", "null"]) expect(`consoleWrite(empty, stream ${stream})`, -22);
     expect("whole device read back", true);
     expect("blockWrite(h, 0, capacity bytes)", 0);
     expect("netWrite(h, 64 MiB)", -90);
