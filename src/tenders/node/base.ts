@@ -10,6 +10,7 @@ import { ABI_VERSION, ConsoleStream, ETHERNET_HEADER_ROOM, MAX_NET_DEVICES, Stat
 import { BLOCK_SIZE, type FileBlockDevice } from "./block.ts";
 import { applyOffloads } from "../../lib/wire/segmentation.ts";
 import type { PcapWriter } from "./pcap.ts";
+import type { SourcePositions } from "../source-positions.ts";
 
 /** The host file descriptor of a consoleWrite stream (absent: standard output), or undefined for an unknown one. */
 export function consoleFd(stream: unknown): number | undefined {
@@ -66,6 +67,8 @@ export interface NodeBaseOptions {
   readonly warn: (message: string) => void;
   /** The image's assets section, served by `assets()`. */
   readonly assets?: Uint8Array | undefined;
+  /** Maps image positions in console writes to source positions (absent: written as they are). */
+  readonly positions?: SourcePositions | undefined;
 }
 
 const MAX_ENTROPY = 65536;
@@ -199,14 +202,16 @@ export function createNodeBase(options: NodeBaseOptions): Base {
 
   const waitForInput = inputWaiter({ poll: options.poll, maxWaitNs: options.maxWaitNs, pollFds, captures, monotonic });
 
+  const positions = options.positions;
   const base: Base = {
     abiVersion: ABI_VERSION,
     cmdline: options.cmdline,
 
-    consoleWrite(bytes, stream) {
-      if (!isBytes(bytes)) return Status.EINVAL;
+    consoleWrite(given, stream) {
+      if (!isBytes(given)) return Status.EINVAL;
       const fd = consoleFd(stream);
       if (fd === undefined) return Status.EINVAL;
+      const bytes = positions === undefined ? given : positions.rewriteBytes(given);
       let done = 0;
       for (let attempts = 0; done < bytes.length && attempts < 1000; attempts++) {
         try {

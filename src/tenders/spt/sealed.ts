@@ -472,16 +472,18 @@ export function createSealedAppliance(options: SealedOptions): SealedAppliance {
       safely("console write", () => {
         const fd = consoleFd(stream);
         if (!isLength(length, staging.length) || fd === undefined) return Status.EINVAL;
+        // Positions are mapped on the host side of the gate: the image never sees its source map.
+        const bytes = options.positions === undefined ? staging.subarray(0, length) : options.positions.rewriteBytes(staging.subarray(0, length));
         let done = 0;
-        for (let attempts = 0; done < length && attempts < 1000; attempts++) {
+        for (let attempts = 0; done < bytes.length && attempts < 1000; attempts++) {
           try {
-            done += writeSync(fd, staging, done, length - done);
+            done += writeSync(fd, bytes, done, bytes.length - done);
           } catch (error) {
             // A non-blocking stdout (a pipe) can say EAGAIN: retry a little, then drop, as a console may.
             if (!(error instanceof Error && "code" in error && error.code === "EAGAIN")) return Status.EIO;
           }
         }
-        return done === length ? Status.OK : Status.EIO;
+        return done === bytes.length ? Status.OK : Status.EIO;
       }),
     clockMonotonic: monotonic,
     // As the node tender: Date.now follows changes to the host's clock, at 1 ms precision.
