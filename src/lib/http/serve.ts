@@ -127,7 +127,9 @@ async function serveOn(app: Appliance, handler: FetchHandler, options: ServeShor
  * Serves `handler` over HTTP/1.1 on TCP `port` (default 80) of the appliance's net device (its
  * only one, or `device`), opening the stack (address from --ipv4, else DHCP) and TCP on first
  * use, and logs the URL. Resolves once it listens; throws, with a message naming the fix, when
- * the appliance has no such device or the port is not one.
+ * the appliance has no such device or the port is not one. Several serve() calls on one device
+ * share its stack (`served.stack`); do not also openStack() that device yourself, since a device
+ * carries one stack.
  *
  *   export default async function main() {
  *     await serve((request) => new Response("hello\n"), { port: 80 });

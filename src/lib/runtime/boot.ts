@@ -153,7 +153,7 @@ function run(base: Base, scheduler: Scheduler, main: () => MainResult | Promise<
   );
 }
 
-/** Runs a main function as an image (tests, and images built before module loading was lazy). */
+/** Runs a main function given directly as an image (tests on the FakeBase; `atoll build` images use bootModule). */
 export function boot(base: Base, main: Main): void {
   const scheduler = prepare(base);
   const app = createAppliance(base, scheduler);
