@@ -30,6 +30,16 @@ export const Status = {
 } as const;
 export type StatusCode = (typeof Status)[keyof typeof Status];
 
+/**
+ * Where consoleWrite's bytes go: the appliance's standard output (the default) or its standard
+ * error (console.error and console.warn), as the file descriptors a Unix host gives them.
+ */
+export const ConsoleStream = {
+  STDOUT: 1,
+  STDERR: 2,
+} as const;
+export type ConsoleStreamId = (typeof ConsoleStream)[keyof typeof ConsoleStream];
+
 /** Readiness sets from yield are bit sets over net handles, so a base serves at most 32 net devices. */
 export const MAX_NET_DEVICES = 32;
 /** Largest Ethernet header a frame may carry above the MTU: 14 bytes plus one 802.1Q tag. */
@@ -121,8 +131,14 @@ export interface Base {
   /** The appliance's command line. */
   readonly cmdline: CommandLine;
 
-  /** Writes bytes to the console. Returns OK or EIO. Never blocks for long: output may be dropped under pressure. */
-  consoleWrite(bytes: Uint8Array): number;
+  /**
+   * Writes bytes to the console: to standard output, or to standard error with
+   * `stream` = ConsoleStream.STDERR. Returns OK, EIO, or EINVAL (not bytes, or an unknown stream).
+   * Never blocks for long: output may be dropped under pressure. `stream` is optional so that
+   * images built before it existed still run, and a base that predates it writes everything to
+   * standard output.
+   */
+  consoleWrite(bytes: Uint8Array, stream?: ConsoleStreamId): number;
 
   /** Nanoseconds since an arbitrary point before the image started; never goes backwards. Exact below 2^53 ns (104 days). */
   clockMonotonic(): number;

@@ -7,8 +7,8 @@
  * time: an appliance reaches the world only through the base ABI.
  */
 import { builtinModules } from "node:module";
-import { existsSync, mkdirSync, renameSync, statSync, writeFileSync } from "node:fs";
-import { isAbsolute, join, relative, resolve } from "node:path";
+import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { isAbsolute, join, relative, resolve, sep } from "node:path";
 import * as vm from "node:vm";
 import type { Message, Plugin } from "esbuild";
 import { ABI_VERSION } from "../abi/base.ts";
@@ -102,6 +102,26 @@ const noHostModules: Plugin = {
   },
 };
 
+/**
+ * The injected web classes (src/lib/web/inject.ts) are dropped from an image whose code never
+ * names them only if esbuild may treat their modules as free of side effects, which they are
+ * (they define classes and tables; installWebGlobals() is a function): esbuild adds the inject
+ * file's import to every module, and would otherwise keep its whole graph in every image.
+ */
+const webClassesAreSideEffectFree: Plugin = {
+  name: "atoll-web-side-effect-free",
+  setup(build) {
+    const webDir = join(packageRoot(), "src", "lib", "web") + sep;
+    const again = Symbol("atoll-web-side-effect-free");
+    build.onResolve({ filter: /\.ts$/ }, async (args) => {
+      if (args.pluginData === again) return undefined;
+      const resolved = await build.resolve(args.path, { kind: args.kind, importer: args.importer, resolveDir: args.resolveDir, pluginData: again });
+      if (resolved.errors.length > 0 || !resolved.path.startsWith(webDir)) return undefined;
+      return { path: resolved.path, sideEffects: false };
+    });
+  },
+};
+
 /** Loads and validates atoll.config.ts. Throws BuildError with a one-line reason. */
 export async function loadConfig(appDir: string): Promise<ApplianceConfig> {
   const configPath = findConfig(appDir);
@@ -191,10 +211,21 @@ export async function buildAppliance(appDirInput: string, options: BuildOptions 
   const esbuild = await import("esbuild");
   const outDir = resolve(options.outDir ?? join(appDir, "dist"));
   const outfile = join(outDir, `${config.name}.js`);
+  const entryName = relative(appDir, config.entry).split("\\").join("/");
+  const exported = await defaultExportOf(config.entry, entryName);
+  // The entry is imported lazily (esbuild turns import() in a bundle without splitting into a
+  // module initializer called on demand): its modules evaluate when boot asks, after it has
+  // installed the globals, so their top level sees a whole world.
+  const module = [
+    `load: () => import(${JSON.stringify(config.entry)})`,
+    `entryName: ${JSON.stringify(entryName)}`,
+    `declared: ${JSON.stringify({ net: config.net, block: config.block })}`,
+    // The fetch-app runner (stack, TCP, HTTP) goes into the image only when the default export may be a fetch app.
+    ...(exported === "function" ? [] : [`loadFetchRunner: () => import("atoll/http/serve").then((serve) => serve.runFetchApp)`]),
+  ];
   const shim = [
-    `import main from ${JSON.stringify(config.entry)};`,
-    `import { boot } from "atoll/runtime/boot";`,
-    `export function start(base) { boot(base, main); }`,
+    `import { bootModule } from "atoll/runtime/boot";`,
+    `export function start(base) { bootModule(base, { ${module.join(", ")} }); }`,
   ].join("\n");
   let code: string;
   let sourceMap: string;
@@ -222,7 +253,9 @@ export async function buildAppliance(appDirInput: string, options: BuildOptions 
       // Packages atoll itself carries (web-streams-polyfill, hono for its template) resolve for
       // every appliance, after the appliance's own node_modules.
       nodePaths: [join(packageRoot(), "node_modules")],
-      plugins: [noHostModules],
+      // Free references to the web classes bind to atoll/web's (see src/lib/web/inject.ts).
+      inject: [join(packageRoot(), "src", "lib", "web", "inject.ts")],
+      plugins: [noHostModules, webClassesAreSideEffectFree],
     });
     const js = result.outputFiles.find((file) => file.path.endsWith(".js"));
     const map = result.outputFiles.find((file) => file.path.endsWith(".js.map"));
@@ -269,6 +302,55 @@ function checkTypes(appDir: string, entry: string): void {
     if (error instanceof TypeCheckConfigError) throw new BuildError(error.message);
     throw error;
   }
+}
+
+/** What the entry's default export is, as far as its source shows without running it. */
+export type DefaultExportKind = "function" | "fetch-app" | "unknown";
+
+/**
+ * Reads the entry's default export from its source (after esbuild strips the types), so that an
+ * entry that cannot start is a build error with file:line rather than an image that aborts: no
+ * default export, a class, or a literal that is neither a function nor an object. An object
+ * literal or any other expression (an identifier such as a Hono app) may be a fetch app: the
+ * image then carries the fetch-app runner, and boot checks the value when it starts.
+ */
+export async function defaultExportOf(entryPath: string, entryName: string): Promise<DefaultExportKind> {
+  const esbuild = await import("esbuild");
+  const source = readFileSync(entryPath, "utf8");
+  const lineOf = (pattern: RegExp): number => {
+    const index = source.search(pattern);
+    return index < 0 ? 1 : source.slice(0, index).split("\n").length;
+  };
+  const where = `${entryName}:${lineOf(/\bexport\s+(default\b|\{[^}]*\bas\s+default\b)/)}`;
+  const loader = /\.tsx$/.test(entryPath) ? "tsx" : /\.jsx$/.test(entryPath) ? "jsx" : /\.[cm]?ts$/.test(entryPath) ? "ts" : "js";
+  let code: string;
+  try {
+    code = (await esbuild.transform(source, { loader, format: "esm", sourcefile: entryName, logLevel: "silent" })).code;
+  } catch (error) {
+    if (isEsbuildFailure(error)) throw new BuildError(`build failed: ${formatMessages(error.errors)}`);
+    throw error;
+  }
+  const exportedName = /\b([\w$]+) as default\b/.exec(code)?.[1];
+  const shapes = "export default function main(app) { ... } or export default { fetch(request) { ... } }";
+  if (exportedName === undefined) {
+    if (/\bexport\s*\*\s*from\b/.test(code)) return "unknown";
+    throw new BuildError(`${entryName}: has no default export: an appliance's entry exports ${shapes}`);
+  }
+  const escaped = exportedName.replace(/\$/g, "\\$");
+  if (new RegExp(`^(async )?function\\*? ${escaped}\\(`, "m").test(code)) return "function";
+  if (new RegExp(`^class ${escaped}\\b`, "m").test(code)) {
+    throw new BuildError(`${where}: the default export is a class; an appliance's entry exports ${shapes} (an instance with fetch works: export default new App())`);
+  }
+  const value = new RegExp(`^var ${escaped} = (.)(.*)`, "m").exec(code);
+  if (value === null) return "unknown";
+  const [, first = "", rest = ""] = value;
+  const expression = first + rest;
+  if (/^(async\s*)?((\([^()]*\)|[\w$]+)\s*=>|function\b)/.test(expression)) return "function";
+  if (first === "{") return "fetch-app";
+  if (/^(-?\d|["'`[]|null\b|true\b|false\b|void\b|undefined\b)/.test(expression)) {
+    throw new BuildError(`${where}: the default export is ${expression.replace(/;$/, "").slice(0, 40)}; an appliance's entry exports ${shapes}`);
+  }
+  return "unknown";
 }
 
 /**

@@ -4,6 +4,8 @@
  * image bundles only what it imports.
  */
 export type { Appliance, Main } from "./runtime/boot.ts";
+/** What an appliance's entry may default-export: a main function, or a fetch app ({ fetch(request), port? }). */
+export type { ApplianceExport, FetchApp } from "./http/serve.ts";
 export { scheduler } from "./runtime/boot.ts";
 export { AbiError } from "./runtime/base.ts";
 export { NetDevice, BlockDevice, type NetCounters, type FrameListener } from "./runtime/devices.ts";

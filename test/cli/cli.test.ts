@@ -206,15 +206,16 @@ test("an appliance that throws aborts with status 255 and says why", (t) => {
   assert.match(run.stderr, /atoll: appliance 'crash' aborted: Error: kaboom/);
 });
 
-test("an image whose code fails to load is refused with 125, not run", (t) => {
+test("an appliance whose modules throw while they evaluate aborts with 255 and the error, after boot", (t) => {
   const dir = temporaryDirectory(t);
   mkdirSync(join(dir, "src"));
   writeFileSync(join(dir, "atoll.config.ts"), `export default { name: "broken" };\n`);
   writeFileSync(join(dir, "src", "main.ts"), `const value: number = (globalThis as unknown as { missing: { x: number } }).missing.x;\nexport default function main(): number { return value; }\n`);
   assert.equal(atoll(["build", dir]).status, 0);
   const run = atoll(["run", join(dir, "dist", "broken.atoll")]);
-  assert.equal(run.status, 125);
-  assert.match(oneLine(run.stderr), /the image failed to load: TypeError: Cannot read properties of undefined/);
+  // The modules evaluate inside start, once boot has installed the globals: a throw there is the appliance's failure.
+  assert.equal(run.status, 255);
+  assert.match(run.stderr, /^atoll: appliance 'broken' aborted: src\/main\.ts failed while its modules were evaluated: TypeError: Cannot read properties of undefined \(reading 'x'\)\n\s+at /);
 });
 
 test("SOURCE_DATE_EPOCH makes builds reproducible wherever they run", (t) => {

@@ -2,7 +2,7 @@
  * A base ABI for tests: a virtual monotonic clock that jumps to each yield's deadline, in-memory
  * net queues, memory-backed block devices, and exit/abort recorded instead of ending the process.
  */
-import { ABI_VERSION, ETHERNET_HEADER_ROOM, Status, type Base, type CommandLine } from "../../src/abi/base.ts";
+import { ABI_VERSION, ConsoleStream, ETHERNET_HEADER_ROOM, Status, type Base, type CommandLine, type ConsoleStreamId } from "../../src/abi/base.ts";
 
 /**
  * A real base never returns from exit or abort. The fake must (a throw would surface as an
@@ -26,7 +26,10 @@ export interface FakeNet {
 export class FakeBase implements Base {
   readonly abiVersion = ABI_VERSION;
   clock = 1_000_000;
+  /** Everything written to the console, in order (both streams). */
   readonly console: string[] = [];
+  /** What went to standard error (ConsoleStream.STDERR) only. */
+  readonly consoleErrors: string[] = [];
   readonly nets: FakeNet[] = [];
   readonly blocks: { name: string; data: Uint8Array }[] = [];
   yields = 0;
@@ -48,8 +51,11 @@ export class FakeBase implements Base {
     return net;
   }
 
-  consoleWrite(bytes: Uint8Array): number {
-    this.console.push(new TextDecoder().decode(bytes));
+  consoleWrite(bytes: Uint8Array, stream?: ConsoleStreamId): number {
+    if (stream !== undefined && stream !== ConsoleStream.STDOUT && stream !== ConsoleStream.STDERR) return Status.EINVAL;
+    const text = new TextDecoder().decode(bytes);
+    this.console.push(text);
+    if (stream === ConsoleStream.STDERR) this.consoleErrors.push(text);
     return Status.OK;
   }
   clockMonotonic(): number {

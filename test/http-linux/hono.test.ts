@@ -1,6 +1,6 @@
 /**
- * examples/hono: a Hono app (the npm package, unchanged) served by serveHttp in an image, run as a
- * user would, with user-mode networking (`atoll run -p <free port>:80`, 127.0.0.1 only, no root),
+ * examples/hono: a Hono app (the npm package, unchanged) default-exported as on Workers
+ * (`export default app`) and served by boot's fetch-app runner in an image, run as a user would, with user-mode networking (`atoll run -p <free port>:80`, 127.0.0.1 only, no root),
  * and fetched from the test: text, JSON, a path parameter, a query string, a JSON body and Hono's
  * notFound handler.
  */
@@ -9,6 +9,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { createServer } from "node:net";
 import { after, before, test } from "node:test";
 import { ATOLL, exampleImage, ROOT } from "../helpers/cli.ts";
+import { curl } from "../helpers/published.ts";
 
 let appliance: ChildProcess | undefined;
 let output = "";
@@ -43,7 +44,7 @@ before(async () => {
   child.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()));
   child.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString()));
   const deadline = Date.now() + 20_000;
-  while (!/hono app on http:/.test(output)) {
+  while (!/INFO  http: serving http:/.test(output)) {
     if (child.exitCode !== null || child.signalCode !== null || Date.now() > deadline) {
       await stop();
       throw new Error(`atoll run did not come up:\n${output}`);
@@ -88,4 +89,15 @@ test("unknown paths and methods go to Hono's notFound handler", { timeout: 30_00
   assert.deepEqual(JSON.parse(missing.body), { error: "not found", path: "/nope" });
   assert.equal((await get("/api/info", { method: "DELETE" })).status, 404);
   assert.match(output, /"GET \/nope HTTP\/1\.1" 404/, "the access log saw it");
+});
+
+test("curl gets the app through -p, as a user would", { timeout: 30_000 }, () => {
+  const root = curl(`${base}/`);
+  assert.deepEqual(root, { status: 200, body: "Hello from Hono on Atoll!\n" });
+  const user = curl(`${base}/users/7`);
+  assert.equal(user.status, 200);
+  assert.deepEqual(JSON.parse(user.body), { id: "7", name: "user 7" });
+  const echo = curl(`${base}/api/echo`, ["-H", "content-type: application/json", "--data", '{"a":1}']);
+  assert.equal(echo.status, 201);
+  assert.deepEqual(JSON.parse(echo.body), { received: { a: 1 } });
 });

@@ -55,3 +55,11 @@ export {
 } from "./representation.ts";
 export { httpDate } from "./syntax.ts";
 export { createFlowPair, FlowResetError, ManualTimers, type MemoryFlow } from "./testing.ts";
+export {
+  DEFAULT_HTTP_PORT,
+  serve,
+  type ApplianceExport,
+  type FetchApp,
+  type ServedHttp,
+  type ServeShortcutOptions,
+} from "./serve.ts";

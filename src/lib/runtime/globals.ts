@@ -1,12 +1,16 @@
 /**
  * The few host-like globals that ordinary code expects, served from the base so that they work on
  * every tender: setTimeout/setInterval/queueMicrotask on the scheduler, console on the console
- * call, crypto.getRandomValues on the entropy call. Installed only where the engine lacks them.
+ * call, crypto.getRandomValues on the entropy call, TextEncoder/TextDecoder (UTF-8). Installed
+ * only where the engine lacks them (console always: V8's talks only to the inspector). Boot
+ * installs them before any appliance module evaluates, so module top level has them too;
+ * src/lib/types/image-globals.d.ts declares exactly these (and the web classes the build injects).
  */
-import type { Base } from "../../abi/base.ts";
+import { ConsoleStream, type Base, type ConsoleStreamId } from "../../abi/base.ts";
 import { AbiError } from "./base.ts";
 import type { Scheduler } from "./scheduler.ts";
 import type { Timer } from "./timers.ts";
+import { TextDecoder, TextEncoder } from "./encoding.ts";
 import { encodeUtf8 } from "./utf8.ts";
 
 type TimerCallback = (...args: unknown[]) => void;
@@ -70,10 +74,26 @@ export function installGlobals(base: Base, scheduler: Scheduler): void {
     if (typeof Reflect.get(globalThis, name) !== "function") Reflect.set(globalThis, name, value);
   }
 
-  const write = (...args: unknown[]): void => {
-    base.consoleWrite(encodeUtf8(formatConsoleArgs(args) + "\n"));
+  // As Node, Deno and Bun: errors, warnings and traces on standard error, the rest on standard output.
+  const writeTo =
+    (stream: ConsoleStreamId) =>
+    (...args: unknown[]): void => {
+      base.consoleWrite(encodeUtf8(formatConsoleArgs(args) + "\n"), stream);
+    };
+  const out = writeTo(ConsoleStream.STDOUT);
+  const err = writeTo(ConsoleStream.STDERR);
+  const trace = (...args: unknown[]): void => {
+    const stack = new Error().stack?.split("\n").slice(2).join("\n") ?? "";
+    err(`Trace${args.length === 0 ? "" : `: ${formatConsoleArgs(args)}`}\n${stack}`);
   };
-  Reflect.set(globalThis, "console", { log: write, info: write, warn: write, error: write, debug: write, trace: write });
+  Reflect.set(globalThis, "console", { log: out, info: out, debug: out, warn: err, error: err, trace });
+
+  // As Web IDL installs interfaces: writable, configurable, not enumerable.
+  for (const [name, value] of Object.entries({ TextEncoder, TextDecoder })) {
+    if (Reflect.get(globalThis, name) === undefined) {
+      Object.defineProperty(globalThis, name, { value, writable: true, configurable: true, enumerable: false });
+    }
+  }
 
   if (Reflect.get(globalThis, "crypto") === undefined) {
     Reflect.set(globalThis, "crypto", {

@@ -6,10 +6,18 @@
 import { randomFillSync } from "node:crypto";
 import { writeSync } from "node:fs";
 import { types } from "node:util";
-import { ABI_VERSION, ETHERNET_HEADER_ROOM, MAX_NET_DEVICES, Status, type Base, type BlockInfo, type CommandLine, type NetFrameMeta, type NetInfo } from "../../abi/base.ts";
+import { ABI_VERSION, ConsoleStream, ETHERNET_HEADER_ROOM, MAX_NET_DEVICES, Status, type Base, type BlockInfo, type CommandLine, type NetFrameMeta, type NetInfo } from "../../abi/base.ts";
 import { BLOCK_SIZE, type FileBlockDevice } from "./block.ts";
 import { applyOffloads } from "../../lib/wire/segmentation.ts";
 import type { PcapWriter } from "./pcap.ts";
+import type { SourcePositions } from "../source-positions.ts";
+
+/** The host file descriptor of a consoleWrite stream (absent: standard output), or undefined for an unknown one. */
+export function consoleFd(stream: unknown): number | undefined {
+  if (stream === undefined || stream === ConsoleStream.STDOUT) return 1;
+  if (stream === ConsoleStream.STDERR) return 2;
+  return undefined;
+}
 
 /**
  * Thrown by a backend's read when the device's host side is gone for good (the user-mode
@@ -68,6 +76,8 @@ export interface NodeBaseOptions {
   readonly warn: (message: string) => void;
   /** The image's assets section, served by `assets()`. */
   readonly assets?: Uint8Array | undefined;
+  /** Maps image positions in console writes to source positions (absent: written as they are). */
+  readonly positions?: SourcePositions | undefined;
 }
 
 const MAX_ENTROPY = 65536;
@@ -201,16 +211,20 @@ export function createNodeBase(options: NodeBaseOptions): Base {
 
   const waitForInput = inputWaiter({ poll: options.poll, maxWaitNs: options.maxWaitNs, pollFds, captures, monotonic });
 
+  const positions = options.positions;
   const base: Base = {
     abiVersion: ABI_VERSION,
     cmdline: options.cmdline,
 
-    consoleWrite(bytes) {
-      if (!isBytes(bytes)) return Status.EINVAL;
+    consoleWrite(given, stream) {
+      if (!isBytes(given)) return Status.EINVAL;
+      const fd = consoleFd(stream);
+      if (fd === undefined) return Status.EINVAL;
+      const bytes = positions === undefined ? given : positions.rewriteBytes(given);
       let done = 0;
       for (let attempts = 0; done < bytes.length && attempts < 1000; attempts++) {
         try {
-          done += writeSync(1, bytes, done, bytes.length - done);
+          done += writeSync(fd, bytes, done, bytes.length - done);
         } catch (error) {
           // A non-blocking stdout (a pipe) can say EAGAIN: retry a little, then drop, as a console may.
           if (!(error instanceof Error && "code" in error && error.code === "EAGAIN")) return Status.EIO;

@@ -29,6 +29,7 @@ import {
   type NetAttachment,
 } from "./setup.ts";
 import { openTap } from "./tap.ts";
+import { SourcePositions } from "../source-positions.ts";
 import { resolveNets } from "../user/attach.ts";
 import { userBackend } from "../user/link.ts";
 import { startGateway } from "../user/spawn.ts";
@@ -148,8 +149,9 @@ export function runImage(given: RunOptions, onTrace?: (trace: BootTrace) => void
     }
     process.exit(status);
   };
+  const positions = new SourcePositions(image.manifest.name, image.sourceMap);
   const abort = (reason: string): never => {
-    if (!ended) process.stderr.write(`atoll: appliance '${image.manifest.name}' aborted: ${reason}\n`);
+    if (!ended) process.stderr.write(`atoll: appliance '${image.manifest.name}' aborted: ${positions.rewrite(reason)}\n`);
     return end(ABORT_EXIT_STATUS);
   };
 
@@ -163,6 +165,7 @@ export function runImage(given: RunOptions, onTrace?: (trace: BootTrace) => void
     onAbort: abort,
     warn: (message) => process.stderr.write(`atoll: ${message}\n`),
     assets: image.assets,
+    positions,
   });
 
 
@@ -189,7 +192,7 @@ export function runImage(given: RunOptions, onTrace?: (trace: BootTrace) => void
     entry = script.runInContext(context);
   } catch (error) {
     closeAll();
-    throw new TenderError(`${options.imagePath}: the image failed to load: ${summarizeError(error)}`);
+    throw new TenderError(`${options.imagePath}: the image failed to load: ${positions.rewrite(summarizeError(error))}`);
   }
   trace.imageEvaluated = performance.now();
   if (!isImageEntry(entry)) {

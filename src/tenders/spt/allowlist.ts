@@ -107,7 +107,7 @@ export function allowlist(fds: LockdownFds): AllowedCall[] {
     { syscall: "read", why: "netRead on a TAP; libuv reading its wake-up eventfds and signal pipe", when: onFds([...tapFds, ...fds.wakeups]) },
     {
       syscall: "write",
-      why: "consoleWrite (stdout), tender messages (stderr), netWrite (TAP), pcap records, libuv wake-ups (uv_async_send from V8's threads), the boot trace",
+      why: "consoleWrite (stdout, and stderr for console.error/warn), tender messages (stderr), netWrite (TAP), pcap records, libuv wake-ups (uv_async_send from V8's threads), the boot trace",
       when: [...onFds([STDOUT, STDERR, ...fds.pcaps, ...fds.wakeups, ...control]), ...tapWrites],
     },
     { syscall: "pread64", why: "blockRead", when: blockTransfers },

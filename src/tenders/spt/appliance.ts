@@ -27,6 +27,7 @@ import { loadSptNative } from "./native.ts";
 import { CONTROL_FD, IMAGE_FD, READY_LINE, readBootPlan, type ApplianceTrace, type BootPlan } from "./plan.ts";
 import { say } from "./say.ts";
 import { createSealedAppliance } from "./sealed.ts";
+import { SourcePositions } from "../source-positions.ts";
 
 /** yield waits at most this long at once, so that the event loop turns (and signals are handled). */
 const MAX_WAIT_NS = 3_600_000_000_000;
@@ -134,8 +135,9 @@ export function runApplianceStage(controlFd: number, hooks?: SptHooks): void {
     }
     process.exit(status);
   };
+  const positions = new SourcePositions(plan.name, image.sourceMap);
   const abort = (reason: string): never => {
-    if (!ended) say(`atoll: appliance '${plan.name}' aborted: ${reason}`);
+    if (!ended) say(`atoll: appliance '${plan.name}' aborted: ${positions.rewrite(reason)}`);
     return end(ABORT_EXIT_STATUS);
   };
   const failToStart = (reason: string): never => {
@@ -154,6 +156,7 @@ export function runApplianceStage(controlFd: number, hooks?: SptHooks): void {
     onAbort: abort,
     warn: (message) => say(`atoll: ${message}`),
     assets: image.assets,
+    positions,
     extraGates: hooks?.extraGates?.(),
   });
   const contextReady = performance.now();
@@ -206,7 +209,7 @@ export function runApplianceStage(controlFd: number, hooks?: SptHooks): void {
 
   const loaded = sealed.evaluate(script);
   const imageEvaluated = performance.now();
-  if (loaded.kind === "load-failed") failToStart(`the image failed to load: ${summarize(loaded.description)}`);
+  if (loaded.kind === "load-failed") failToStart(`the image failed to load: ${positions.rewrite(summarize(loaded.description))}`);
   const started = sealed.start();
   if (started.kind === "not-an-entry") failToStart("the image's code did not evaluate to an entry with start(base): rebuild it with `atoll build`");
   if (started.kind === "start-threw") abort(`start threw: ${started.description}`);

@@ -29,7 +29,7 @@ import { writeSync } from "node:fs";
 import { types } from "node:util";
 import * as vm from "node:vm";
 import { ABI_VERSION, ETHERNET_HEADER_ROOM, MAX_NET_DEVICES, Status } from "../../abi/base.ts";
-import { inputWaiter, NetDeviceGone, type HostBlock, type NodeBaseOptions } from "../node/base.ts";
+import { consoleFd, inputWaiter, NetDeviceGone, type HostBlock, type NodeBaseOptions } from "../node/base.ts";
 import { BLOCK_SIZE } from "../node/block.ts";
 
 /** The node base's options (the same devices and hooks), plus what sealing needs. */
@@ -61,7 +61,7 @@ export interface SealedAppliance {
 
 /** The host functions the bootstrap wraps: primitives in, a number out, never a throw. */
 interface HostGates {
-  consoleWrite(length: number): number;
+  consoleWrite(length: number, stream: number): number;
   clockMonotonic(): number;
   clockWall(): number;
   yield(deadline: number): number;
@@ -211,13 +211,17 @@ function sealedBootstrap(
     abiVersion: layout.abiVersion,
     cmdline,
 
-    consoleWrite: (bytes: unknown): number => {
+    consoleWrite: (bytes: unknown, stream: unknown): number => {
       if (!isBytes(bytes)) return EINVAL;
+      // Absent means standard output (images built before the argument existed); 1 and 2 are the
+      // ConsoleStream values (the host checks them again).
+      const streamId = stream === undefined ? 1 : stream;
+      if (streamId !== 1 && streamId !== 2) return EINVAL;
       const length = lengthOf(bytes);
       for (let done = 0; done < length; ) {
         const chunk = smaller(length - done, stagingSize);
         copyIn(bytes, done, chunk);
-        const status = guarded(() => gateConsoleWrite(chunk));
+        const status = guarded(() => gateConsoleWrite(chunk, streamId));
         if (status !== OK) return status;
         done += chunk;
       }
@@ -464,19 +468,22 @@ export function createSealedAppliance(options: SealedOptions): SealedAppliance {
   const waitForInput = inputWaiter({ poll: options.poll, maxWaitNs: options.maxWaitNs, pollFds, captures, monotonic });
 
   const gates: HostGates = Object.freeze({
-    consoleWrite: (length: number): number =>
+    consoleWrite: (length: number, stream: number): number =>
       safely("console write", () => {
-        if (!isLength(length, staging.length)) return Status.EINVAL;
+        const fd = consoleFd(stream);
+        if (!isLength(length, staging.length) || fd === undefined) return Status.EINVAL;
+        // Positions are mapped on the host side of the gate: the image never sees its source map.
+        const bytes = options.positions === undefined ? staging.subarray(0, length) : options.positions.rewriteBytes(staging.subarray(0, length));
         let done = 0;
-        for (let attempts = 0; done < length && attempts < 1000; attempts++) {
+        for (let attempts = 0; done < bytes.length && attempts < 1000; attempts++) {
           try {
-            done += writeSync(1, staging, done, length - done);
+            done += writeSync(fd, bytes, done, bytes.length - done);
           } catch (error) {
             // A non-blocking stdout (a pipe) can say EAGAIN: retry a little, then drop, as a console may.
             if (!(error instanceof Error && "code" in error && error.code === "EAGAIN")) return Status.EIO;
           }
         }
-        return done === length ? Status.OK : Status.EIO;
+        return done === bytes.length ? Status.OK : Status.EIO;
       }),
     clockMonotonic: monotonic,
     // As the node tender: Date.now follows changes to the host's clock, at 1 ms precision.
