@@ -12,18 +12,10 @@ import { createServer } from "node:net";
 import { join } from "node:path";
 import { ROOT } from "./helpers/cli.ts";
 import { canUseNamespaces } from "./helpers/netns.ts";
+import { freePort } from "./helpers/published.ts";
 
 const DEMO = join(ROOT, "scripts", "demo.sh");
 const OPTIONAL_TOOLS = ["curl", "ping", "ip"];
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  assert.ok(address !== null && typeof address === "object");
-  return address.port;
-}
 
 /** A PATH with every command of this one but `tools` (scripts/path-without.sh). */
 function pathWithout(tools: readonly string[]): string {

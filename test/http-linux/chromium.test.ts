@@ -9,12 +9,12 @@
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import type { Browser, Page } from "playwright-core";
 import { ATOLL, exampleImage, ROOT } from "../helpers/cli.ts";
+import { freePort } from "../helpers/published.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 const skip = existsSync(CHROMIUM) ? false : `${CHROMIUM} is missing (apt-get install -y --no-install-recommends chromium)`;
@@ -25,16 +25,6 @@ let applianceOutput = "";
 let browser: Browser | undefined;
 let dir = "";
 let base = "";
-
-/** A port that was free a moment ago (the kernel's choice), on 127.0.0.1. */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  assert.ok(address !== null && typeof address === "object");
-  return address.port;
-}
 
 /** Starts the website with `-p <port>:80` and resolves once it serves. */
 async function startWebsite(port: number): Promise<void> {

@@ -6,24 +6,13 @@
  */
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
-import { createServer } from "node:net";
 import { after, before, test } from "node:test";
 import { ATOLL, exampleImage, ROOT } from "../helpers/cli.ts";
-import { curl } from "../helpers/published.ts";
+import { curl, freePort } from "../helpers/published.ts";
 
 let appliance: ChildProcess | undefined;
 let output = "";
 let base = "";
-
-/** A port that was free a moment ago (the kernel's choice), on 127.0.0.1. */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  assert.ok(address !== null && typeof address === "object");
-  return address.port;
-}
 
 async function stop(): Promise<void> {
   const child = appliance;

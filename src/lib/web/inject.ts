@@ -9,6 +9,7 @@ export { Headers } from "./headers.ts";
 export { Request } from "./request.ts";
 export { Response } from "./response.ts";
 export { URL, URLSearchParams } from "./url.ts";
+// Named one by one: with `export *`, esbuild keeps every stream class in every image that injects.
 export {
   ByteLengthQueuingStrategy,
   CountQueuingStrategy,

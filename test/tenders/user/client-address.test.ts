@@ -8,22 +8,14 @@
 import assert from "node:assert/strict";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
-import { connect, createServer } from "node:net";
+import { connect } from "node:net";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 
 import { ProxyHeaderRepr, type ProxyHeaderRepr as Header } from "../../../src/lib/wire/proxy-protocol.ts";
 import { Ipv4Address } from "../../../src/lib/wire/address.ts";
 import { ATOLL, exampleImage, ROOT } from "../../helpers/cli.ts";
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  assert.ok(address !== null && typeof address === "object");
-  return address.port;
-}
+import { freePort } from "../../helpers/published.ts";
 
 interface Run {
   readonly child: ChildProcess;

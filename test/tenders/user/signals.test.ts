@@ -8,21 +8,12 @@ import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { request, Agent } from "node:http";
-import { createServer } from "node:net";
 import { constants } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 
 import { ATOLL, exampleImage, ROOT } from "../../helpers/cli.ts";
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  assert.ok(address !== null && typeof address === "object");
-  return address.port;
-}
+import { freePort } from "../../helpers/published.ts";
 
 interface Started {
   readonly child: ChildProcess;

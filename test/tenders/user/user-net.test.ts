@@ -21,6 +21,7 @@ import { DhcpServer } from "../../../src/tenders/user/dhcp-server.ts";
 import { sentFrom } from "../../../src/tenders/user/gateway.ts";
 import { SocketLink, userBackend } from "../../../src/tenders/user/link.ts";
 import { ATOLL, atoll, exampleImage, ROOT } from "../../helpers/cli.ts";
+import { freePort } from "../../helpers/published.ts";
 
 const GATEWAY = Ipv4Address.fromOctets(10, 0, 2, 2);
 const GUEST = new Ipv4Cidr(Ipv4Address.fromOctets(10, 0, 2, 15), 24);
@@ -236,16 +237,6 @@ describe("the link: socketpair, watcher, backpressure", () => {
     assert.equal(sentFrom(new Uint8Array(20), guest), false);
   });
 });
-
-/** A port that was free a moment ago (the kernel's choice), on 127.0.0.1. */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  assert.ok(address !== null && typeof address === "object");
-  return address.port;
-}
 
 interface Running {
   readonly child: ChildProcess;
