@@ -176,7 +176,7 @@ test("the access log names the client as a dotted quad, with the request line, s
   const appliance = lab.appliance;
   const result = await curl(ns(), ["-o", "/dev/null", `${BASE_URL}/images/atoll.svg?from=access-log-test`]);
   assert.equal(result.status, 0, result.stderr);
-  const line = `INFO  http.access: 198.18.0.1:`;
+  const line = `INFO  http.access: 198.18.0.1 - - [`;
   const request = `"GET /images/atoll.svg?from=access-log-test HTTP/1.1" 200 ${siteFile("images/atoll.svg").length}`;
   await waitFor("the access log line", () => appliance.output().split("\n").some((text) => text.includes(line) && text.includes(request)), 5000);
 });

@@ -147,7 +147,7 @@ test("GET: a Response goes out with Content-Length and Date; the access log and 
   assert.equal(response?.body, "hello /world");
   assert.deepEqual(response?.headers.get("content-type"), ["text/plain;charset=UTF-8"]);
   assert.deepEqual(response?.headers.get("date"), ["Tue, 14 Nov 2023 22:13:20 GMT"]);
-  assert.deepEqual(log.access, ['198.18.0.1:40000 - - [14/Nov/2023:22:13:20 +0000] "GET /world?x=1 HTTP/1.1" 200 12']);
+  assert.deepEqual(log.access, ['198.18.0.1 - - [14/Nov/2023:22:13:20 +0000] "GET /world?x=1 HTTP/1.1" 200 12']);
   const snapshot = stats.snapshot();
   assert.equal(snapshot.requests, 1);
   assert.equal(snapshot.responses2xx, 1);
@@ -441,7 +441,7 @@ test("defaults in an image: the scheduler's timers, the base's wall clock, atoll
   await client.end();
   await client.flow.close();
   await done;
-  assert.ok(fake.console.some((line) => /INFO  http\.access: 198\.18\.0\.1:\d+ - - \[\d\d\/\w{3}\/\d{4}:[\d:]+ \+0000\] "GET \/x HTTP\/1\.1" 200 6/.test(line)), fake.console.join(""));
+  assert.ok(fake.console.some((line) => /INFO  http\.access: 198\.18\.0\.1 - - \[\d\d\/\w{3}\/\d{4}:[\d:]+ \+0000\] "GET \/x HTTP\/1\.1" 200 6/.test(line)), fake.console.join(""));
 });
 
 test("the Request passed to handlers is atoll/web's", async () => {

@@ -525,7 +525,7 @@ function startSession(flow: ByteFlow, handler: FetchHandler, options: ServeOptio
       },
       onExchangeComplete: (record: ExchangeRecord) => {
         stats.recordResponse(record);
-        if (accessLog && logger.accessEnabled?.() !== false) logger.access(commonLogLine(remoteAddress, wallClock(), record, flow.remotePort));
+        if (accessLog && logger.accessEnabled?.() !== false) logger.access(commonLogLine(remoteAddress, wallClock(), record));
       },
     },
   });

@@ -1,7 +1,6 @@
 /**
  * Request counters for `registerCounters` (printed at exit with `--log atoll:debug`) and the
- * access log line in Common Log Format (as Apache's `%h %l %u %t "%r" %>s %b`, with the client's
- * port after its address in %h).
+ * access log line in Common Log Format (as Apache's `%h %l %u %t "%r" %>s %b`).
  */
 import type { CounterSnapshot } from "../runtime/counters.ts";
 import type { ExchangeRecord } from "./connection.ts";
@@ -96,14 +95,9 @@ function escapeForLog(text: string): string {
   return out;
 }
 
-/**
- * `198.18.0.1:40000 - - [10/Oct/2000:13:55:36 +0000] "GET / HTTP/1.1" 200 2326`: the Common Log
- * Format, whose host field also names the client's port when known, so that clients behind one
- * address (all of `atoll run -p`'s are 127.0.0.1) can be told apart.
- */
-export function commonLogLine(remoteAddress: string | undefined, epochMs: number, record: ExchangeRecord, remotePort?: number): string {
+/** `198.18.0.1 - - [10/Oct/2000:13:55:36 +0000] "GET / HTTP/1.1" 200 2326` */
+export function commonLogLine(remoteAddress: string | undefined, epochMs: number, record: ExchangeRecord): string {
   const requestLine = record.requestLine === undefined ? "-" : escapeForLog(record.requestLine);
   const bytes = record.bodyBytes === 0 ? "-" : String(record.bodyBytes);
-  const host = remoteAddress === undefined ? "-" : remotePort === undefined ? remoteAddress : `${remoteAddress}:${remotePort}`;
-  return `${host} - - [${commonLogTime(epochMs)}] "${requestLine}" ${record.status} ${bytes}`;
+  return `${remoteAddress ?? "-"} - - [${commonLogTime(epochMs)}] "${requestLine}" ${record.status} ${bytes}`;
 }

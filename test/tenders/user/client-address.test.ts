@@ -1,9 +1,9 @@
 /**
  * The real client address through `-p`: the gateway sends a PROXY protocol v2 header first on each
  * published TCP connection, and the appliance's TCP (told the gateway's address by the boot
- * parameter net.<dev>.proxy-protocol) consumes it. Checked as a user would: the website's access
- * log shows curl's 127.0.0.1 and the port it was told to use, on both tenders; a client sending a
- * header of its own names nobody; TCP echo stays byte-exact (user-net.test.ts moves 1 MiB).
+ * parameter net.<dev>.proxy-protocol) consumes it. Checked as a user would, on both tenders: a
+ * handler sees curl's 127.0.0.1 and the port it was told to use, the website's access log shows
+ * 127.0.0.1; a client sending a header of its own names nobody; TCP echo stays byte-exact (user-net.test.ts moves 1 MiB).
  */
 import assert from "node:assert/strict";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
@@ -14,7 +14,7 @@ import { describe, test } from "node:test";
 
 import { ProxyHeaderRepr, type ProxyHeaderRepr as Header } from "../../../src/lib/wire/proxy-protocol.ts";
 import { Ipv4Address } from "../../../src/lib/wire/address.ts";
-import { ATOLL, exampleImage, ROOT } from "../../helpers/cli.ts";
+import { ATOLL, atoll, exampleImage, ROOT } from "../../helpers/cli.ts";
 import { freePort } from "../../helpers/published.ts";
 
 interface Run {
@@ -81,19 +81,41 @@ function spoofedHeader(): Uint8Array {
 
 const sptAddon = join(ROOT, "build", "Release", "atoll_spt.node");
 
+/** Builds a fixture of this folder once per process (test/tenders/user/fixtures/<name>). */
+const fixtures = new Map<string, string>();
+function fixtureImage(name: string): string {
+  let image = fixtures.get(name);
+  if (image === undefined) {
+    const built = atoll(["build", join(import.meta.dirname, "fixtures", name)]);
+    assert.equal(built.status, 0, built.stderr);
+    image = join(ROOT, built.stdout.trim());
+    fixtures.set(name, image);
+  }
+  return image;
+}
+
 for (const tender of ["node", "spt"] as const) {
   describe(`client addresses through -p (${tender} tender)`, { skip: tender === "spt" && !existsSync(sptAddon) ? "needs the atoll_spt addon" : false }, () => {
-    test("the website's access log shows curl's 127.0.0.1 and its --local-port; a client's own PROXY header names nobody", async () => {
+    test("handlers see curl's 127.0.0.1 and its --local-port, the access log its address; a client's own PROXY header names nobody", async () => {
+      const whoamiPort = await freePort();
+      const whoami = await start(fixtureImage("whoami"), ["--tender", tender, "-p", `${whoamiPort}:80`], /serving http:/);
+      try {
+        for (const localPort of [await freePort(), await freePort()]) {
+          const curl = spawnSync("curl", ["-sS", "--local-port", String(localPort), `http://127.0.0.1:${whoamiPort}/`], { encoding: "utf8", timeout: 20_000 });
+          assert.equal(curl.stdout, `127.0.0.1:${localPort}\n`, curl.stderr);
+        }
+      } finally {
+        whoami.child.kill("SIGTERM");
+        assert.equal(await whoami.exited, 143);
+      }
       const port = await freePort();
       const run = await start(exampleImage("website"), ["--tender", tender, "-p", `${port}:80`], /serving \d+ files/);
       try {
-        for (const localPort of [await freePort(), await freePort()]) {
-          const curl = spawnSync("curl", ["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--local-port", String(localPort), `http://127.0.0.1:${port}/`], { encoding: "utf8", timeout: 20_000 });
-          assert.equal(curl.stdout, "200", curl.stderr);
-          const expected = `INFO  http.access: 127.0.0.1:${localPort} - - [`;
-          await waitFor(`the access line for port ${localPort}`, () => run.output().includes(expected));
-          assert.match(run.output(), new RegExp(`http\\.access: 127\\.0\\.0\\.1:${localPort} - - \\[[^\\]]+\\] "GET / HTTP/1\\.1" 200 \\d+`));
-        }
+        const curl = spawnSync("curl", ["-sS", "-o", "/dev/null", "-w", "%{http_code}", `http://127.0.0.1:${port}/`], { encoding: "utf8", timeout: 20_000 });
+        assert.equal(curl.stdout, "200", curl.stderr);
+        await waitFor("the access line", () => run.output().includes("INFO  http.access: 127.0.0.1 - - ["));
+        assert.match(run.output(), /http\.access: 127\.0\.0\.1 - - \[[^\]]+\] "GET \/ HTTP\/1\.1" 200 \d+/);
+        assert.doesNotMatch(run.output(), /http\.access: 10\.0\.2\.2/);
         // A header from the client is data after the gateway's: HTTP sees garbage, the log sees the real client.
         const reply = await exchange(port, Buffer.concat([spoofedHeader(), Buffer.from("GET / HTTP/1.1\r\nHost: x\r\n\r\n")]));
         assert.match(reply.toString("latin1"), /^HTTP\/1\.1 400 /);
