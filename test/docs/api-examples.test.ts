@@ -38,6 +38,21 @@ const NETWORK_PROBES: Record<string, { guestPort?: number; check?: (port: number
       assert.equal((await fetch(`${base}/42`, { method: "DELETE" })).status, 405);
     },
   },
+  "api-serve": {
+    guestPort: 80,
+    check: async (port) => {
+      const answer = await fetch(`http://127.0.0.1:${port}/some/where`);
+      assert.deepEqual(await answer.json(), { path: "/some/where", client: "127.0.0.1" });
+    },
+  },
+  "api-fetch-app": {
+    guestPort: 80,
+    check: async (port) => {
+      const answer = await fetch(`http://127.0.0.1:${port}/hello`, { method: "POST", body: "x" });
+      assert.equal(answer.headers.get("content-type"), "text/plain");
+      assert.equal(await answer.text(), "POST /hello\n");
+    },
+  },
 };
 
 async function echoes(port: number): Promise<void> {
@@ -101,7 +116,7 @@ test("docs/api.md has an example for every module it documents, each named once"
     assert.ok(imported.has(module), `no example imports ${module}`);
   }
   const text = readFileSync(join(ROOT, "docs", "api.md"), "utf8");
-  for (const topic of ["app.block(", "stack.udp", "serveHttp", "serveStatic", "openStack", "attachTcp", "readInto", "imageAssets", "installWebGlobals"]) {
+  for (const topic of ["app.block(", "stack.udp", "serve(", "export default { fetch }", "serveHttp", "serveStatic", "openStack", "attachTcp", "readInto", "imageAssets", "installWebGlobals"]) {
     assert.ok(text.includes(topic), `docs/api.md does not mention ${topic}`);
   }
 });

@@ -5,18 +5,10 @@
  */
 import assert from "node:assert/strict";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { createServer } from "node:net";
 import { ATOLL, ROOT } from "./cli.ts";
+import { freePort } from "./serve.ts";
 
-/** A port that was free a moment ago (the kernel's choice), on 127.0.0.1. */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  assert.ok(address !== null && typeof address === "object");
-  return address.port;
-}
+export { freePort };
 
 export interface Published {
   /** http://127.0.0.1:<port> */
