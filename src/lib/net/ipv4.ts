@@ -291,6 +291,14 @@ export interface Ipv4LayerOptions {
   random: RandomSource;
   log: NetLogger;
   limits?: Partial<Ipv4Limits> | undefined;
+  /**
+   * Answer unicast datagrams sent to our link address for another host (routed through us) with
+   * ICMP destination unreachable, communication administratively prohibited (RFC 1812
+   * §5.2.7.1), instead of dropping them in silence: for a gateway that forwards nothing (the
+   * user-mode network's), so that its guest's connects to the outside fail at once. A host
+   * leaves it off.
+   */
+  refuseRouting?: boolean | undefined;
 }
 
 /** The ARP layer's packet type for an IPv4 layer. */
@@ -341,8 +349,10 @@ export class Ipv4Layer {
   private readonly arp: ArpLayer<QueuedDatagram>;
   private readonly timers: Timers;
   private readonly log: NetLogger;
+  private readonly refuseRouting: boolean;
 
   constructor(options: Ipv4LayerOptions) {
+    this.refuseRouting = options.refuseRouting === true;
     this.ethernet = options.ethernet;
     this.arp = options.arp;
     this.timers = options.timers;
@@ -546,6 +556,11 @@ export class Ipv4Layer {
     }
     if (destination === undefined) {
       counters.notForUs++;
+      if (this.refuseRouting && linkDestination === "unicast" && Ipv4Address.isUnicast(dst) && !Ipv4Address.isLoopback(dst)) {
+        // sendError applies RFC 1122 §3.2.2's rules (no errors about errors or non-first fragments) and the rate limit.
+        const routed: Ipv4Datagram = { header, payload, packet, destination: "unicast", linkDestination, checksumTrusted };
+        this.errorSender?.sendError(routed, Icmpv4Type.DestinationUnreachable, Icmpv4UnreachableCode.CommunicationProhibited);
+      }
       return;
     }
     // A fragment is never trusted: the host finishes checksums before it fragments.

@@ -41,6 +41,8 @@ export interface StackOptions {
    * header naming the real client: TCP attached to this stack consumes it (TcpLayerOptions).
    */
   proxyProtocolFrom?: Ipv4Address | undefined;
+  /** Refuse datagrams routed through this stack with ICMP (Ipv4LayerOptions.refuseRouting): for a gateway that forwards nothing. */
+  refuseRouting?: boolean | undefined;
 }
 
 /** Every layer's counters, by layer. */
@@ -183,6 +185,7 @@ export class Stack {
       random: options.random,
       log: log("ipv4"),
       limits: limits.ipv4,
+      refuseRouting: options.refuseRouting,
     });
     this.icmp = new IcmpLayer({ ipv4: this.ipv4, timers: options.timers, random: options.random, log: log("icmp"), limits: limits.icmp });
     this.udp = new UdpLayer({ ipv4: this.ipv4, errors: this.icmp, random: options.random });
