@@ -37,7 +37,8 @@ export interface TypeCheckError {
   /** 1-based. */
   readonly line: number;
   readonly column: number;
-  readonly code: number;
+  /** TypeScript's error number; undefined for the build's own checks (the default export's shape). */
+  readonly code: number | undefined;
   readonly message: string;
 }
 
@@ -67,7 +68,7 @@ const HOST_GLOBALS = new Set(["fetch", "window", "document", "XMLHttpRequest", "
 
 export function formatTypeCheckError(error: TypeCheckError): string {
   const where = error.file === undefined ? "" : `${error.file}:${error.line}:${error.column}: `;
-  return `${where}error TS${error.code}: ${error.message}`;
+  return `${where}error${error.code === undefined ? "" : ` TS${error.code}`}: ${error.message}`;
 }
 
 /**
@@ -103,7 +104,8 @@ export function typeCheckAppliance(input: TypeCheckInput): TypeCheckError[] {
       return fallback.resolvedModule !== undefined ? fallback : first;
     });
   const globals = join(input.packageRoot, "src", "lib", "types", "image-globals.d.ts");
-  const program = typescript.createProgram({ rootNames: [input.entry, globals], options, host });
+  const exportTypes = join(input.packageRoot, "src", "lib", "http", "serve.ts");
+  const program = typescript.createProgram({ rootNames: [input.entry, globals, exportTypes], options, host });
   const diagnostics: ts.Diagnostic[] = [...program.getOptionsDiagnostics(), ...program.getGlobalDiagnostics()];
   for (const file of program.getSourceFiles()) {
     if (isApplianceFile(file.fileName, input)) diagnostics.push(...program.getSyntacticDiagnostics(file), ...program.getSemanticDiagnostics(file));
@@ -111,6 +113,8 @@ export function typeCheckAppliance(input: TypeCheckInput): TypeCheckError[] {
   const errors = diagnostics
     .filter((diagnostic) => diagnostic.category === typescript.DiagnosticCategory.Error)
     .map((diagnostic) => toTypeCheckError(typescript, diagnostic));
+  // Only once the code itself checks: a broken entry's export type says little.
+  if (errors.length === 0) errors.push(...defaultExportErrors(typescript, program, input.entry, exportTypes));
   // Only a success is remembered: a failure may be about a file that does not exist yet.
   if (errors.length === 0 && input.cacheFile !== undefined) {
     rememberSuccess(input.cacheFile, key, program.getSourceFiles().map((file) => file.fileName), input.appDir);
@@ -137,7 +141,7 @@ function cacheKey(load: NodeJS.Require, input: TypeCheckInput): string {
 }
 
 /** Bumped when what is cached, or how the check is made, changes. */
-const CACHE_FORMAT = 1;
+const CACHE_FORMAT = 2;
 
 function fileHash(path: string): string | null {
   try {
@@ -223,17 +227,47 @@ function imageLibraries(typescript: typeof ts, options: ts.CompilerOptions): str
   return libraries.filter((library) => !/^lib\.(dom|webworker|scripthost)\b/i.test(library));
 }
 
+/**
+ * The entry's default export must be an `ApplianceExport` (src/lib/http/serve.ts): a main
+ * function or a fetch app. Anything else bundles into an image that aborts at start, so it is a
+ * type error here, at the export. (An entry without a default export is refused before this, by
+ * the build itself.)
+ */
+function defaultExportErrors(typescript: typeof ts, program: ts.Program, entry: string, exportTypes: string): TypeCheckError[] {
+  const checker = program.getTypeChecker();
+  const exportsOf = (fileName: string): ts.Symbol[] => {
+    const file = program.getSourceFile(fileName);
+    const module = file === undefined ? undefined : checker.getSymbolAtLocation(file);
+    return module === undefined ? [] : checker.getExportsOfModule(module);
+  };
+  const exported = exportsOf(entry).find((symbol) => symbol.name === "default");
+  const expected = exportsOf(exportTypes).find((symbol) => symbol.name === "ApplianceExport");
+  if (exported === undefined || expected === undefined) return [];
+  const value = exported.flags & typescript.SymbolFlags.Alias ? checker.getAliasedSymbol(exported) : exported;
+  const type = checker.getTypeOfSymbol(value);
+  if (checker.isTypeAssignableTo(type, checker.getDeclaredTypeOfSymbol(expected))) return [];
+  const message =
+    `the default export (${checker.typeToString(type)}) is not an appliance: export a main function, ` +
+    "(app: Appliance) => number | void or a promise of one, or a fetch app, { fetch(request: Request): Response | Promise<Response>, port?: number }";
+  const declaration = exported.declarations?.[0];
+  const file = declaration?.getSourceFile();
+  if (declaration === undefined || file === undefined) return [{ file: undefined, line: 0, column: 0, code: undefined, message }];
+  const at = toTypeCheckError(typescript, { category: typescript.DiagnosticCategory.Error, code: 0, file, start: declaration.getStart(), length: declaration.getWidth(), messageText: message });
+  return [{ ...at, code: undefined }];
+}
+
 function toTypeCheckError(typescript: typeof ts, diagnostic: ts.Diagnostic): TypeCheckError {
+  const code = diagnostic.code;
   let message = typescript.flattenDiagnosticMessageText(diagnostic.messageText, " ");
   const unknownName = /^Cannot find name '([^']+)'\./.exec(message);
   if (unknownName !== null && (INSTALL_TYPES_ADVICE.has(diagnostic.code) || HOST_GLOBALS.has(unknownName[1] ?? ""))) {
     message = `${unknownName[0]} (an image has no Node or browser globals: it reaches the world through the atoll/... modules)`;
   }
-  if (diagnostic.file === undefined || diagnostic.start === undefined) return { file: undefined, line: 0, column: 0, code: diagnostic.code, message };
+  if (diagnostic.file === undefined || diagnostic.start === undefined) return { file: undefined, line: 0, column: 0, code, message };
   const { line, character } = diagnostic.file.getLineAndCharacterOfPosition(diagnostic.start);
   const fromHere = relative(process.cwd(), diagnostic.file.fileName);
   const file = fromHere.startsWith("..") || isAbsolute(fromHere) ? diagnostic.file.fileName : fromHere;
-  return { file, line: line + 1, column: character + 1, code: diagnostic.code, message };
+  return { file, line: line + 1, column: character + 1, code, message };
 }
 
 /** The appliance's tsconfig.json cannot be read or has bad options. */

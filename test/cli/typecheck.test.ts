@@ -132,3 +132,28 @@ test("a JavaScript appliance builds, and is checked where it asks to be (// @ts-
   assert.equal(checked.status, 1);
   assert.match(checked.stderr, /src\/main\.js:2:\d+: error TS\d+: Cannot find name 'process'/);
 });
+
+test("a default export that is neither a main function nor a fetch app is a type error at the export", (t) => {
+  const refused: Record<string, string> = {
+    "a misspelt fetch app": `export default { fech(request: Request) { return new Response(request.url); } };\n`,
+    "a fetch that is not a function": `export default { fetch: 1 };\n`,
+    "a main that takes a string": `export default function main(name: string): number { return name.length; }\n`,
+    "a main that returns a string": `export default function main(): string { return "done"; }\n`,
+  };
+  for (const [what, main] of Object.entries(refused)) {
+    const build = atoll(["build", appliance(t, main)]);
+    assert.equal(build.status, 1, `${what}: ${build.stderr}`);
+    const lines = build.stderr.trimEnd().split("\n");
+    assert.equal(lines[0], "atoll build: type check failed: 1 error (fix them, or build with --no-check to skip the check)", what);
+    assert.match(lines[1] ?? "", /(^|\/)src\/main\.ts:1:1: error: the default export \(.+\) is not an appliance: export a main function, .* or a fetch app, /, what);
+  }
+  const accepted: Record<string, string> = {
+    "a main function": `import type { Appliance } from "atoll";\nexport default async function main(app: Appliance): Promise<void> { app.log.info("hi"); }\n`,
+    "a fetch app in a variable": `const app = { port: 8080, fetch: (request: Request) => new Response(request.method) };\nexport default app;\n`,
+    "a fetch app with an async fetch": `export default { async fetch(request: Request): Promise<Response> { return Response.json({ url: request.url }); } };\n`,
+  };
+  for (const [what, main] of Object.entries(accepted)) {
+    const build = atoll(["build", appliance(t, main)]);
+    assert.equal(build.status, 0, `${what}: ${build.stderr}`);
+  }
+});
