@@ -29,8 +29,8 @@ function appliance(name: string, main: string, net: readonly string[] = ["servic
   return dir;
 }
 
-function build(dir: string, name: string): string {
-  const result = atoll(["build", dir]);
+function build(dir: string, name: string, options: readonly string[] = []): string {
+  const result = atoll(["build", dir, ...options]);
   assert.equal(result.status, 0, result.stderr);
   return join(dir, "dist", `${name}.atoll`);
 }
@@ -131,8 +131,13 @@ describe("export default { fetch(request) }", () => {
     }
   });
 
-  test("a default export that is only known at run time and is not a fetch app aborts in one line", () => {
-    const image = build(appliance("not-fetch", `const settings = { handler: () => 0 };\nexport default settings;\n`, []), "not-fetch");
+  test("a default export that is not a fetch app fails the type check, and without it aborts in one line", () => {
+    const dir = appliance("not-fetch", `const settings = { handler: () => 0 };\nexport default settings;\n`, []);
+    const checked = atoll(["build", dir]);
+    assert.equal(checked.status, 1);
+    assert.match(checked.stderr, /src\/main\.ts:2:1: error: the default export \(\{ handler: \(\) => number; \}\) is not an appliance: /);
+    // The source shows no literal, so only the check knows: without it, boot says so at start.
+    const image = build(dir, "not-fetch", ["--no-check"]);
     const result = atoll(["run", image]);
     assert.equal(result.status, 255);
     assert.equal(
