@@ -57,6 +57,12 @@ export class TestNetwork {
 
   /** Drives the clock until `promise` settles (or `limitMs` passes), letting continuations run. */
   async settle<T>(promise: Promise<T>, limitMs = 10_000): Promise<T> {
+    await this.drive(promise, limitMs);
+    return promise;
+  }
+
+  /** Drives the clock for up to `limitMs` while `promise` is pending; returns whether it settled. */
+  async drive(promise: Promise<unknown>, limitMs: number): Promise<boolean> {
     let settled = false;
     promise.then(
       () => (settled = true),
@@ -67,6 +73,6 @@ export class TestNetwork {
       this.clock.advance(10);
       await new Promise((resolve) => setImmediate(resolve));
     }
-    return promise;
+    return settled;
   }
 }
