@@ -1,52 +1,19 @@
 /**
- * HTTP's lexical rules (RFC 9110 §5.5, §5.6), shared by the protocol engine, which works on
- * bytes, and the web API shims, which work on strings. Header names and values are "byte strings"
- * as in the Fetch standard: each character is one octet (U+0000 to U+00FF), so obs-text octets
- * survive a round trip unchanged.
+ * HTTP's lexical rules (RFC 9110 §5.5, §5.6) for the protocol engine, which works on bytes. The
+ * token and field-value rules that the web classes (Headers, Request, Response) enforce too live
+ * in the layer below, src/lib/web/field-syntax.ts, and are re-exported here so that the engine
+ * has its lexical rules in one module. Header names and values are "byte strings" as in the Fetch
+ * standard: each character is one octet (U+0000 to U+00FF), so obs-text octets survive a round
+ * trip unchanged.
  */
+import { HTAB } from "../web/field-syntax.ts";
 
-const TCHAR_TABLE = new Uint8Array(256);
-for (const char of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") {
-  TCHAR_TABLE[char.charCodeAt(0)] = 1;
-}
+export { HTAB, isFieldValue, isFieldValueOctet, isReasonPhrase, isToken, isTokenOctet } from "../web/field-syntax.ts";
 
 export const CR = 0x0d;
 export const LF = 0x0a;
 export const SP = 0x20;
-export const HTAB = 0x09;
 export const COLON = 0x3a;
-
-/** tchar (RFC 9110 §5.6.2): the octets a token, a method or a field name may contain. */
-export function isTokenOctet(octet: number): boolean {
-  return TCHAR_TABLE[octet] === 1;
-}
-
-/** token = 1*tchar (RFC 9110 §5.6.2). */
-export function isToken(text: string): boolean {
-  if (text.length === 0) return false;
-  for (let i = 0; i < text.length; i++) {
-    const code = text.charCodeAt(i);
-    if (code > 0xff || !isTokenOctet(code)) return false;
-  }
-  return true;
-}
-
-/**
- * An octet allowed inside a field value (RFC 9110 §5.5): field-vchar (VCHAR / obs-text), SP and
- * HTAB. Every other control, and CR, LF and NUL above all, is refused: RFC 9110 §5.5 calls them
- * "invalid and dangerous", and a bare CR or LF is how responses get split and requests smuggled.
- */
-export function isFieldValueOctet(octet: number): boolean {
-  return octet === HTAB || (octet >= 0x20 && octet !== 0x7f && octet <= 0xff);
-}
-
-/** A field value (already trimmed or not) made only of field-value octets. */
-export function isFieldValue(text: string): boolean {
-  for (let i = 0; i < text.length; i++) {
-    if (!isFieldValueOctet(text.charCodeAt(i))) return false;
-  }
-  return true;
-}
 
 /** OWS is SP or HTAB (RFC 9110 §5.6.3). */
 export function isWhitespaceOctet(octet: number): boolean {
@@ -191,8 +158,3 @@ export const REASON_PHRASES: Readonly<Record<number, string>> = {
   504: "Gateway Timeout",
   505: "HTTP Version Not Supported",
 };
-
-/** reason-phrase = 1*( HTAB / SP / VCHAR / obs-text ) (RFC 9112 §4), or empty. */
-export function isReasonPhrase(text: string): boolean {
-  return isFieldValue(text);
-}

@@ -7,7 +7,7 @@
  * Not implemented: guards ("immutable", "request", ...) and the forbidden-header lists, which
  * protect browsers' own requests and have no meaning in a server.
  */
-import { isToken } from "../http/syntax.ts";
+import { isToken } from "./field-syntax.ts";
 
 export type HeadersInit = Headers | Iterable<readonly string[]> | Readonly<Record<string, string>>;
 

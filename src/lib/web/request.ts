@@ -8,7 +8,7 @@
  */
 import { BodyState, type BodyInit } from "./body.ts";
 import { Headers, type HeadersInit } from "./headers.ts";
-import { isToken } from "../http/syntax.ts";
+import { isToken } from "./field-syntax.ts";
 import type { ReadableStream } from "./streams.ts";
 import { serializedUrl, type URL } from "./url.ts";
 

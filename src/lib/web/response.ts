@@ -5,7 +5,7 @@
  */
 import { BodyState, type BodyInit } from "./body.ts";
 import { Headers, type HeadersInit } from "./headers.ts";
-import { isReasonPhrase } from "../http/syntax.ts";
+import { isReasonPhrase } from "./field-syntax.ts";
 import type { ReadableStream } from "./streams.ts";
 import { URL } from "./url.ts";
 
