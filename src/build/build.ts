@@ -224,7 +224,7 @@ export async function buildAppliance(appDirInput: string, options: BuildOptions 
     ...(exported === "function" ? [] : [`loadFetchRunner: () => import("atoll/http/serve").then((serve) => serve.runFetchApp)`]),
   ];
   const shim = [
-    `import { bootModule } from "atoll/runtime/boot";`,
+    `import { bootModule } from "atoll/boot";`,
     `export function start(base) { bootModule(base, { ${module.join(", ")} }); }`,
   ].join("\n");
   let code: string;

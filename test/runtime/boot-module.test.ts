@@ -5,7 +5,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { bootModule, type ApplianceModule } from "../../src/lib/runtime/boot.ts";
+import { bootModule, type ApplianceModule } from "../../src/lib/boot/index.ts";
 import { runFetchApp } from "../../src/lib/http/serve.ts";
 import { FakeBase } from "../helpers/fake-base.ts";
 

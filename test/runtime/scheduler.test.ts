@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { boot } from "../../src/lib/runtime/boot.ts";
+import { boot } from "../../src/lib/boot/index.ts";
 import { Scheduler, DeadlockError } from "../../src/lib/runtime/scheduler.ts";
 import { TimerQueue } from "../../src/lib/runtime/timers.ts";
 import { FakeBase } from "../helpers/fake-base.ts";

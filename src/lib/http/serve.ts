@@ -4,8 +4,8 @@
  * appliance whose entry default-exports the Workers/Bun/Deno shape `{ fetch(request), port? }`
  * (so a Hono app is `export default app`); boot loads it only for such images.
  */
-import type { Appliance, Main } from "../runtime/boot.ts";
-import { appliance as runningAppliance } from "../runtime/boot.ts";
+import type { Appliance, Main } from "../boot/index.ts";
+import { appliance as runningAppliance } from "../boot/index.ts";
 import * as logs from "../logs/index.ts";
 import { openStack, type Stack } from "../net/index.ts";
 import { attachTcp, type TcpLayer } from "../net/tcp/index.ts";
@@ -144,7 +144,7 @@ function isFetchApp(value: object): value is FetchApp {
   return typeof Reflect.get(value, "fetch") === "function";
 }
 
-/** Boot's runner for a fetch-app default export (see FetchAppRunner in src/lib/runtime/boot.ts). */
+/** Boot's runner for a fetch-app default export (see FetchAppRunner in src/lib/boot/index.ts). */
 export async function runFetchApp(exported: object, app: Appliance): Promise<string | undefined> {
   if (!isFetchApp(exported)) return "the default export has no fetch method";
   const port = checkPort(Reflect.get(exported, "port"));

@@ -13,7 +13,7 @@
  */
 import * as logs from "../logs/index.ts";
 import { base } from "../runtime/base.ts";
-import { scheduler } from "../runtime/boot.ts";
+import { scheduler } from "../boot/index.ts";
 import { registerCounters } from "../runtime/counters.ts";
 import { isUint8Array } from "../web/body.ts";
 import { Ipv4Address } from "../wire/address.ts";

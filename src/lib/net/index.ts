@@ -20,7 +20,7 @@ import * as logs from "../logs/index.ts";
 import { Ipv4Address } from "../wire/address.ts";
 import { WireError } from "../wire/error.ts";
 import { registerCounters } from "../runtime/counters.ts";
-import type { Appliance } from "../runtime/boot.ts";
+import type { Appliance } from "../boot/index.ts";
 import { baseRandom, linkFromDevice, timersFromScheduler } from "./adapters.ts";
 import { DhcpClient, type DhcpLease } from "./dhcp-client.ts";
 import { ipv4ParamName, parseIpv4Config, type Ipv4Config } from "./ipv4-config.ts";

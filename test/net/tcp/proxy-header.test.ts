@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { boot } from "../../../src/lib/runtime/boot.ts";
+import { boot } from "../../../src/lib/boot/index.ts";
 import { openStack } from "../../../src/lib/net/index.ts";
 import { PROXY_HEADER_TIMEOUT_MS, ProxyHeaderReader } from "../../../src/lib/net/tcp/proxy-header.ts";
 import type { TcpFlow } from "../../../src/lib/net/tcp/flow.ts";

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { sleep } from "../../../src/lib/index.ts";
 import { DHCP_WAIT_FIRST_WARNING_MS, DHCP_WAIT_MAX_WARNING_GAP_MS, openStack } from "../../../src/lib/net/index.ts";
-import { boot } from "../../../src/lib/runtime/boot.ts";
+import { boot } from "../../../src/lib/boot/index.ts";
 import { DhcpRepr, Ipv4Repr, IpProtocol, UdpRepr, WireError } from "../../../src/lib/wire/index.ts";
 import { FakeBase, type FakeNet } from "../../helpers/fake-base.ts";
 

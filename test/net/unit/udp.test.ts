@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { boot } from "../../../src/lib/runtime/boot.ts";
+import { boot } from "../../../src/lib/boot/index.ts";
 import { readCounters } from "../../../src/lib/runtime/counters.ts";
 import {
   EPHEMERAL_PORT_FIRST,

@@ -2,15 +2,16 @@
  * Boot: what an image does when the tender calls its `start(base)`. Installs the base, the
  * scheduler and the globals, applies boot parameters, then evaluates the appliance's modules (so
  * that their top level already has console, timers, crypto and TextEncoder), runs what the entry
- * default-exports, and ends the image through exit or abort.
+ * default-exports, and ends the image through exit or abort. It sits above the runtime and logs
+ * (it uses both, and logs uses the runtime) and below everything an appliance imports.
  */
 import type { Base } from "../../abi/base.ts";
 import * as logs from "../logs/index.ts";
-import { AbiError, installBase } from "./base.ts";
-import { formatCounters, readCounters, registerCounters } from "./counters.ts";
-import { BlockDevice, NetDevice } from "./devices.ts";
-import { installGlobals } from "./globals.ts";
-import { Scheduler, type MainResult } from "./scheduler.ts";
+import { AbiError, installBase } from "../runtime/base.ts";
+import { formatCounters, readCounters, registerCounters } from "../runtime/counters.ts";
+import { BlockDevice, NetDevice } from "../runtime/devices.ts";
+import { installGlobals } from "../runtime/globals.ts";
+import { Scheduler, type MainResult } from "../runtime/scheduler.ts";
 
 /** What an appliance's main function receives. */
 export interface Appliance {
