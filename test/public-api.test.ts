@@ -10,8 +10,9 @@ import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
-import { join, relative } from "node:path";
+import { join, relative, sep } from "node:path";
 import { entryPointsFromManifest, publicEntryPoints } from "../src/build/public-api.ts";
+import { typeCheckAppliance } from "../src/build/typecheck.ts";
 import { atoll, ROOT } from "./helpers/cli.ts";
 
 const manifest: unknown = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8"));
@@ -39,9 +40,15 @@ function filesUnder(dir: string, accept: (path: string) => boolean): string[] {
   return found;
 }
 
+/** A property of a parsed JSON value, or undefined. */
+function field(value: unknown, name: string): unknown {
+  return typeof value === "object" && value !== null ? Reflect.get(value, name) : undefined;
+}
+
 test("package.json exports exactly the entry points docs/api.md documents, without wildcards", () => {
-  const subpaths = Object.keys(Reflect.get(manifest as object, "exports") as object);
-  assert.deepEqual(subpaths.filter((subpath) => subpath.includes("*")), []);
+  const exportsField = field(manifest, "exports");
+  assert.ok(typeof exportsField === "object" && exportsField !== null);
+  assert.deepEqual(Object.keys(exportsField).filter((subpath) => subpath.includes("*")), []);
   assert.deepEqual([...exported.keys()].sort(), documentedEntryPoints().sort());
   assert.deepEqual(publicEntryPoints(ROOT), exported);
 });
@@ -50,7 +57,7 @@ test("the repository's tsconfigs map exactly the public entry points, to the sam
   const expected = Object.fromEntries([...exported].map(([specifier, file]) => [specifier, [file]]));
   for (const tsconfig of ["tsconfig.json", join("src", "lib", "tsconfig.json")]) {
     const parsed: unknown = JSON.parse(readFileSync(join(ROOT, tsconfig), "utf8"));
-    const paths: unknown = Reflect.get(Reflect.get(parsed as object, "compilerOptions") as object, "paths");
+    const paths = field(field(parsed, "compilerOptions"), "paths");
     assert.deepEqual(paths, expected, `${tsconfig} "paths"`);
   }
 });
@@ -62,14 +69,14 @@ test("Node resolves the public entry points and refuses internal modules", () =>
     assert.equal(require.resolve(packageSpecifier), join(ROOT, file));
   }
   for (const internal of ["atoll-unikernel/runtime/base", "atoll-unikernel/net/tcp/connection", "atoll-unikernel/wire/tcp"]) {
-    assert.throws(() => require.resolve(internal), (error: unknown) => Reflect.get(error as object, "code") === "ERR_PACKAGE_PATH_NOT_EXPORTED", internal);
+    assert.throws(() => require.resolve(internal), (error: unknown) => field(error, "code") === "ERR_PACKAGE_PATH_NOT_EXPORTED", internal);
   }
 });
 
 test("examples, templates, test fixtures and docs examples import only public entry points", () => {
   const sources = [
     ...filesUnder(join(ROOT, "examples"), (path) => /\.[cm]?[jt]sx?$/.test(path)),
-    ...filesUnder(join(ROOT, "test"), (path) => path.includes(`${"/"}fixtures${"/"}`) && /\.[cm]?[jt]sx?$/.test(path)),
+    ...filesUnder(join(ROOT, "test"), (path) => path.split(sep).includes("fixtures") && /\.[cm]?[jt]sx?$/.test(path)),
   ];
   const docs = filesUnder(join(ROOT, "docs"), (path) => path.endsWith(".md")).concat(join(ROOT, "README.md"));
   const seen = new Set<string>();
@@ -128,4 +135,27 @@ test("atoll build binds every public entry point, type check included", () => {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("the build's type check resolves the public entry points and not the internal modules", () => {
+  const dir = appliance(`import { base } from "atoll/runtime/base";\nimport { Ipv4Address } from "atoll/wire/address";\nexport default function main(): number {\n  return typeof base === "function" && Ipv4Address.format(Ipv4Address.UNSPECIFIED) === "0.0.0.0" ? 0 : 1;\n}\n`);
+  try {
+    const errors = typeCheckAppliance({ appDir: dir, entry: join(dir, "src", "main.ts"), packageRoot: ROOT });
+    assert.deepEqual(
+      errors.map((error) => `${error.line}: ${error.message}`),
+      ["1: Cannot find module 'atoll/runtime/base' or its corresponding type declarations."],
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("entry points come only from an explicit exports map", () => {
+  assert.throws(() => entryPointsFromManifest({ exports: { ".": "./src/lib/index.ts", "./net/*": "./src/lib/net/*.ts" } }), /wildcard \.\/net\/\*: list each public entry point/);
+  assert.throws(() => entryPointsFromManifest({ name: "x" }), /no "exports" map/);
+  assert.throws(() => entryPointsFromManifest({ exports: { "./net": { import: "./src/lib/net/index.ts" } } }), /expected a "\.\/src\/lib\/\.\.\." file/);
+  assert.deepEqual([...entryPointsFromManifest({ exports: { ".": "./src/lib/index.ts", "./package.json": "./package.json", "./net": "./src/lib/net/index.ts" } })], [
+    ["atoll", "src/lib/index.ts"],
+    ["atoll/net", "src/lib/net/index.ts"],
+  ]);
 });
