@@ -236,18 +236,3 @@ test("a malformed layer table is refused with what is wrong", () => {
   assert.throws(() => parseLayerTable(`${header}| 1 | wire | src/lib/wire | no | — |\n`), /"src\/lib\/wire" should be a name in backquotes/);
   assert.throws(() => parseLayerTable(`${header}| 1 | wire | — | no | — |\n`), /wire lists no paths/);
 });
-
-test("the import paths docs/architecture.md lists are package.json's exports", () => {
-  const markdown = readFileSync(join(ROOT, "docs", "architecture.md"), "utf8");
-  const start = markdown.indexOf("Import paths (`package.json`'s `exports`");
-  assert.ok(start >= 0, "docs/architecture.md has no paragraph starting \"Import paths (`package.json`'s `exports`\"");
-  const paragraph = markdown.slice(start, markdown.indexOf("\n\n", start));
-  const documented = [...paragraph.matchAll(/`(atoll(?:\/[^`]*)?)`/g)].map((match) => match[1]);
-  const manifest: unknown = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8"));
-  const exportsField = typeof manifest === "object" && manifest !== null ? Reflect.get(manifest, "exports") : undefined;
-  assert.ok(typeof exportsField === "object" && exportsField !== null, "package.json has no exports object");
-  const exported = Object.keys(exportsField)
-    .filter((key) => key !== "./package.json")
-    .map((key) => (key === "." ? "atoll" : `atoll/${key.slice("./".length)}`));
-  assert.deepEqual([...documented].sort(), [...exported].sort());
-});

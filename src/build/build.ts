@@ -2,7 +2,8 @@
  * `atoll build`: turns an appliance directory into a sealed image.
  *
  * esbuild bundles the appliance's main module with exactly the library-OS modules it imports
- * (imports of "atoll" and "atoll/..." resolve to this package's src/lib) into one script whose
+ * (imports of "atoll" and its public "atoll/..." entry points resolve to this package's src/lib;
+ * its own shim imports the boot and fetch-runner modules by path) into one script whose
  * completion value is the image entry. Host modules (node:*, fs, net, ...) are refused at build
  * time: an appliance reaches the world only through the base ABI.
  */
@@ -16,6 +17,7 @@ import { atollVersion, packageRoot } from "../host/package-root.ts";
 import { encodeImage, IMAGE_EXTENSION } from "../image/format.ts";
 import { validateDeviceNames, validateName, ManifestError, type Manifest } from "../image/manifest.ts";
 import { AssetBuildError, packAssets } from "./assets.ts";
+import { notPublicMessage, publicEntryPoints } from "./public-api.ts";
 import { describeTypeCheckErrors, TypeCheckConfigError, typeCheckAppliance } from "./typecheck.ts";
 
 export class BuildError extends Error {
@@ -65,8 +67,27 @@ export function findConfig(appDir: string): string | undefined {
   return undefined;
 }
 
-function libraryAlias(): Record<string, string> {
-  return { atoll: join(packageRoot(), "src", "lib") };
+/**
+ * Binds "atoll" and "atoll/..." to the library's public entry points (src/build/public-api.ts),
+ * whatever the appliance's node_modules hold, and refuses any other "atoll/..." module with a
+ * line naming the public ones: the library's internals are not an appliance's API.
+ */
+const publicLibrary: Plugin = {
+  name: "atoll-public-api",
+  setup(build) {
+    const entryPoints = publicEntryPoints();
+    const root = packageRoot();
+    build.onResolve({ filter: /^atoll(\/|$)/ }, (args) => {
+      const file = entryPoints.get(args.path);
+      if (file === undefined) return { errors: [{ text: notPublicMessage(args.path, entryPoints) }] };
+      return { path: join(root, file) };
+    });
+  },
+};
+
+/** A library module the build's own shim imports: by path, since it is not a public entry point. */
+function internalModule(...pathUnderLib: string[]): string {
+  return JSON.stringify(join(packageRoot(), "src", "lib", ...pathUnderLib));
 }
 
 function formatMessages(messages: readonly Message[]): string {
@@ -139,7 +160,7 @@ export async function loadConfig(appDir: string): Promise<ApplianceConfig> {
       format: "cjs",
       target: "node20",
       logLevel: "silent",
-      alias: libraryAlias(),
+      plugins: [publicLibrary],
     });
     code = result.outputFiles[0]?.text ?? "";
   } catch (error) {
@@ -221,10 +242,10 @@ export async function buildAppliance(appDirInput: string, options: BuildOptions 
     `entryName: ${JSON.stringify(entryName)}`,
     `declared: ${JSON.stringify({ net: config.net, block: config.block })}`,
     // The fetch-app runner (stack, TCP, HTTP) goes into the image only when the default export may be a fetch app.
-    ...(exported === "function" ? [] : [`loadFetchRunner: () => import("atoll/http/serve").then((serve) => serve.runFetchApp)`]),
+    ...(exported === "function" ? [] : [`loadFetchRunner: () => import(${internalModule("http", "serve.ts")}).then((serve) => serve.runFetchApp)`]),
   ];
   const shim = [
-    `import { bootModule } from "atoll/boot";`,
+    `import { bootModule } from ${internalModule("boot", "index.ts")};`,
     `export function start(base) { bootModule(base, { ${module.join(", ")} }); }`,
   ].join("\n");
   let code: string;
@@ -249,13 +270,12 @@ export async function buildAppliance(appDirInput: string, options: BuildOptions 
       logLevel: "silent",
       // Paths in comments and the source map are then relative to the appliance, not to where atoll ran.
       absWorkingDir: appDir,
-      alias: libraryAlias(),
       // Packages atoll itself carries (web-streams-polyfill, hono for its template) resolve for
       // every appliance, after the appliance's own node_modules.
       nodePaths: [join(packageRoot(), "node_modules")],
       // Free references to the web classes bind to atoll/web's (see src/lib/web/inject.ts).
       inject: [join(packageRoot(), "src", "lib", "web", "inject.ts")],
-      plugins: [noHostModules, webClassesAreSideEffectFree],
+      plugins: [publicLibrary, noHostModules, webClassesAreSideEffectFree],
     });
     const js = result.outputFiles.find((file) => file.path.endsWith(".js"));
     const map = result.outputFiles.find((file) => file.path.endsWith(".js.map"));

@@ -5,7 +5,8 @@
  * and the atoll/... modules; no `process`, `Buffer`, `require` or `fetch`. Code that uses them
  * bundles fine and then dies at run time, so the build checks it with the TypeScript compiler:
  * `types: []` (no @types/node, whatever the appliance's tsconfig says) plus the image's globals,
- * and "atoll"/"atoll/*" resolved to the package's src/lib exactly as the bundler aliases them.
+ * and "atoll" and its public "atoll/..." entry points resolved to the package's src/lib exactly as
+ * the bundler binds them.
  *
  * Only the appliance's own files are checked (the entry and what it imports, outside atoll's src/
  * and any node_modules): the library is checked by Atoll's own CI, and asking for its diagnostics
@@ -14,10 +15,11 @@
  */
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
-import { dirname, isAbsolute, join, relative, sep } from "node:path";
+import { dirname, isAbsolute, join, relative } from "node:path";
 import { createRequire } from "node:module";
 import type * as ts from "typescript";
 import { currentFile } from "../host/package-root.ts";
+import { publicEntryPoints } from "./public-api.ts";
 
 /** What to check: the appliance's directory and its entry, and the atoll package providing the library. */
 export interface TypeCheckInput {
@@ -204,7 +206,6 @@ function compilerOptions(typescript: typeof ts, input: TypeCheckInput): ts.Compi
   } else {
     base = typescript.convertCompilerOptionsFromJson(DEFAULT_OPTIONS, input.appDir).options;
   }
-  const library = join(input.packageRoot, "src", "lib");
   return {
     ...base,
     // What exists in an image, whatever the tsconfig says for editors: ECMAScript without the
@@ -214,7 +215,8 @@ function compilerOptions(typescript: typeof ts, input: TypeCheckInput): ts.Compi
     // A JavaScript appliance builds too; it is checked only where it asks (checkJs, // @ts-check).
     allowJs: true,
     noEmit: true,
-    paths: { atoll: [join(library, "index.ts")], "atoll/*": [`${library}${sep}*`] },
+    // The public entry points only, as the bundler binds them (src/build/public-api.ts).
+    paths: Object.fromEntries([...publicEntryPoints(input.packageRoot)].map(([specifier, file]) => [specifier, [join(input.packageRoot, file)]])),
     incremental: false,
     composite: false,
     declaration: false,

@@ -1,5 +1,5 @@
 /**
- * The CI-sized run of the frame fuzzer (scripts/fuzz-frames.ts): a million random and mutated
+ * The CI-sized run of the frame fuzzer (test/fuzz/): a million random and mutated
  * frames through an in-process stack, with no exception, balanced counters, bounded state and
  * well-formed output, and every receive drop reason reached at least once (so the fuzzer still
  * gets everywhere). Longer runs: `npm run fuzz -- --frames 100000000 --seed N`.
@@ -10,11 +10,14 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
-import { dropSummary, runFuzz } from "../../scripts/fuzz-frames.ts";
-import { createStack, parseIpv4Config, RECEIVE_DROP_COUNTERS, STACK_LAYERS, type Ipv4Config } from "../../src/lib/net/index.ts";
-import { VirtualClock, VirtualLink, ethernetFrame, ipv4Packet, seededRandomSource, udpDatagram } from "../../src/lib/net/testing/virtual-link.ts";
+import { dropSummary, runFuzz } from "../fuzz/fuzzer.ts";
+import { virtualStack } from "../fuzz/virtual-stack.ts";
+import { RECEIVE_DROP_COUNTERS, STACK_LAYERS } from "../../src/lib/net/index.ts";
+import { ethernetFrame, ipv4Packet, udpDatagram } from "../../src/lib/net/testing/virtual-link.ts";
 import { EtherType, IpProtocol, Ipv4Address, MacAddress } from "../../src/lib/wire/index.ts";
 
+/** The address of the regression tests' stacks (198.18.0.2/24). */
+const OURS = Ipv4Address.fromOctets(198, 18, 0, 2);
 const FRAMES = Number(process.env.ATOLL_FUZZ_FRAMES ?? 1_000_000);
 const SEED = Number(process.env.ATOLL_FUZZ_SEED ?? 20_240_611);
 
@@ -58,11 +61,7 @@ test("the same seed gives the same run", { timeout: 60_000 }, async () => {
 test("reassembly memory stays within maxReassemblyBytes under a flood of distinct IDs", () => {
   setFlagsFromString("--expose-gc");
   const gc = runInNewContext("gc") as () => void;
-  const clock = new VirtualClock();
-  const port = new VirtualLink({ clock }).attach();
-  const config = parseIpv4Config("198.18.0.2/24") as Ipv4Config;
-  const silent = { error() {}, warn() {}, info() {}, debug() {} };
-  const stack = createStack({ link: port, timers: clock, random: seededRandomSource(1), ipv4: config, log: () => silent });
+  const { port, stack } = virtualStack({ ipv4: "198.18.0.2/24", seed: 1 });
   const peer = MacAddress.fromOctets(2, 0, 0, 0, 0xee, 1);
   const payload = new Uint8Array(1480);
   const used = (): number => process.memoryUsage().heapUsed + process.memoryUsage().arrayBuffers;
@@ -72,7 +71,7 @@ test("reassembly memory stays within maxReassemblyBytes under a flood of distinc
   // leaves room for the timer entries and for the test runner's own allocations.
   for (let n = 0; n < 100_000; n++) {
     // First fragments (MF set, offset 0) of 100,000 different datagrams, all within one second.
-    const packet = ipv4Packet({ src: Ipv4Address.fromOctets(198, 18, 0, 1), dst: config.cidr.address, protocol: IpProtocol.Udp, identification: n, moreFragments: true }, payload);
+    const packet = ipv4Packet({ src: Ipv4Address.fromOctets(198, 18, 0, 1), dst: OURS, protocol: IpProtocol.Udp, identification: n, moreFragments: true }, payload);
     port.deliver(ethernetFrame(stack.mac, peer, EtherType.Ipv4, packet));
   }
   gc();
@@ -88,16 +87,11 @@ test("reassembly memory stays within maxReassemblyBytes under a flood of distinc
  * back to the echo socket, forever. It is now dropped as badSource.
  */
 test("a datagram from the wire claiming our own address as source is dropped (no echo loop)", () => {
-  const clock = new VirtualClock();
-  const port = new VirtualLink({ clock }).attach();
-  const config = parseIpv4Config("198.18.0.2/24") as Ipv4Config;
-  const silent = { error() {}, warn() {}, info() {}, debug() {} };
-  const stack = createStack({ link: port, timers: clock, random: seededRandomSource(1), ipv4: config, log: () => silent });
+  const { clock, port, stack } = virtualStack({ ipv4: "198.18.0.2/24", seed: 1 });
   const echo = stack.udp.bind(7);
   echo.onDatagram((payload, from) => echo.send(payload, from));
   clock.runUntilIdle();
-  const ours = config.cidr.address;
-  const spoofed = ipv4Packet({ src: ours, dst: ours, protocol: IpProtocol.Udp }, udpDatagram(ours, ours, 7, 7, new Uint8Array([1, 2, 3])));
+  const spoofed = ipv4Packet({ src: OURS, dst: OURS, protocol: IpProtocol.Udp }, udpDatagram(OURS, OURS, 7, 7, new Uint8Array([1, 2, 3])));
   port.deliver(ethernetFrame(stack.mac, MacAddress.fromOctets(2, 0, 0, 0, 0xee, 1), EtherType.Ipv4, spoofed));
   let loop = "";
   try {

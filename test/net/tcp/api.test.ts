@@ -5,14 +5,13 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { readCounters } from "../../../src/lib/runtime/counters.ts";
-import { NetError } from "../../../src/lib/net/ipv4.ts";
-import { attachTcp } from "../../../src/lib/net/tcp/socket.ts";
-import { TcpError } from "../../../src/lib/net/tcp/error.ts";
-import type { TcpFlow } from "../../../src/lib/net/tcp/flow.ts";
+// The API under test through its public entry points, as an appliance imports it.
+import { readCounters } from "atoll";
+import { NetError } from "atoll/net";
+import { attachTcp, TcpError, type TcpFlow } from "atoll/net/tcp";
+import { TcpFlag } from "atoll/wire";
+import { Ipv4Address } from "atoll/wire/address";
 import { seededRandomSource } from "../../../src/lib/net/testing/virtual-link.ts";
-import { Ipv4Address } from "../../../src/lib/wire/address.ts";
-import { TcpFlag } from "../../../src/lib/wire/tcp.ts";
 import { bulkTransfer, TcpNetwork, patternBytes, silentLog, type HostOptions, type TcpHost } from "./harness.ts";
 
 async function connectedPair(

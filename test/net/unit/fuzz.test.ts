@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import {
-  createStack,
   RECEIVE_DROP_COUNTERS,
   STACK_LAYERS,
   totalReceiveDrops,
@@ -13,17 +12,16 @@ import {
 import {
   RecordingLog,
   SeededRandom,
-  VirtualClock,
-  VirtualLink,
   arpPacket,
   ethernetFrame,
   icmpMessage,
   ipv4Packet,
-  seededRandomSource,
   udpDatagram,
+  type VirtualClock,
   type VirtualPort,
 } from "../../../src/lib/net/testing/virtual-link.ts";
 import { EtherType, IpProtocol, Ipv4Address, Ipv4Packet, MacAddress, WireError, type ArpRepr } from "../../../src/lib/wire/index.ts";
+import { virtualStack } from "../../fuzz/virtual-stack.ts";
 import { config, ip } from "./network.ts";
 
 const OURS = ip("198.18.0.2");
@@ -31,10 +29,7 @@ const PEER = ip("198.18.0.1");
 const PEER_MAC = MacAddress.fromOctets(2, 0, 0, 0, 0xee, 1);
 
 function setup(): { clock: VirtualClock; stack: Stack; port: VirtualPort } {
-  const clock = new VirtualClock();
-  const link = new VirtualLink({ clock });
-  const port = link.attach();
-  const stack = createStack({ link: port, timers: clock, random: seededRandomSource(3), ipv4: config("198.18.0.2/24@198.18.0.1"), log: new RecordingLog().factory });
+  const { clock, port, stack } = virtualStack({ ipv4: config("198.18.0.2/24@198.18.0.1"), seed: 3, log: new RecordingLog().factory });
   const echo = stack.udp.bind(7);
   echo.onDatagram((payload, from) => echo.send(payload, from));
   stack.udp.bind(8); // a queue nobody reads

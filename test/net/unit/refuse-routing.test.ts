@@ -6,9 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { createStack, NetError, unbalancedCounters, type Stack } from "../../../src/lib/net/index.ts";
-import { attachTcp } from "../../../src/lib/net/tcp/index.ts";
-import { TcpError } from "../../../src/lib/net/tcp/error.ts";
+import { createStack, NetError, unbalancedCounters, type Stack } from "atoll/net";
+import { attachTcp, TcpError } from "atoll/net/tcp";
 import { seededRandomSource } from "../../../src/lib/net/testing/virtual-link.ts";
 import { config, ip, TestNetwork } from "./network.ts";
 

@@ -4,10 +4,10 @@
  * "atoll/net/tcp/streams", imported separately.
  */
 export { attachTcp, type AttachTcpOptions } from "./socket.ts";
-export { TcpLayer, TCP_EPHEMERAL_FIRST, TCP_EPHEMERAL_LAST, type ConnectOptions, type ListenOptions, type TcpLayerDependencies } from "./layer.ts";
+export { TcpLayer, TCP_EPHEMERAL_FIRST, TCP_EPHEMERAL_LAST, type ConnectOptions, type ListenOptions } from "./layer.ts";
 export { TcpListener, type FlowHandler } from "./listener.ts";
-export { TcpFlow, type StreamAdapters } from "./flow.ts";
-export { TcpConnection, type TcpState, type ConnectionSnapshot, type ConnectionObserver, type ConnectionHost } from "./connection.ts";
+export { TcpFlow } from "./flow.ts";
+export { type TcpState } from "./connection.ts";
 export { TcpError, type TcpErrorReason } from "./error.ts";
 export { type TcpCounters, type FlowCounters } from "./counters.ts";
 export {
@@ -19,4 +19,3 @@ export {
   type LayerSettings,
 } from "./settings.ts";
 export { type CongestionAlgorithm } from "./congestion.ts";
-export { seqAdd, seqDiff, seqLt, seqLe, seqGt, seqGe } from "./seq.ts";
