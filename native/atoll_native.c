@@ -151,7 +151,9 @@ static napi_value if_mtu(napi_env env, napi_callback_info info) {
   return make_int(env, ifr.ifr_mtu);
 }
 
-static napi_value fd_read(napi_env env, napi_callback_info info) {
+/* read(fd, buf) and write(fd, buf): one frame (a TAP, the user-mode link's socketpair) moved in
+ * one system call, retried on EINTR. Returns the bytes moved or a negative errno. */
+static napi_value fd_io(napi_env env, napi_callback_info info, bool writing) {
   napi_value argv[2];
   int fd;
   void *data;
@@ -160,23 +162,17 @@ static napi_value fd_read(napi_env env, napi_callback_info info) {
       !get_bytes(env, argv[1], &data, &length))
     return NULL;
   ssize_t n;
-  do n = read(fd, data, length);
+  do n = writing ? write(fd, data, length) : read(fd, data, length);
   while (n < 0 && errno == EINTR);
   return make_int(env, n < 0 ? -errno : n);
 }
 
+static napi_value fd_read(napi_env env, napi_callback_info info) {
+  return fd_io(env, info, false);
+}
+
 static napi_value fd_write(napi_env env, napi_callback_info info) {
-  napi_value argv[2];
-  int fd;
-  void *data;
-  size_t length;
-  if (!get_args(env, info, 2, argv) || !get_fd(env, argv[0], &fd) ||
-      !get_bytes(env, argv[1], &data, &length))
-    return NULL;
-  ssize_t n;
-  do n = write(fd, data, length);
-  while (n < 0 && errno == EINTR);
-  return make_int(env, n < 0 ? -errno : n);
+  return fd_io(env, info, true);
 }
 
 /* tapSetOffload(fd, flags): TUNSETOFFLOAD with TUN_F_* flags (0: none). With TUN_F_CSUM the kernel
