@@ -26,6 +26,12 @@ export interface HostBaseOptions {
   readonly positions?: SourcePositions | undefined;
 }
 
+/** The most bytes one entropy call fills (the base ABI's limit). */
+export const MAX_ENTROPY = 65536;
+
+/** yield waits at most this long at once, so that the event loop turns (and signals are handled). */
+export const MAX_WAIT_NS = 3_600_000_000_000;
+
 /** Whether `value` is a device handle: an integer from 0 to count - 1. */
 export function isHandle(value: unknown, count: number): value is number {
   return typeof value === "number" && Number.isInteger(value) && value >= 0 && value < count;

@@ -7,12 +7,10 @@ import { randomFillSync } from "node:crypto";
 import { types } from "node:util";
 import { ABI_VERSION, ETHERNET_HEADER_ROOM, MAX_NET_DEVICES, Status, type Base, type BlockInfo, type NetFrameMeta, type NetInfo } from "../../abi/base.ts";
 import { applyOffloads } from "../../lib/wire/segmentation.ts";
-import { consoleFd, inputWaiter, isHandle, writeConsole, type HostBaseOptions } from "../common/base.ts";
+import { consoleFd, inputWaiter, isHandle, MAX_ENTROPY, writeConsole, type HostBaseOptions } from "../common/base.ts";
 import { BLOCK_SIZE } from "../common/block.ts";
 import { readFrame, type HostBlock } from "../common/devices.ts";
 import type { PcapWriter } from "../common/pcap.ts";
-
-const MAX_ENTROPY = 65536;
 
 /** Whether the image passed a usable NetFrameMeta: an object whose fields are small non-negative integers. */
 function isFrameMeta(meta: NetFrameMeta | undefined): meta is NetFrameMeta {

@@ -11,6 +11,7 @@ import * as inspector from "node:inspector";
 import { types } from "node:util";
 import * as vm from "node:vm";
 import { ABORT_EXIT_STATUS, type Base } from "../../abi/base.ts";
+import { MAX_WAIT_NS } from "../common/base.ts";
 import { FileBlockDevice } from "../common/block.ts";
 import type { NetAttachment } from "../common/attachments.ts";
 import type { HostBlock, HostNet, HostNetBackend } from "../common/devices.ts";
@@ -42,8 +43,8 @@ export interface RunOptions extends DeviceOptions {
   readonly inspect?: "inspect" | "inspect-brk" | undefined;
 }
 
+/** Under --inspect yield waits at most 20 ms at once, so that the inspector's messages get the event loop. */
 const INSPECT_MAX_WAIT_NS = 20_000_000;
-const MAX_WAIT_NS = 3_600_000_000_000;
 
 function openNet(name: string, attachment: NetAttachment): HostNetBackend {
   if (attachment.kind === "tap") return tapBackend(openTap(attachment.ifname, { vnetHeader: true }), { offload: attachment.offload ?? "all" });

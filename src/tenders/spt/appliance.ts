@@ -14,6 +14,7 @@
 import { randomFillSync } from "node:crypto";
 import { closeSync, fstatSync, readdirSync, readlinkSync, readSync, writeSync } from "node:fs";
 import { ABORT_EXIT_STATUS } from "../../abi/base.ts";
+import { MAX_WAIT_NS } from "../common/base.ts";
 import { FileBlockDevice } from "../common/block.ts";
 import type { HostBlock, HostNet } from "../common/devices.ts";
 import { loadNative } from "../common/native.ts";
@@ -29,8 +30,6 @@ import { CONTROL_FD, IMAGE_FD, READY_LINE, readBootPlan, type ApplianceTrace, ty
 import { say } from "./say.ts";
 import { createSealedAppliance } from "./sealed.ts";
 
-/** yield waits at most this long at once, so that the event loop turns (and signals are handled). */
-const MAX_WAIT_NS = 3_600_000_000_000;
 /** `atoll run`'s status when it could not start the appliance (as under the node tender). */
 const EXIT_RUN_FAILED = 125;
 

@@ -28,7 +28,7 @@ import { randomFillSync } from "node:crypto";
 import { types } from "node:util";
 import * as vm from "node:vm";
 import { ABI_VERSION, ETHERNET_HEADER_ROOM, MAX_NET_DEVICES, Status } from "../../abi/base.ts";
-import { consoleFd, inputWaiter, isHandle, writeConsole, type HostBaseOptions } from "../common/base.ts";
+import { consoleFd, inputWaiter, isHandle, MAX_ENTROPY, writeConsole, type HostBaseOptions } from "../common/base.ts";
 import { BLOCK_SIZE } from "../common/block.ts";
 import { readFrame, type HostBlock } from "../common/devices.ts";
 
@@ -97,7 +97,6 @@ interface BootstrapEntryPoints {
   wake(ready: number): void;
 }
 
-const MAX_ENTROPY = 65536;
 /** Staging holds any frame, any entropy request, and a run of whole blocks. */
 const MIN_STAGING_BYTES = 256 * 1024;
 const BOOTSTRAP_FILENAME = "atoll://spt/bootstrap.js";
