@@ -32,7 +32,7 @@ import { consoleFd, inputWaiter, isHandle, MAX_ENTROPY, writeConsole, type HostB
 import { BLOCK_SIZE } from "../common/block.ts";
 import { readFrame, type HostBlock } from "../common/devices.ts";
 
-/** The node base's options (the same devices and hooks), plus what sealing needs. */
+/** The host base's options (the same devices and hooks as the node tender's), plus what sealing needs. */
 export interface SealedOptions extends HostBaseOptions {
   readonly name: string;
   /** Test builds only: extra base functions taking one string (see test/tenders/spt/fixtures). */
