@@ -5,8 +5,8 @@ import { parseIpv4Config } from "../lib/net/ipv4-config.ts";
 import { deviceMap, flag, parseCommandLine, stringList, stringValue } from "./args.ts";
 import { CommandError, UsageError } from "./errors.ts";
 import type { RunOptions } from "../tenders/node/tender.ts";
-import { OFFLOAD_MODES, type NetAttachment, type OffloadMode } from "../tenders/node/setup.ts";
-import { parsePublish, type PortMapping } from "../tenders/user/attach.ts";
+import { OFFLOAD_MODES, type NetAttachment, type OffloadMode, type PortMapping } from "../tenders/common/attachments.ts";
+import { parsePublish } from "../tenders/user/attach.ts";
 
 export const RUN_HELP = `Usage: atoll run <image|appdir> [options] [-- <appliance args>]
 

@@ -3,7 +3,8 @@
  * process-level effects (exit and abort throw, nothing is polled, warnings are dropped).
  */
 import type { Base } from "../../src/abi/base.ts";
-import { createNodeBase, type HostNet } from "../../src/tenders/node/base.ts";
+import type { HostNet } from "../../src/tenders/common/devices.ts";
+import { createNodeBase } from "../../src/tenders/node/base.ts";
 
 export function testNodeBase(options: { nets?: readonly HostNet[]; assets?: Uint8Array | undefined } = {}): Base {
   return createNodeBase({

@@ -1,5 +1,5 @@
 /**
- * Stack traces point at the source: the rewriter (src/tenders/source-positions.ts) on its own,
+ * Stack traces point at the source: the rewriter (src/tenders/common/source-positions.ts) on its own,
  * then what a user sees on each tender: an abort from src/main.ts, a logged error.stack, and the
  * HTTP server's log of a handler that threw, all with src/main.ts:<line>.
  */
@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { transformSync } from "esbuild";
-import { SourcePositions } from "../../src/tenders/source-positions.ts";
+import { SourcePositions } from "../../src/tenders/common/source-positions.ts";
 import { atoll } from "../helpers/cli.ts";
 import { curl, runPublished } from "../helpers/published.ts";
 

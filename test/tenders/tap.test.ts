@@ -14,8 +14,8 @@ import { dirname, join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 
-import { loadNative, type NativeAddon } from "../../src/tenders/node/native.ts";
-import { openTap, TapError } from "../../src/tenders/node/tap.ts";
+import { loadNative, type NativeAddon } from "../../src/tenders/common/native.ts";
+import { openTap, TapError } from "../../src/tenders/common/tap.ts";
 
 const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const CHILD = join(REPO_ROOT, "test", "tenders", "fixtures", "tap-child.ts");

@@ -4,88 +4,13 @@
  * EINVAL and never reach the host.
  */
 import { randomFillSync } from "node:crypto";
-import { writeSync } from "node:fs";
 import { types } from "node:util";
-import { ABI_VERSION, ConsoleStream, ETHERNET_HEADER_ROOM, MAX_NET_DEVICES, Status, type Base, type BlockInfo, type CommandLine, type NetFrameMeta, type NetInfo } from "../../abi/base.ts";
-import { BLOCK_SIZE, type FileBlockDevice } from "./block.ts";
+import { ABI_VERSION, ETHERNET_HEADER_ROOM, MAX_NET_DEVICES, Status, type Base, type BlockInfo, type NetFrameMeta, type NetInfo } from "../../abi/base.ts";
 import { applyOffloads } from "../../lib/wire/segmentation.ts";
-import type { PcapWriter } from "./pcap.ts";
-import type { SourcePositions } from "../source-positions.ts";
-
-/** The host file descriptor of a consoleWrite stream (absent: standard output), or undefined for an unknown one. */
-export function consoleFd(stream: unknown): number | undefined {
-  if (stream === undefined || stream === ConsoleStream.STDOUT) return 1;
-  if (stream === ConsoleStream.STDERR) return 2;
-  return undefined;
-}
-
-/**
- * Thrown by a backend's read when the device's host side is gone for good (the user-mode
- * network's gateway process exited): the tender ends the appliance with one line saying so,
- * rather than handing it an EIO that it would report as a stack trace from deep in its stack.
- */
-export class NetDeviceGone extends Error {
-  override readonly name = "NetDeviceGone";
-}
-
-/** A host-side net backend: a TAP or the user-mode link. */
-export interface HostNetBackend {
-  /** File descriptor to poll for input. */
-  readonly fd: number;
-  readonly mtu: number;
-  /** Reads one frame: its length, 0 when none is pending, or a negative errno; throws NetDeviceGone when the device is gone for good. */
-  read(buffer: Uint8Array): number;
-  /** Writes one frame: bytes written or a negative errno. */
-  write(frame: Uint8Array): number;
-  close(): void;
-  /** Checksum and TCP segmentation offloads, on a backend that has them (a vnet-header TAP). */
-  readonly offloads?: HostNetOffloads | undefined;
-}
-
-export interface HostNetOffloads {
-  /** Turns them on for good: returns the largest frame from then on, or 0 when the host refused. */
-  enable(): number;
-  /** As HostNetBackend.read, filling `meta` (the base ABI's NetFrameMeta). */
-  read(buffer: Uint8Array, meta: NetFrameMeta): number;
-  /** As HostNetBackend.write, with `meta`. */
-  write(frame: Uint8Array, meta: NetFrameMeta): number;
-}
-
-export interface HostNet {
-  readonly name: string;
-  readonly mac: Uint8Array;
-  readonly backend: HostNetBackend;
-  readonly pcap?: PcapWriter | undefined;
-}
-
-export interface HostBlock {
-  readonly name: string;
-  readonly device: FileBlockDevice;
-}
-
-export interface NodeBaseOptions {
-  readonly cmdline: CommandLine;
-  readonly nets: readonly HostNet[];
-  readonly blocks: readonly HostBlock[];
-  /** Longest single wait in yield; the inspector needs the event loop to turn now and then. */
-  readonly maxWaitNs: number;
-  readonly poll: (fds: Int32Array, timeoutNs: number) => number;
-  readonly onExit: (code: number) => never;
-  readonly onAbort: (reason: string) => never;
-  /** Called for host-side I/O failures worth a line on stderr. */
-  readonly warn: (message: string) => void;
-  /** The image's assets section, served by `assets()`. */
-  readonly assets?: Uint8Array | undefined;
-  /** Maps image positions in console writes to source positions (absent: written as they are). */
-  readonly positions?: SourcePositions | undefined;
-}
-
-const MAX_ENTROPY = 65536;
-const EAGAIN = 11;
-
-function isHandle(value: unknown, count: number): value is number {
-  return typeof value === "number" && Number.isInteger(value) && value >= 0 && value < count;
-}
+import { consoleFd, inputWaiter, isHandle, MAX_ENTROPY, writeConsole, type HostBaseOptions } from "../common/base.ts";
+import { BLOCK_SIZE } from "../common/block.ts";
+import { readFrame, type HostBlock } from "../common/devices.ts";
+import type { PcapWriter } from "../common/pcap.ts";
 
 /** Whether the image passed a usable NetFrameMeta: an object whose fields are small non-negative integers. */
 function isFrameMeta(meta: NetFrameMeta | undefined): meta is NetFrameMeta {
@@ -154,42 +79,7 @@ function isBytes(value: unknown): value is Uint8Array {
   return types.isUint8Array(value);
 }
 
-export interface InputWaiterOptions {
-  readonly poll: (fds: Int32Array, timeoutNs: number) => number;
-  readonly maxWaitNs: number;
-  /** The acquired devices' fds (-1 for the others), by handle. */
-  readonly pollFds: Int32Array;
-  /** Captures to flush before sleeping, so a capture is complete whenever the appliance idles. */
-  readonly captures: readonly PcapWriter[];
-  readonly monotonic: () => number;
-}
-
-/**
- * The waiting half of yield, shared by the tenders: polls the acquired devices until input or the
- * deadline, in event-loop turns. Each turn starts from setImmediate, so the image's pending
- * continuations have drained first (the ABI's promise), and signals and the inspector get the
- * event loop between waits (a wait lasts at most maxWaitNs).
- */
-export function inputWaiter(options: InputWaiterOptions): (deadline: number, done: (ready: number) => void) => void {
-  const { poll, maxWaitNs, pollFds, captures, monotonic } = options;
-  const wait = (deadline: number): number => {
-    const timeout = Math.min(deadline - monotonic(), maxWaitNs);
-    if (timeout > 0) for (const capture of captures) capture.flush();
-    const ready = poll(pollFds, timeout > 0 ? timeout : 0);
-    return ready < 0 ? 0 : ready;
-  };
-  return (deadline, done) => {
-    const turn = (): void => {
-      const ready = wait(deadline);
-      // Woken early (the wait cap, or a signal): let the event loop turn, then wait again.
-      if (ready === 0 && monotonic() < deadline) setImmediate(turn);
-      else done(ready);
-    };
-    setImmediate(turn);
-  };
-}
-
-export function createNodeBase(options: NodeBaseOptions): Base {
+export function createNodeBase(options: HostBaseOptions): Base {
   const { nets, blocks } = options;
   if (nets.length > MAX_NET_DEVICES) throw new Error(`at most ${MAX_NET_DEVICES} net devices are supported`);
   // Only acquired devices are polled: input on a device the image never asked for must not wake it.
@@ -220,17 +110,7 @@ export function createNodeBase(options: NodeBaseOptions): Base {
       if (!isBytes(given)) return Status.EINVAL;
       const fd = consoleFd(stream);
       if (fd === undefined) return Status.EINVAL;
-      const bytes = positions === undefined ? given : positions.rewriteBytes(given);
-      let done = 0;
-      for (let attempts = 0; done < bytes.length && attempts < 1000; attempts++) {
-        try {
-          done += writeSync(fd, bytes, done, bytes.length - done);
-        } catch (error) {
-          // A non-blocking stdout (a pipe) can say EAGAIN: retry a little, then drop, as a console may.
-          if (!(error instanceof Error && "code" in error && error.code === "EAGAIN")) return Status.EIO;
-        }
-      }
-      return done === bytes.length ? Status.OK : Status.EIO;
+      return writeConsole(fd, positions === undefined ? given : positions.rewriteBytes(given));
     },
 
     clockMonotonic: monotonic,
@@ -274,19 +154,8 @@ export function createNodeBase(options: NodeBaseOptions): Base {
       const maxFrame = offloadMaxFrame[handle] ?? 0;
       const offloads = maxFrame > 0 ? net.backend.offloads : undefined;
       if (offloads !== undefined ? buffer.length < maxFrame || !isFrameMeta(meta) : buffer.length < net.backend.mtu + ETHERNET_HEADER_ROOM) return Status.EINVAL;
-      let n: number;
-      try {
-        n = offloads !== undefined && meta !== undefined ? offloads.read(buffer, meta) : net.backend.read(buffer);
-      } catch (error) {
-        if (error instanceof NetDeviceGone) return options.onAbort(`net device '${net.name}': ${error.message}`);
-        options.warn(`net device '${net.name}': read failed: ${error instanceof Error ? error.message : String(error)}`);
-        return Status.EIO;
-      }
-      if (n === 0 || n === -EAGAIN) return Status.AGAIN;
-      if (n < 0) {
-        options.warn(`net device '${net.name}': read failed (errno ${-n})`);
-        return Status.EIO;
-      }
+      let n = readFrame(net, () => (offloads !== undefined && meta !== undefined ? offloads.read(buffer, meta) : net.backend.read(buffer)), options);
+      if (n <= 0) return n;
       // Only a coalesced frame may exceed the MTU: cut any other as a TAP without offloads cuts it
       // (the image then sees a truncated datagram, counted as malformed, not a jumbo frame).
       if (offloads !== undefined && meta !== undefined && meta.segmentSize === 0 && n > net.backend.mtu + ETHERNET_HEADER_ROOM) n = net.backend.mtu + ETHERNET_HEADER_ROOM;

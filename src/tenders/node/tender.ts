@@ -11,10 +11,13 @@ import * as inspector from "node:inspector";
 import { types } from "node:util";
 import * as vm from "node:vm";
 import { ABORT_EXIT_STATUS, type Base } from "../../abi/base.ts";
-import { FileBlockDevice, TenderError } from "./block.ts";
-import { createNodeBase, type HostBlock, type HostNet, type HostNetBackend } from "./base.ts";
-import { loadNative } from "./native.ts";
-import { PcapWriter } from "./pcap.ts";
+import { MAX_WAIT_NS } from "../common/base.ts";
+import { FileBlockDevice } from "../common/block.ts";
+import type { NetAttachment } from "../common/attachments.ts";
+import type { HostBlock, HostNet, HostNetBackend } from "../common/devices.ts";
+import { TenderError } from "../common/errors.ts";
+import { loadNative } from "../common/native.ts";
+import { PcapWriter } from "../common/pcap.ts";
 import {
   checkDevices,
   codeCachePath,
@@ -25,37 +28,23 @@ import {
   tapBackend,
   verifyImage,
   writeCodeCache,
+  type BootTrace,
   type DeviceOptions,
-  type NetAttachment,
-} from "./setup.ts";
-import { openTap } from "./tap.ts";
-import { SourcePositions } from "../source-positions.ts";
+} from "../common/setup.ts";
+import { SourcePositions } from "../common/source-positions.ts";
+import { openTap } from "../common/tap.ts";
+import { createNodeBase } from "./base.ts";
 import { resolveNets } from "../user/attach.ts";
 import { userBackend } from "../user/link.ts";
 import { startGateway } from "../user/spawn.ts";
-
-export { TenderError } from "./block.ts";
-export { checkDevices, type NetAttachment } from "./setup.ts";
 
 export interface RunOptions extends DeviceOptions {
   readonly imagePath: string;
   readonly inspect?: "inspect" | "inspect-brk" | undefined;
 }
 
-/** Milestones of a boot, in ms since the process started (performance.now()), for bench:boot. */
-export interface BootTrace {
-  tenderStart: number;
-  imageRead: number;
-  imageVerified: number;
-  devicesOpen: number;
-  contextReady: number;
-  imageEvaluated: number;
-  startCalled: number;
-  codeCache: "hit" | "miss" | "off";
-}
-
+/** Under --inspect yield waits at most 20 ms at once, so that the inspector's messages get the event loop. */
 const INSPECT_MAX_WAIT_NS = 20_000_000;
-const MAX_WAIT_NS = 3_600_000_000_000;
 
 function openNet(name: string, attachment: NetAttachment): HostNetBackend {
   if (attachment.kind === "tap") return tapBackend(openTap(attachment.ifname, { vnetHeader: true }), { offload: attachment.offload ?? "all" });

@@ -14,12 +14,14 @@
 import { randomFillSync } from "node:crypto";
 import { closeSync, fstatSync, readdirSync, readlinkSync, readSync, writeSync } from "node:fs";
 import { ABORT_EXIT_STATUS } from "../../abi/base.ts";
-import type { HostBlock, HostNet } from "../node/base.ts";
-import { FileBlockDevice } from "../node/block.ts";
-import { loadNative } from "../node/native.ts";
-import { PcapWriter } from "../node/pcap.ts";
-import { readCodeCache, tapBackend, verifyImage, writeCodeCache } from "../node/setup.ts";
-import { adoptTap } from "../node/tap.ts";
+import { MAX_WAIT_NS } from "../common/base.ts";
+import { FileBlockDevice } from "../common/block.ts";
+import type { HostBlock, HostNet } from "../common/devices.ts";
+import { loadNative } from "../common/native.ts";
+import { PcapWriter } from "../common/pcap.ts";
+import { readCodeCache, tapBackend, verifyImage, writeCodeCache } from "../common/setup.ts";
+import { SourcePositions } from "../common/source-positions.ts";
+import { adoptTap } from "../common/tap.ts";
 import { userBackend } from "../user/link.ts";
 import { allowlist, filterRules, type LockdownFds } from "./allowlist.ts";
 import type { SptHooks } from "./launcher.ts";
@@ -27,10 +29,7 @@ import { loadSptNative } from "./native.ts";
 import { CONTROL_FD, IMAGE_FD, READY_LINE, readBootPlan, type ApplianceTrace, type BootPlan } from "./plan.ts";
 import { say } from "./say.ts";
 import { createSealedAppliance } from "./sealed.ts";
-import { SourcePositions } from "../source-positions.ts";
 
-/** yield waits at most this long at once, so that the event loop turns (and signals are handled). */
-const MAX_WAIT_NS = 3_600_000_000_000;
 /** `atoll run`'s status when it could not start the appliance (as under the node tender). */
 const EXIT_RUN_FAILED = 125;
 

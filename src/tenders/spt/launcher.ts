@@ -16,11 +16,11 @@ import { closeSync, openSync, writeSync } from "node:fs";
 import { Socket } from "node:net";
 import { constants } from "node:os";
 import { ABORT_EXIT_STATUS } from "../../abi/base.ts";
-import { FileBlockDevice, TenderError } from "../node/block.ts";
-import { loadNative } from "../node/native.ts";
-import type { BootTrace } from "../node/tender.ts";
-import { checkDevices, codeCachePath, commandLine, openImageFile, randomMac, verifyImage, type DeviceOptions } from "../node/setup.ts";
-import { adoptTap, openTap, type TapHandle } from "../node/tap.ts";
+import { FileBlockDevice } from "../common/block.ts";
+import { TenderError } from "../common/errors.ts";
+import { loadNative } from "../common/native.ts";
+import { checkDevices, codeCachePath, commandLine, openImageFile, randomMac, verifyImage, type BootTrace, type DeviceOptions } from "../common/setup.ts";
+import { adoptTap, openTap, type TapHandle } from "../common/tap.ts";
 import { resolveNets } from "../user/attach.ts";
 import { USER_LINK_MTU } from "../user/link.ts";
 import { startGateway } from "../user/spawn.ts";
@@ -47,7 +47,7 @@ export interface SptRunOptions extends DeviceOptions {
   readonly memoryMiB?: number | undefined;
 }
 
-/** The node tender's milestones (launcher-relative ms) and the spt tender's own. */
+/** The shared boot milestones (launcher-relative ms) and the spt tender's own. */
 export interface SptBootTrace extends BootTrace {
   /** The launcher started the appliance process. */
   applianceSpawned: number;

@@ -25,15 +25,15 @@
  *  - `import()` rejects with an error of the context (the default would be a host error).
  */
 import { randomFillSync } from "node:crypto";
-import { writeSync } from "node:fs";
 import { types } from "node:util";
 import * as vm from "node:vm";
 import { ABI_VERSION, ETHERNET_HEADER_ROOM, MAX_NET_DEVICES, Status } from "../../abi/base.ts";
-import { consoleFd, inputWaiter, NetDeviceGone, type HostBlock, type NodeBaseOptions } from "../node/base.ts";
-import { BLOCK_SIZE } from "../node/block.ts";
+import { consoleFd, inputWaiter, isHandle, MAX_ENTROPY, writeConsole, type HostBaseOptions } from "../common/base.ts";
+import { BLOCK_SIZE } from "../common/block.ts";
+import { readFrame, type HostBlock } from "../common/devices.ts";
 
-/** The node base's options (the same devices and hooks), plus what sealing needs. */
-export interface SealedOptions extends NodeBaseOptions {
+/** The host base's options (the same devices and hooks as the node tender's), plus what sealing needs. */
+export interface SealedOptions extends HostBaseOptions {
   readonly name: string;
   /** Test builds only: extra base functions taking one string (see test/tenders/spt/fixtures). */
   readonly extraGates?: ReadonlyMap<string, (argument: string) => number> | undefined;
@@ -97,8 +97,6 @@ interface BootstrapEntryPoints {
   wake(ready: number): void;
 }
 
-const MAX_ENTROPY = 65536;
-const EAGAIN = 11;
 /** Staging holds any frame, any entropy request, and a run of whole blocks. */
 const MIN_STAGING_BYTES = 256 * 1024;
 const BOOTSTRAP_FILENAME = "atoll://spt/bootstrap.js";
@@ -445,8 +443,6 @@ export function createSealedAppliance(options: SealedOptions): SealedAppliance {
   const monotonic = (): number => Number(process.hrtime.bigint() - startNs);
   const isLength = (value: unknown, limit: number): value is number =>
     typeof value === "number" && Number.isInteger(value) && value >= 0 && value <= limit;
-  const isHandle = (value: unknown, count: number): value is number =>
-    typeof value === "number" && Number.isInteger(value) && value >= 0 && value < count;
   const blockAt = (handle: unknown, offset: unknown, length: unknown): HostBlock | undefined => {
     if (!isHandle(handle, blocks.length) || !isLength(length, staging.length) || length % BLOCK_SIZE !== 0) return undefined;
     const block = blocks[handle];
@@ -473,17 +469,7 @@ export function createSealedAppliance(options: SealedOptions): SealedAppliance {
         const fd = consoleFd(stream);
         if (!isLength(length, staging.length) || fd === undefined) return Status.EINVAL;
         // Positions are mapped on the host side of the gate: the image never sees its source map.
-        const bytes = options.positions === undefined ? staging.subarray(0, length) : options.positions.rewriteBytes(staging.subarray(0, length));
-        let done = 0;
-        for (let attempts = 0; done < bytes.length && attempts < 1000; attempts++) {
-          try {
-            done += writeSync(fd, bytes, done, bytes.length - done);
-          } catch (error) {
-            // A non-blocking stdout (a pipe) can say EAGAIN: retry a little, then drop, as a console may.
-            if (!(error instanceof Error && "code" in error && error.code === "EAGAIN")) return Status.EIO;
-          }
-        }
-        return done === bytes.length ? Status.OK : Status.EIO;
+        return writeConsole(fd, options.positions === undefined ? staging.subarray(0, length) : options.positions.rewriteBytes(staging.subarray(0, length)));
       }),
     clockMonotonic: monotonic,
     // As the node tender: Date.now follows changes to the host's clock, at 1 ms precision.
@@ -510,19 +496,8 @@ export function createSealedAppliance(options: SealedOptions): SealedAppliance {
       safely("netRead", () => {
         const net = isHandle(handle, nets.length) ? nets[handle] : undefined;
         if (net === undefined || !isLength(capacity, staging.length)) return Status.EINVAL;
-        let n: number;
-        try {
-          n = net.backend.read(staging.subarray(0, capacity));
-        } catch (error) {
-          if (error instanceof NetDeviceGone) return options.onAbort(`net device '${net.name}': ${error.message}`);
-          options.warn(`net device '${net.name}': read failed: ${error instanceof Error ? error.message : String(error)}`);
-          return Status.EIO;
-        }
-        if (n === 0 || n === -EAGAIN) return Status.AGAIN;
-        if (n < 0) {
-          options.warn(`net device '${net.name}': read failed (errno ${-n})`);
-          return Status.EIO;
-        }
+        const n = readFrame(net, () => net.backend.read(staging.subarray(0, capacity)), options);
+        if (n <= 0) return n;
         net.pcap?.record(staging.subarray(0, n));
         return n;
       }),

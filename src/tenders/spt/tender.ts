@@ -10,7 +10,7 @@
  *
  * docs/spt.md describes the design, the allowlist, and what is and is not isolated.
  */
-import { TenderError } from "../node/block.ts";
+import { TenderError } from "../common/errors.ts";
 import { runApplianceStage } from "./appliance.ts";
 import { launchSpt, type SptBootTrace, type SptHooks, type SptRunOptions } from "./launcher.ts";
 import { BOOT_FD_ENV, CONTROL_FD } from "./plan.ts";

@@ -4,25 +4,8 @@
  * `--net` gets the user-mode link, and the published ports go to the user-mode device.
  */
 import type { Image } from "../../image/format.ts";
-import { TenderError } from "../node/block.ts";
-import type { NetAttachment } from "../node/setup.ts";
-
-/** The gateway's address on the user-mode link (gateway.ts's GATEWAY_ADDRESS), for boot parameters. */
-export const USER_GATEWAY_ADDRESS = "10.0.2.2";
-
-export type PublishProtocol = "tcp" | "udp";
-
-/** One `-p [<dev>=]<host port>:<guest port>[/tcp|/udp]`: host 127.0.0.1:<host> to guest <guest>. */
-export interface PortMapping {
-  readonly hostPort: number;
-  readonly guestPort: number;
-  /** "tcp" unless the flag says `/udp` (as Docker and Podman spell it). */
-  readonly protocol: PublishProtocol;
-  /** The net device, when the flag names one (`-p service=8080:80`). */
-  readonly device?: string | undefined;
-  /** The flag as given, for messages. */
-  readonly spec: string;
-}
+import type { NetAttachment, PortMapping } from "../common/attachments.ts";
+import { TenderError } from "../common/errors.ts";
 
 function port(text: string): number | undefined {
   if (!/^[0-9]{1,5}$/.test(text)) return undefined;

@@ -23,10 +23,10 @@ import { Ipv4Address, Ipv4Cidr, MacAddress } from "../../lib/wire/address.ts";
 import { DHCP_CLIENT_PORT, DHCP_SERVER_PORT } from "../../lib/wire/dhcp.ts";
 import { WireError } from "../../lib/wire/error.ts";
 import { ProxyHeaderRepr } from "../../lib/wire/proxy-protocol.ts";
-import { loadNative } from "../node/native.ts";
+import type { PublishProtocol } from "../common/attachments.ts";
+import { loadNative } from "../common/native.ts";
 import { DhcpServer } from "./dhcp-server.ts";
 import { SocketLink } from "./link.ts";
-import type { PublishProtocol } from "./attach.ts";
 import { DEFAULT_UDP_FLOW_LIMITS, UdpFlowTable, type UdpFlowLimits } from "./udp-flows.ts";
 
 export const GATEWAY_ADDRESS = Ipv4Address.fromOctets(10, 0, 2, 2);

@@ -9,8 +9,8 @@
 import { constants } from "node:os";
 import type { Link } from "../../lib/net/types.ts";
 import type { MacAddress } from "../../lib/wire/address.ts";
-import { NetDeviceGone, type HostNetBackend } from "../node/base.ts";
-import type { NativeAddon, WatchHandle } from "../node/native.ts";
+import { NetDeviceGone, type HostNetBackend } from "../common/devices.ts";
+import type { NativeAddon, WatchHandle } from "../common/native.ts";
 
 const { EAGAIN, EBADF, ECONNRESET } = constants.errno;
 

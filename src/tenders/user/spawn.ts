@@ -7,10 +7,10 @@ import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { packageRoot } from "../../host/package-root.ts";
-import { TenderError } from "../node/block.ts";
-import type { NativeAddon } from "../node/native.ts";
+import type { PortMapping } from "../common/attachments.ts";
+import { TenderError } from "../common/errors.ts";
+import type { NativeAddon } from "../common/native.ts";
 import { CONTROL_ERROR, CONTROL_READY, type GatewayConfig } from "./gateway.ts";
-import type { PortMapping } from "./attach.ts";
 
 /** Node's boot plus the bundle's load; generous for a loaded machine. */
 const READY_TIMEOUT_NS = 15_000_000_000;

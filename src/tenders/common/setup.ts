@@ -1,8 +1,8 @@
 /**
  * What every tender does before an image runs, whatever holds it afterwards: read and verify the
  * image, check its declared devices against the attached ones, open those devices, assemble the
- * command line, and find its V8 code cache. The `node` tender (tender.ts) and the `spt` tender
- * (src/tenders/spt/) share these so that both refuse the same mistakes with the same words.
+ * command line, and find its V8 code cache. The `node` tender (src/tenders/node/) and the `spt`
+ * tender (src/tenders/spt/) share these so that both refuse the same mistakes with the same words.
  */
 import { randomBytes } from "node:crypto";
 import { mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from "node:fs";
@@ -10,22 +10,22 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import { ABI_VERSION, ETHERNET_HEADER_ROOM, type CommandLine } from "../../abi/base.ts";
 import { decodeImage, ImageError, type Image } from "../../image/format.ts";
-import type { HostNetBackend } from "./base.ts";
-import { TenderError } from "./block.ts";
+import { USER_GATEWAY_ADDRESS, type NetAttachment, type OffloadMode, type PortMapping } from "./attachments.ts";
+import type { HostNetBackend } from "./devices.ts";
+import { TenderError } from "./errors.ts";
 import { TAP_OFFLOAD_MAX_FRAME, type TapHandle } from "./tap.ts";
-import { USER_GATEWAY_ADDRESS, type PortMapping } from "../user/attach.ts";
 
-/** A TAP, or the user-mode link to a gateway process with its published ports (src/tenders/user). */
-export type NetAttachment =
-  | { readonly kind: "tap"; readonly ifname: string; readonly offload?: OffloadMode | undefined }
-  | { readonly kind: "user"; readonly publish: readonly PortMapping[] };
-
-/**
- * Which offloads a TAP may grant an image that asks (`--offload`): checksums and TCP segmentation
- * ("all", the default), checksums only, or none (plain MTU-sized frames, as before offloads).
- */
-export type OffloadMode = "all" | "checksum" | "none";
-export const OFFLOAD_MODES: readonly OffloadMode[] = ["all", "checksum", "none"];
+/** Milestones of a boot, in ms since the process started (performance.now()), for bench:boot (spt adds its own). */
+export interface BootTrace {
+  tenderStart: number;
+  imageRead: number;
+  imageVerified: number;
+  devicesOpen: number;
+  contextReady: number;
+  imageEvaluated: number;
+  startCalled: number;
+  codeCache: "hit" | "miss" | "off";
+}
 
 /** The attachments and boot parameters of `atoll run`, as both tenders receive them. */
 export interface DeviceOptions {

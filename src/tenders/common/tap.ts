@@ -1,6 +1,7 @@
 /**
- * TAP devices for the `node` tender: attach to an interface the operator created, then move
- * raw Ethernet frames with non-blocking reads and writes.
+ * TAP devices for the tenders (`spt` opens them in its launcher and adopts the fd in the
+ * appliance process): attach to an interface the operator created, then move raw Ethernet
+ * frames with non-blocking reads and writes.
  *
  * Opening never creates an interface (its addresses, bridge and firewall are the operator's
  * business), and every way opening can fail is reported as a one-line TapError that says what

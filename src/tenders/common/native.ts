@@ -1,6 +1,7 @@
 /**
- * Loader for the `atoll_native` N-API addon (native/atoll_native.c), which gives the `node`
- * tender the Linux calls Node lacks: attaching to a TAP device and polling raw fds.
+ * Loader for the `atoll_native` N-API addon (native/atoll_native.c), which gives the tenders and
+ * the user-mode gateway the Linux calls Node lacks: attaching to a TAP device, polling raw fds,
+ * the user-mode link's socketpair.
  *
  * The addon lives under the package root's build/Release/ (see src/host/package-root.ts).
  */

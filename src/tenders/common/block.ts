@@ -1,11 +1,8 @@
-/** Block devices backed by host files, for the node and spt tenders. */
+/** Block devices backed by host files, for every tender. */
 import { closeSync, fstatSync, openSync, readSync, writeSync, fsyncSync } from "node:fs";
+import { TenderError } from "./errors.ts";
 
 export const BLOCK_SIZE = 512;
-
-export class TenderError extends Error {
-  override readonly name = "TenderError";
-}
 
 export class FileBlockDevice {
   /**
