@@ -123,7 +123,7 @@ describe("what a user sees, on each tender", () => {
       const result = atoll(["run", thrower, "--tender", tender]);
       assert.equal(result.status, 255, result.stderr);
       assert.match(result.stdout, /^Error: from main\.ts\n\s+at fail \(src\/main\.ts:2:9\)\n\s+at main \(src\/main\.ts:6:5\)\n/);
-      assert.match(result.stderr, /^atoll: appliance 'thrower' aborted: Error: from main\.ts\n\s+at fail \(src\/main\.ts:2:9\)\n\s+at main \(src\/main\.ts:10:3\)\n\s+at atoll\/lib\/runtime\/boot\.ts:\d+:\d+/);
+      assert.match(result.stderr, /^atoll: appliance 'thrower' aborted: Error: from main\.ts\n\s+at fail \(src\/main\.ts:2:9\)\n\s+at main \(src\/main\.ts:10:3\)\n\s+at atoll\/lib\/boot\/index\.ts:\d+:\d+/);
       assert.doesNotMatch(result.stdout + result.stderr, /image\.js/);
     });
 
