@@ -32,7 +32,7 @@ import { serveHttpConnection, type FetchHandler } from "../src/lib/http/server.t
 import { serveStatic } from "../src/lib/http/static.ts";
 import { createFlowPair, type MemoryFlow } from "../src/lib/http/testing.ts";
 import type { HttpTimers } from "../src/lib/http/connection.ts";
-import * as logs from "../src/lib/logs/index.ts";
+import * as logs from "atoll/logs";
 import { Request } from "../src/lib/web/request.ts";
 import { Response } from "../src/lib/web/response.ts";
 import { withEcho } from "../examples/website/src/main.ts";

@@ -18,9 +18,9 @@
  * long runs). Same seed, same frames, same result: a failure at frame k reproduces with
  * `npm run fuzz -- --seed S --frames k+1`.
  */
-import { NetError, RECEIVE_DROP_COUNTERS, STACK_LAYERS, type NetLogFactory, type Stack, type StackCounters, type UdpSocket } from "../../src/lib/net/index.ts";
+import { NetError, RECEIVE_DROP_COUNTERS, STACK_LAYERS, type NetLogFactory, type Stack, type StackCounters, type UdpSocket } from "atoll/net";
 import { SeededRandom, type VirtualClock, type VirtualPort } from "../../src/lib/net/testing/virtual-link.ts";
-import { EtherType, IpProtocol, Ipv4Address } from "../../src/lib/wire/index.ts";
+import { EtherType, IpProtocol, Ipv4Address } from "atoll/wire";
 import { FrameGenerator, type GeneratedFrame } from "./generator.ts";
 import { CLOSED_PORT, CONFIG, ECHO_PORT, ip, MTU, OFF_LINK, OUR_MAC, OURS, PEERS, peerAddress, QUEUE_PORT, READ_PORT, SUBNET_BROADCAST } from "./host.ts";
 import { FrameMutator, type Mutation } from "./mutator.ts";

@@ -6,7 +6,7 @@
  * frames mirrored or looped back). test/fuzz/mutator.ts damages most of them.
  */
 import { ethernetFrame, arpPacket, icmpMessage, ipv4Packet, udpDatagram, type SeededRandom } from "../../src/lib/net/testing/virtual-link.ts";
-import { ArpRepr, EtherType, EthernetRepr, finishChecksum, IpProtocol, Ipv4Address, Ipv4Packet, Ipv4Repr, MacAddress, sumBytes, WireError } from "../../src/lib/wire/index.ts";
+import { ArpRepr, EtherType, EthernetRepr, finishChecksum, IpProtocol, Ipv4Address, Ipv4Packet, Ipv4Repr, MacAddress, sumBytes, WireError } from "atoll/wire";
 import { CONFIG, ECHO_PORT, GATEWAY, ip, OUR_MAC, OURS, PEERS, peerAddress, peerMac, QUEUE_PORT, READ_PORT, CLOSED_PORT, SUBNET_BROADCAST, type SentFrames } from "./host.ts";
 
 /** A valid frame and the probability that the fuzzer mutates it before feeding it. */

@@ -3,8 +3,8 @@
  * and the ports its UDP sockets listen on. Addresses from 198.18.0.0/15 (RFC 2544), as everywhere
  * in Atoll's tests. Shared by the generator, the mutator, the oracle and the fuzzer.
  */
-import { parseIpv4Config, type Ipv4Config } from "../../src/lib/net/index.ts";
-import { Ipv4Address, MacAddress } from "../../src/lib/wire/address.ts";
+import { parseIpv4Config, type Ipv4Config } from "atoll/net";
+import { Ipv4Address, MacAddress } from "atoll/wire/address";
 
 export function ip(a: number, b: number, c: number, d: number): Ipv4Address {
   return Ipv4Address.fromOctets(a, b, c, d);

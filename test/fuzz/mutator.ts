@@ -6,7 +6,7 @@
  * that the damage gets past them to the layers above.
  */
 import type { SeededRandom } from "../../src/lib/net/testing/virtual-link.ts";
-import { EtherType, finishChecksum, IpProtocol, Ipv4Address, Ipv4Packet, MacAddress, sumBytes, UdpPacket, WireError } from "../../src/lib/wire/index.ts";
+import { EtherType, finishChecksum, IpProtocol, Ipv4Address, Ipv4Packet, MacAddress, sumBytes, UdpPacket, WireError } from "atoll/wire";
 import { CLOSED_PORT, ECHO_PORT, GATEWAY, ip, MAX_FRAME, NETWORK, OFF_LINK, OUR_MAC, OURS, peerAddress, peerMac, QUEUE_PORT, READ_PORT, SUBNET_BROADCAST } from "./host.ts";
 
 const INTERESTING_8 = [0, 1, 2, 4, 5, 6, 8, 15, 0x40, 0x45, 0x46, 0x4f, 0x7f, 0x80, 0xfe, 0xff];

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { ethernetFrame, icmpMessage, ipv4Packet, SeededRandom, udpDatagram } from "../../src/lib/net/testing/virtual-link.ts";
-import { EtherType, IpProtocol, MacAddress } from "../../src/lib/wire/index.ts";
+import { EtherType, IpProtocol, MacAddress } from "atoll/wire";
 import { FrameGenerator, type GeneratedFrame } from "./generator.ts";
 import { ip, MAX_FRAME, OUR_MAC, OURS, peerAddress, peerMac } from "./host.ts";
 import { FrameMutator } from "./mutator.ts";

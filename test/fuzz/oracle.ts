@@ -8,8 +8,8 @@
  * - The receive counters balance (`unbalancedCounters` is empty), `ethernet.rxFrames` equals the
  *   frames fed, and the state stays within the configured limits (counterProblem).
  */
-import { DEFAULT_ARP_LIMITS, DEFAULT_IPV4_LIMITS, unbalancedCounters, type StackCounters } from "../../src/lib/net/index.ts";
-import { ArpRepr, checksumVerifies, EtherType, EthernetRepr, Icmpv4Repr, IpProtocol, Ipv4Address, Ipv4Repr, ipv4PseudoHeaderSum, MacAddress, sumBytes, UdpPacket, WireError } from "../../src/lib/wire/index.ts";
+import { DEFAULT_ARP_LIMITS, DEFAULT_IPV4_LIMITS, unbalancedCounters, type StackCounters } from "atoll/net";
+import { ArpRepr, checksumVerifies, EtherType, EthernetRepr, Icmpv4Repr, IpProtocol, Ipv4Address, Ipv4Repr, ipv4PseudoHeaderSum, MacAddress, sumBytes, UdpPacket, WireError } from "atoll/wire";
 import { CONFIG, MTU, OUR_MAC, OURS } from "./host.ts";
 
 export class SentFrameOracle {

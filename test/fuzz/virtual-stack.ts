@@ -4,9 +4,9 @@
  * (test/fuzz/fuzzer.ts), the receive-path tests (test/net/unit/fuzz.test.ts, test/net/fuzz-frames.test.ts)
  * and the model of the bad-input battery (test/net/linux/fixtures/battery.ts).
  */
-import { createStack, parseIpv4Config, type Ipv4Config, type NetLogFactory, type Stack } from "../../src/lib/net/index.ts";
+import { createStack, parseIpv4Config, type Ipv4Config, type NetLogFactory, type Stack } from "atoll/net";
 import { VirtualClock, VirtualLink, seededRandomSource, type VirtualPort } from "../../src/lib/net/testing/virtual-link.ts";
-import type { MacAddress } from "../../src/lib/wire/address.ts";
+import type { MacAddress } from "atoll/wire/address";
 
 export interface VirtualStackOptions {
   /** The stack's address ("198.18.0.2/24@198.18.0.1" or parsed); undefined: none (as before DHCP). */

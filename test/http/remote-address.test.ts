@@ -8,7 +8,7 @@ import { serveHttpConnection, type ByteFlow, type HttpLogger } from "../../src/l
 import { latin1Decode, latin1Encode } from "../../src/lib/http/syntax.ts";
 import { createFlowPair, ManualTimers } from "../../src/lib/http/testing.ts";
 import { Response } from "../../src/lib/web/response.ts";
-import { Ipv4Address } from "../../src/lib/wire/address.ts";
+import { Ipv4Address } from "atoll/wire/address";
 
 test("a numeric (Ipv4Address) remote address is logged and handed to handlers as a dotted quad", async () => {
   const [client, server] = createFlowPair();

@@ -12,9 +12,9 @@ import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { dropSummary, runFuzz } from "../fuzz/fuzzer.ts";
 import { virtualStack } from "../fuzz/virtual-stack.ts";
-import { RECEIVE_DROP_COUNTERS, STACK_LAYERS } from "../../src/lib/net/index.ts";
+import { RECEIVE_DROP_COUNTERS, STACK_LAYERS } from "atoll/net";
 import { ethernetFrame, ipv4Packet, udpDatagram } from "../../src/lib/net/testing/virtual-link.ts";
-import { EtherType, IpProtocol, Ipv4Address, MacAddress } from "../../src/lib/wire/index.ts";
+import { EtherType, IpProtocol, Ipv4Address, MacAddress } from "atoll/wire";
 
 /** The address of the regression tests' stacks (198.18.0.2/24). */
 const OURS = Ipv4Address.fromOctets(198, 18, 0, 2);

@@ -11,7 +11,7 @@ import { Status, type Base, type NetFrameMeta, type NetInfo } from "../../src/ab
 import type { HostNetBackend } from "../../src/tenders/common/devices.ts";
 import { PcapWriter } from "../../src/tenders/common/pcap.ts";
 import { testNodeBase } from "../helpers/node-base.ts";
-import { Ipv4Address, MacAddress } from "../../src/lib/wire/address.ts";
+import { Ipv4Address, MacAddress } from "atoll/wire/address";
 import { ETHERNET_HEADER_LENGTH, EtherType, EthernetRepr } from "../../src/lib/wire/ethernet.ts";
 import { IPV4_MIN_HEADER_LENGTH, IpProtocol, Ipv4Repr } from "../../src/lib/wire/ipv4.ts";
 import { TcpFlag, TcpOptions, emitTcpHeader } from "../../src/lib/wire/tcp.ts";

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
-import { Ipv4Address, Ipv4Cidr, MacAddress, WireError } from "../../src/lib/wire/index.ts";
+import { Ipv4Address, Ipv4Cidr, MacAddress, WireError } from "atoll/wire";
 import { assertParsed, assertWireError, ipv4Address, macAddress } from "./fixtures/support.ts";
 
 function ip(text: string): Ipv4Address {

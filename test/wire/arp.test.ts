@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
-import { ArpPacket, ArpRepr, EthernetFrame, Ipv4Address, MacAddress } from "../../src/lib/wire/index.ts";
+import { ArpPacket, ArpRepr, EthernetFrame, Ipv4Address, MacAddress } from "atoll/wire";
 import { ARP_REQUEST_FRAME } from "./fixtures/captures.ts";
 import { assertParsed, assertReprOrWireError, assertWireError, guarded, hex, ipv4Address, macAddress, mutatedInputs } from "./fixtures/support.ts";
 

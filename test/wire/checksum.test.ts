@@ -9,7 +9,7 @@ import {
   Ipv4Address,
   ipv4PseudoHeaderSum,
   sumBytes,
-} from "../../src/lib/wire/index.ts";
+} from "atoll/wire";
 import { hex, ipv4Address } from "./fixtures/support.ts";
 
 /** RFC 1071 read literally: one word at a time, folding after every addition. */

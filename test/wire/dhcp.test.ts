@@ -9,7 +9,7 @@ import {
   Ipv4Address,
   MacAddress,
   WireError,
-} from "../../src/lib/wire/index.ts";
+} from "atoll/wire";
 import { DHCP_DISCOVER } from "./fixtures/captures.ts";
 import {
   assertParsed,

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
-import { EtherType, EthernetFrame, EthernetRepr, MacAddress, WireError } from "../../src/lib/wire/index.ts";
+import { EtherType, EthernetFrame, EthernetRepr, MacAddress, WireError } from "atoll/wire";
 import { PING_FRAME } from "./fixtures/captures.ts";
 import { assertParsed, assertReprOrWireError, assertWireError, guarded, hex, macAddress, mutatedInputs, u16 } from "./fixtures/support.ts";
 

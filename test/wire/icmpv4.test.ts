@@ -11,7 +11,7 @@ import {
   Ipv4Packet,
   IpProtocol,
   WireError,
-} from "../../src/lib/wire/index.ts";
+} from "atoll/wire";
 import { PING_FRAME, PORT_UNREACHABLE_FRAME, UDP_NO_CHECKSUM_FRAME } from "./fixtures/captures.ts";
 import {
   assertParsed,

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
-import { EthernetFrame, Ipv4Address, Ipv4Packet, Ipv4Repr, IpProtocol, WireError } from "../../src/lib/wire/index.ts";
+import { EthernetFrame, Ipv4Address, Ipv4Packet, Ipv4Repr, IpProtocol, WireError } from "atoll/wire";
 import { PING_FRAME, PORT_UNREACHABLE_FRAME, UDP_FRAME } from "./fixtures/captures.ts";
 import {
   assertParsed,

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
-import { Ipv4Address, PROXY_V2_FIXED_LENGTH, PROXY_V2_SIGNATURE, ProxyHeaderPacket, ProxyHeaderRepr, WireError, type ProxyHeaderRepr as Header } from "../../src/lib/wire/index.ts";
+import { Ipv4Address, PROXY_V2_FIXED_LENGTH, PROXY_V2_SIGNATURE, ProxyHeaderPacket, ProxyHeaderRepr, WireError, type ProxyHeaderRepr as Header } from "atoll/wire";
 
 const u16 = fc.integer({ min: 0, max: 0xffff });
 const address = fc.integer({ min: 0, max: 0xffff_ffff }).map((value) => Ipv4Address.fromNumber(value));

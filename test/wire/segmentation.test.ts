@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
-import { Ipv4Address, MacAddress } from "../../src/lib/wire/address.ts";
+import { Ipv4Address, MacAddress } from "atoll/wire/address";
 import { ETHERNET_HEADER_LENGTH, EtherType, EthernetRepr } from "../../src/lib/wire/ethernet.ts";
 import { WireError } from "../../src/lib/wire/error.ts";
 import { IPV4_MIN_HEADER_LENGTH, IpProtocol, Ipv4Repr } from "../../src/lib/wire/ipv4.ts";

@@ -10,7 +10,7 @@ import {
   UdpPacket,
   UdpRepr,
   WireError,
-} from "../../src/lib/wire/index.ts";
+} from "atoll/wire";
 import { UDP_FRAME, UDP_NO_CHECKSUM_FRAME } from "./fixtures/captures.ts";
 import {
   assertParsed,

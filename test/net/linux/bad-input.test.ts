@@ -21,9 +21,9 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Netns } from "../../helpers/netns.ts";
-import { EtherType, IpProtocol, MacAddress, WireError } from "../../../src/lib/wire/index.ts";
+import { EtherType, IpProtocol, MacAddress, WireError } from "atoll/wire";
 import { ethernetFrame, ipv4Packet, udpDatagram } from "../../../src/lib/net/testing/virtual-link.ts";
-import type { StackCounters } from "../../../src/lib/net/index.ts";
+import type { StackCounters } from "atoll/net";
 import { buildBattery, counter, CRAFTED_MAC, dropKeys, expectedChanges, frameCount, OURS, writeFrames, type Phase } from "./fixtures/battery.ts";
 import {
   APPLIANCE_ADDRESS,

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
-import { Ipv4Address } from "../../../src/lib/wire/address.ts";
+import { Ipv4Address } from "atoll/wire/address";
 import { TcpFlag, TcpOptions, TcpPacket, TcpRepr } from "../../../src/lib/wire/tcp.ts";
 import type { TcpConnection } from "../../../src/lib/net/tcp/connection.ts";
 import type { TcpCounters } from "../../../src/lib/net/tcp/counters.ts";

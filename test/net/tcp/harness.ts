@@ -5,7 +5,7 @@
  */
 import { createHash } from "node:crypto";
 import { setImmediate } from "node:timers/promises";
-import { createStack, parseIpv4Config, type Stack } from "../../../src/lib/net/index.ts";
+import { createStack, parseIpv4Config, type Stack } from "atoll/net";
 import { attachTcp, type AttachTcpOptions } from "../../../src/lib/net/tcp/socket.ts";
 import type { TcpLayer } from "../../../src/lib/net/tcp/layer.ts";
 import type { TcpFlow } from "../../../src/lib/net/tcp/flow.ts";
@@ -20,7 +20,7 @@ import {
   type Impairments,
   type VirtualPort,
 } from "../../../src/lib/net/testing/virtual-link.ts";
-import { EtherType, Ipv4Address, IpProtocol, Ipv4Repr, WireError } from "../../../src/lib/wire/index.ts";
+import { EtherType, Ipv4Address, IpProtocol, Ipv4Repr, WireError } from "atoll/wire";
 import { TcpRepr } from "../../../src/lib/wire/tcp.ts";
 import type { NetLogFactory } from "../../../src/lib/net/ethernet.ts";
 

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { TcpFlag, type TcpRepr } from "../../../src/lib/wire/tcp.ts";
-import type { Ipv4Address } from "../../../src/lib/wire/address.ts";
+import type { Ipv4Address } from "atoll/wire/address";
 import { NetError } from "../../../src/lib/net/ipv4.ts";
 import type { TcpFlow } from "../../../src/lib/net/tcp/flow.ts";
 import { seqAdd } from "../../../src/lib/net/tcp/seq.ts";

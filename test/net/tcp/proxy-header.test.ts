@@ -7,10 +7,10 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { boot } from "../../../src/lib/boot/index.ts";
-import { openStack } from "../../../src/lib/net/index.ts";
+import { openStack } from "atoll/net";
 import { PROXY_HEADER_TIMEOUT_MS, ProxyHeaderReader } from "../../../src/lib/net/tcp/proxy-header.ts";
 import type { TcpFlow } from "../../../src/lib/net/tcp/flow.ts";
-import { Ipv4Address, ProxyHeaderRepr, type ProxyHeaderRepr as Header } from "../../../src/lib/wire/index.ts";
+import { Ipv4Address, ProxyHeaderRepr, type ProxyHeaderRepr as Header } from "atoll/wire";
 import { FakeBase } from "../../helpers/fake-base.ts";
 import { ip, patternBytes, TcpNetwork } from "./harness.ts";
 

@@ -7,13 +7,13 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { describe, it } from "node:test";
-import { createStack, parseIpv4Config, type Stack } from "../../../src/lib/net/index.ts";
+import { createStack, parseIpv4Config, type Stack } from "atoll/net";
 import { attachTcp } from "../../../src/lib/net/tcp/socket.ts";
 import { TcpError } from "../../../src/lib/net/tcp/error.ts";
 import type { TcpFlow } from "../../../src/lib/net/tcp/flow.ts";
 import { seededRandomSource, VirtualClock, VirtualLink } from "../../../src/lib/net/testing/virtual-link.ts";
 import { ArpRepr } from "../../../src/lib/wire/arp.ts";
-import { Ipv4Address, MacAddress } from "../../../src/lib/wire/address.ts";
+import { Ipv4Address, MacAddress } from "atoll/wire/address";
 import { ETHERNET_HEADER_LENGTH, EtherType } from "../../../src/lib/wire/ethernet.ts";
 import { WireError } from "../../../src/lib/wire/error.ts";
 import { TcpNetwork, ip, patternBytes, silentLog, type TcpHost } from "./harness.ts";

@@ -9,7 +9,7 @@ import { Icmpv4Repr } from "../../../src/lib/wire/icmpv4.ts";
 import { IPV4_MIN_HEADER_LENGTH, IpProtocol, Ipv4Repr } from "../../../src/lib/wire/ipv4.ts";
 import { TcpFlag, TcpRepr } from "../../../src/lib/wire/tcp.ts";
 import { EtherType } from "../../../src/lib/wire/ethernet.ts";
-import { Ipv4Address } from "../../../src/lib/wire/address.ts";
+import { Ipv4Address } from "atoll/wire/address";
 import { ethernetFrame } from "../../../src/lib/net/testing/virtual-link.ts";
 import type { TcpFlow } from "../../../src/lib/net/tcp/flow.ts";
 import { TcpError } from "../../../src/lib/net/tcp/error.ts";

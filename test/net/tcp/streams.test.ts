@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { describe, it } from "node:test";
-import { readableOf, writableOf } from "../../../src/lib/net/tcp/streams.ts";
+import { readableOf, writableOf } from "atoll/net/tcp/streams";
 import { TcpError } from "../../../src/lib/net/tcp/error.ts";
 import type { TcpFlow } from "../../../src/lib/net/tcp/flow.ts";
 import { TcpNetwork, patternBytes } from "./harness.ts";

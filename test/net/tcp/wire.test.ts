@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
-import { Ipv4Address } from "../../../src/lib/wire/address.ts";
+import { Ipv4Address } from "atoll/wire/address";
 import { WireError } from "../../../src/lib/wire/error.ts";
 import {
   TCP_HEADER_LENGTH,

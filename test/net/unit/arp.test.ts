@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { unbalancedCounters, UdpSocketError, type Stack } from "../../../src/lib/net/index.ts";
+import { unbalancedCounters, UdpSocketError, type Stack } from "atoll/net";
 import { arpPacket, ethernetFrame } from "../../../src/lib/net/testing/virtual-link.ts";
-import { ArpRepr, EtherType, EthernetFrame, EthernetRepr, Ipv4Address, MacAddress, WireError } from "../../../src/lib/wire/index.ts";
+import { ArpRepr, EtherType, EthernetFrame, EthernetRepr, Ipv4Address, MacAddress, WireError } from "atoll/wire";
 import { config, ip, TestNetwork } from "./network.ts";
 
 interface ArpSeen {

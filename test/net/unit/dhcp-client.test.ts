@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
-import { Logger, type Message } from "../../../src/lib/logs/index.ts";
+import { Logger, type Message } from "atoll/logs";
 import { DhcpClient, type DhcpClientState, type DhcpLease } from "../../../src/lib/net/dhcp-client.ts";
-import { Ipv4Address, Ipv4Cidr, MacAddress } from "../../../src/lib/wire/address.ts";
+import { Ipv4Address, Ipv4Cidr, MacAddress } from "atoll/wire/address";
 import { DhcpRepr } from "../../../src/lib/wire/dhcp.ts";
 import { assertParsed, mutatedInputs } from "../../wire/fixtures/support.ts";
 import { encodeDhcp, FakeDhcpServer, ip, seededRandom, VirtualTimers } from "./dhcp-fake-server.ts";

@@ -3,7 +3,7 @@
  * fake DHCP server that builds the replies a cooperative server would send (and variations).
  */
 import type { RandomSource, TimerHandle, Timers } from "../../../src/lib/net/types.ts";
-import { Ipv4Address } from "../../../src/lib/wire/address.ts";
+import { Ipv4Address } from "atoll/wire/address";
 import { DhcpRepr } from "../../../src/lib/wire/dhcp.ts";
 
 interface PendingTimer {

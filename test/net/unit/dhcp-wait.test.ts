@@ -5,10 +5,10 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { sleep } from "../../../src/lib/index.ts";
-import { DHCP_WAIT_FIRST_WARNING_MS, DHCP_WAIT_MAX_WARNING_GAP_MS, openStack } from "../../../src/lib/net/index.ts";
+import { sleep } from "atoll";
+import { DHCP_WAIT_FIRST_WARNING_MS, DHCP_WAIT_MAX_WARNING_GAP_MS, openStack } from "atoll/net";
 import { boot } from "../../../src/lib/boot/index.ts";
-import { DhcpRepr, Ipv4Repr, IpProtocol, UdpRepr, WireError } from "../../../src/lib/wire/index.ts";
+import { DhcpRepr, Ipv4Repr, IpProtocol, UdpRepr, WireError } from "atoll/wire";
 import { FakeBase, type FakeNet } from "../../helpers/fake-base.ts";
 
 /** Virtual times (ms since the first DISCOVER) at which DISCOVERs left the device. */

@@ -8,7 +8,7 @@ import {
   type Stack,
   type StackCounters,
   type StackLayer,
-} from "../../../src/lib/net/index.ts";
+} from "atoll/net";
 import {
   RecordingLog,
   SeededRandom,
@@ -20,7 +20,7 @@ import {
   type VirtualClock,
   type VirtualPort,
 } from "../../../src/lib/net/testing/virtual-link.ts";
-import { EtherType, IpProtocol, Ipv4Address, Ipv4Packet, MacAddress, WireError, type ArpRepr } from "../../../src/lib/wire/index.ts";
+import { EtherType, IpProtocol, Ipv4Address, Ipv4Packet, MacAddress, WireError, type ArpRepr } from "atoll/wire";
 import { virtualStack } from "../../fuzz/virtual-stack.ts";
 import { config, ip } from "./network.ts";
 

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { NetError, unbalancedCounters, type UdpSocketError } from "../../../src/lib/net/index.ts";
+import { NetError, unbalancedCounters, type UdpSocketError } from "atoll/net";
 import { ethernetFrame, icmpMessage, ipv4Packet, udpDatagram } from "../../../src/lib/net/testing/virtual-link.ts";
-import { EtherType, EthernetRepr, Icmpv4Repr, IpProtocol, Ipv4Address, Ipv4Repr, MacAddress, WireError } from "../../../src/lib/wire/index.ts";
+import { EtherType, EthernetRepr, Icmpv4Repr, IpProtocol, Ipv4Address, Ipv4Repr, MacAddress, WireError } from "atoll/wire";
 import { ip, TestNetwork } from "./network.ts";
 
 class IcmpNetwork extends TestNetwork {

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
-import { NetError, unbalancedCounters, type UdpSocketError } from "../../../src/lib/net/index.ts";
+import { NetError, unbalancedCounters, type UdpSocketError } from "atoll/net";
 import { ethernetFrame, ipv4Packet, udpDatagram } from "../../../src/lib/net/testing/virtual-link.ts";
-import { ArpRepr, EtherType, EthernetRepr, IpProtocol, Ipv4Address, Ipv4Packet, Ipv4Repr, MacAddress, WireError } from "../../../src/lib/wire/index.ts";
+import { ArpRepr, EtherType, EthernetRepr, IpProtocol, Ipv4Address, Ipv4Packet, Ipv4Repr, MacAddress, WireError } from "atoll/wire";
 import { ip, TestNetwork, type Host } from "./network.ts";
 
 /** A raw station on the link: crafted frames go straight to `to`, bypassing impairments. */

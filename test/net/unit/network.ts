@@ -1,5 +1,5 @@
 // Shared helpers of the network stack's unit tests: address parsing and a virtual link with stacks on it.
-import { createStack, parseIpv4Config, type Ipv4Config, type Stack, type StackLimits } from "../../../src/lib/net/index.ts";
+import { createStack, parseIpv4Config, type Ipv4Config, type Stack, type StackLimits } from "atoll/net";
 import {
   RecordingLog,
   VirtualClock,
@@ -8,7 +8,7 @@ import {
   type VirtualLinkOptions,
   type VirtualPort,
 } from "../../../src/lib/net/testing/virtual-link.ts";
-import { Ipv4Address, WireError } from "../../../src/lib/wire/index.ts";
+import { Ipv4Address, WireError } from "atoll/wire";
 
 export function ip(text: string): Ipv4Address {
   const address = Ipv4Address.parse(text);

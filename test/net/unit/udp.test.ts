@@ -10,7 +10,7 @@ import {
   unbalancedCounters,
   UDP_MAX_PAYLOAD,
   type UdpDatagram,
-} from "../../../src/lib/net/index.ts";
+} from "atoll/net";
 import { ethernetFrame, ipv4Packet, udpDatagram } from "../../../src/lib/net/testing/virtual-link.ts";
 import {
   ArpRepr,
@@ -24,7 +24,7 @@ import {
   UdpPacket,
   UdpRepr,
   WireError,
-} from "../../../src/lib/wire/index.ts";
+} from "atoll/wire";
 import { FakeBase } from "../../helpers/fake-base.ts";
 import { ip, TestNetwork } from "./network.ts";
 

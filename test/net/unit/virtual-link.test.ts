@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
-import { createStack, parseIpv4Config, type Counters } from "../../../src/lib/net/index.ts";
+import { createStack, parseIpv4Config, type Counters } from "atoll/net";
 import { RecordingLog, SeededRandom, VirtualClock, VirtualLink, ethernetFrame, seededRandomSource } from "../../../src/lib/net/testing/virtual-link.ts";
-import { EtherType, MacAddress } from "../../../src/lib/wire/index.ts";
+import { EtherType, MacAddress } from "atoll/wire";
 
 function frame(to: MacAddress, from: MacAddress, marker: number, length = 64): Uint8Array {
   const payload = new Uint8Array(length - 14);

@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { describe, test } from "node:test";
 
 import { ProxyHeaderRepr, type ProxyHeaderRepr as Header } from "../../../src/lib/wire/proxy-protocol.ts";
-import { Ipv4Address } from "../../../src/lib/wire/address.ts";
+import { Ipv4Address } from "atoll/wire/address";
 import { ATOLL, atoll, exampleImage, ROOT } from "../../helpers/cli.ts";
 import { freePort } from "../../helpers/published.ts";
 

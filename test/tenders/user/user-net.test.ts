@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { connect, createServer, type Server } from "node:net";
 import { describe, test } from "node:test";
 
-import { Ipv4Address, Ipv4Cidr, MacAddress } from "../../../src/lib/wire/address.ts";
+import { Ipv4Address, Ipv4Cidr, MacAddress } from "atoll/wire/address";
 import { DhcpRepr, type DhcpRepr as Dhcp } from "../../../src/lib/wire/dhcp.ts";
 import { WireError } from "../../../src/lib/wire/error.ts";
 import { NetDeviceGone } from "../../../src/tenders/common/devices.ts";
