@@ -32,6 +32,7 @@ import {
   type DeviceOptions,
 } from "../common/setup.ts";
 import { SourcePositions } from "../common/source-positions.ts";
+import { boundText, escapeLine, escapeMultiline } from "../common/terminal-text.ts";
 import { openTap } from "../common/tap.ts";
 import { createNodeBase } from "./base.ts";
 import { resolveNets } from "../user/attach.ts";
@@ -140,7 +141,7 @@ export function runImage(given: RunOptions, onTrace?: (trace: BootTrace) => void
   };
   const positions = new SourcePositions(image.manifest.name, image.sourceMap);
   const abort = (reason: string): never => {
-    if (!ended) process.stderr.write(`atoll: appliance '${image.manifest.name}' aborted: ${positions.rewrite(reason)}\n`);
+    if (!ended) process.stderr.write(`atoll: appliance '${image.manifest.name}' aborted: ${escapeMultiline(positions.rewrite(boundText(reason)))}\n`);
     return end(ABORT_EXIT_STATUS);
   };
 
@@ -181,7 +182,7 @@ export function runImage(given: RunOptions, onTrace?: (trace: BootTrace) => void
     entry = script.runInContext(context);
   } catch (error) {
     closeAll();
-    throw new TenderError(`${options.imagePath}: the image failed to load: ${positions.rewrite(summarizeError(error))}`);
+    throw new TenderError(`${options.imagePath}: the image failed to load: ${escapeLine(positions.rewrite(boundText(summarizeError(error))))}`);
   }
   trace.imageEvaluated = performance.now();
   if (!isImageEntry(entry)) {

@@ -28,6 +28,7 @@ import type { SptHooks } from "./launcher.ts";
 import { loadSptNative } from "./native.ts";
 import { CONTROL_FD, IMAGE_FD, READY_LINE, readBootPlan, type ApplianceTrace, type BootPlan } from "./plan.ts";
 import { say } from "./say.ts";
+import { boundText, escapeLine, escapeMultiline } from "../common/terminal-text.ts";
 import { createSealedAppliance } from "./sealed.ts";
 
 /** `atoll run`'s status when it could not start the appliance (as under the node tender). */
@@ -136,7 +137,7 @@ export function runApplianceStage(controlFd: number, hooks?: SptHooks): void {
   };
   const positions = new SourcePositions(plan.name, image.sourceMap);
   const abort = (reason: string): never => {
-    if (!ended) say(`atoll: appliance '${plan.name}' aborted: ${positions.rewrite(reason)}`);
+    if (!ended) say(`atoll: appliance '${plan.name}' aborted: ${escapeMultiline(positions.rewrite(boundText(reason)))}`);
     return end(ABORT_EXIT_STATUS);
   };
   const failToStart = (reason: string): never => {
@@ -208,7 +209,7 @@ export function runApplianceStage(controlFd: number, hooks?: SptHooks): void {
 
   const loaded = sealed.evaluate(script);
   const imageEvaluated = performance.now();
-  if (loaded.kind === "load-failed") failToStart(`the image failed to load: ${positions.rewrite(summarize(loaded.description))}`);
+  if (loaded.kind === "load-failed") failToStart(`the image failed to load: ${escapeLine(positions.rewrite(boundText(summarize(loaded.description))))}`);
   const started = sealed.start();
   if (started.kind === "not-an-entry") failToStart("the image's code did not evaluate to an entry with start(base): rebuild it with `atoll build`");
   if (started.kind === "start-threw") abort(`start threw: ${started.description}`);

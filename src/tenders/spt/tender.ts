@@ -15,6 +15,7 @@ import { runApplianceStage } from "./appliance.ts";
 import { launchSpt, type SptBootTrace, type SptHooks, type SptRunOptions } from "./launcher.ts";
 import { BOOT_FD_ENV, CONTROL_FD } from "./plan.ts";
 import { say } from "./say.ts";
+import { escapeLine } from "../common/terminal-text.ts";
 
 export type { SptBootTrace, SptHooks, SptRunOptions } from "./launcher.ts";
 
@@ -39,7 +40,7 @@ export async function runSpt(options: SptRunOptions, onTrace?: (trace: SptBootTr
   } catch (error) {
     // Before lockdown everything may still fail: say what, as one line, and end as a failed start.
     const reason = error instanceof Error ? error.message : String(error);
-    say(`atoll: the spt appliance process could not start the image: ${reason}`);
+    say(`atoll: the spt appliance process could not start the image: ${escapeLine(reason)}`);
     process.exit(EXIT_RUN_FAILED);
   }
 }
