@@ -1,6 +1,7 @@
 /** `atoll inspect`: what an image is, without running it. */
-import { readFileSync } from "node:fs";
+import { NotRegularFileError, readImage } from "../image/file.ts";
 import { decodeImage, ImageError } from "../image/format.ts";
+import { escapeLine, terminalSafeJson } from "../tenders/common/terminal-text.ts";
 import { flag, parseCommandLine } from "./args.ts";
 import { CommandError, UsageError } from "./errors.ts";
 
@@ -23,8 +24,11 @@ export function inspectCommand(argv: readonly string[]): void {
   if (path === undefined) throw new UsageError("atoll inspect: which image? e.g. `atoll inspect dist/hello.atoll`");
   let bytes: Buffer;
   try {
-    bytes = readFileSync(path);
+    bytes = readImage(path);
   } catch (error) {
+    if (error instanceof NotRegularFileError) throw new CommandError(`atoll inspect: ${error.message}`);
+    // The message may quote the image (a manifest's unknown field name): shown escaped.
+    if (error instanceof ImageError) throw new CommandError(`atoll inspect: ${path}: ${escapeLine(error.message)}`);
     const code = error instanceof Error && "code" in error ? String(error.code) : "";
     throw new CommandError(
       code === "ENOENT" ? `atoll inspect: image ${path} does not exist: build one with \`atoll build <appdir>\`` : `atoll inspect: cannot read ${path}: ${error instanceof Error ? error.message : String(error)}`,
@@ -34,7 +38,7 @@ export function inspectCommand(argv: readonly string[]): void {
   try {
     image = decodeImage(bytes);
   } catch (error) {
-    if (error instanceof ImageError) throw new CommandError(`atoll inspect: ${path}: ${error.message}`);
+    if (error instanceof ImageError) throw new CommandError(`atoll inspect: ${path}: ${escapeLine(error.message)}`);
     throw error;
   }
   const { manifest } = image;
@@ -52,21 +56,22 @@ export function inspectCommand(argv: readonly string[]): void {
     assetsBytes: image.assets?.length ?? 0,
   };
   if (flag(parsed, "json")) {
-    process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+    process.stdout.write(`${terminalSafeJson(JSON.stringify(summary, null, 2))}\n`);
     return;
   }
-  const list = (names: readonly string[]): string => (names.length === 0 ? "-" : names.join(", "));
+  // Every string below comes from the image: the manifest's own checks do not cover builtBy.
+  const list = (names: readonly string[]): string => (names.length === 0 ? "-" : names.map((name) => escapeLine(name)).join(", "));
   process.stdout.write(
     [
-      `name:            ${summary.name}`,
+      `name:            ${escapeLine(summary.name)}`,
       `size:            ${summary.size} bytes (code ${summary.codeBytes}${summary.assetsBytes > 0 ? `, assets ${summary.assetsBytes}` : ""})`,
       `sha256:          ${summary.sha256}`,
       `format version:  ${summary.formatVersion}`,
       `abi version:     ${summary.abiVersion}`,
       `net devices:     ${list(manifest.net)}`,
       `block devices:   ${list(manifest.block)}`,
-      `build time:      ${summary.buildTime}`,
-      `built by:        ${summary.builtBy}`,
+      `build time:      ${escapeLine(summary.buildTime)}`,
+      `built by:        ${escapeLine(summary.builtBy)}`,
       `source map:      ${summary.sourceMap ? "yes" : "no"}`,
       "",
     ].join("\n"),

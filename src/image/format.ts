@@ -95,11 +95,12 @@ interface TableEntry {
   length: number;
 }
 
-function readTable(bytes: Uint8Array, view: DataView): TableEntry[] {
+/** Reads and checks the section table; view covers at least the table, fileSize is the whole image's size. */
+function readTable(view: DataView, fileSize: number): TableEntry[] {
   const count = view.getUint32(12, true);
   if (count < 2 || count > MAX_SECTIONS) throw new ImageError(`image declares ${count} sections; a valid image has 2 to ${MAX_SECTIONS}`);
   const tableEnd = HEADER_SIZE + TABLE_ENTRY_SIZE * count;
-  const payloadEnd = bytes.length - HASH_SIZE;
+  const payloadEnd = fileSize - HASH_SIZE;
   if (tableEnd > payloadEnd) throw new ImageError("image is truncated: its section table runs past the end of the file");
   const entries: TableEntry[] = [];
   let expectedOffset = tableEnd;
@@ -108,7 +109,7 @@ function readTable(bytes: Uint8Array, view: DataView): TableEntry[] {
     const offset = Number(view.getBigUint64(at + 8, true));
     const length = Number(view.getBigUint64(at + 16, true));
     if (offset !== expectedOffset || offset + length > payloadEnd) {
-      throw new ImageError(`image section ${index} lies outside the file (offset ${offset}, length ${length}, file ${bytes.length} bytes)`);
+      throw new ImageError(`image section ${index} lies outside the file (offset ${offset}, length ${length}, file ${fileSize} bytes)`);
     }
     expectedOffset = offset + length;
     entries.push({ kind: view.getUint32(at, true), flags: view.getUint32(at + 4, true), offset, length });
@@ -117,12 +118,46 @@ function readTable(bytes: Uint8Array, view: DataView): TableEntry[] {
   return entries;
 }
 
-/** Checks the hash, version and structure of an image and returns its contents. Throws ImageError with a one-line reason. */
-export function decodeImage(bytes: Uint8Array): Image {
-  const minimum = HEADER_SIZE + HASH_SIZE;
+/** The most of an image's start that checkImagePrefix needs: the header and the longest section table. */
+export const IMAGE_PREFIX_SIZE = HEADER_SIZE + TABLE_ENTRY_SIZE * MAX_SECTIONS;
+
+function checkMagic(bytes: Uint8Array): void {
   if (bytes.length < 8 || String.fromCharCode(...bytes.subarray(0, 8)) !== IMAGE_MAGIC) {
     throw new ImageError("not an Atoll image (bad magic): build one with `atoll build`");
   }
+}
+
+/**
+ * What can be checked of a file from its first bytes and its size, before reading the rest: the
+ * magic, the minimum size and the section table against the size. A reader calls it with the
+ * file's first min(size, IMAGE_PREFIX_SIZE) bytes, so that a huge or endless file that is no
+ * image costs a few hundred bytes, not its size. Throws ImageError with a one-line reason.
+ */
+export function checkImagePrefix(prefix: Uint8Array, fileSize: number): void {
+  checkMagic(prefix);
+  const minimum = HEADER_SIZE + HASH_SIZE;
+  if (fileSize < minimum) throw new ImageError(`image is truncated: ${fileSize} bytes, less than the ${minimum}-byte minimum`);
+  const view = new DataView(prefix.buffer, prefix.byteOffset, prefix.byteLength);
+  const count = view.getUint32(12, true);
+  // A table longer than the prefix is refused by readTable's count check before it is read.
+  if (count >= 2 && count <= MAX_SECTIONS && prefix.length < Math.min(fileSize, HEADER_SIZE + TABLE_ENTRY_SIZE * count)) {
+    throw new ImageError("image is truncated: its section table runs past the end of the file");
+  }
+  try {
+    readTable(view, fileSize);
+  } catch (error) {
+    // The common case is a partial copy: say so in the words decodeImage uses for it.
+    if (error instanceof ImageError && /truncated|outside the file/.test(error.message)) {
+      throw new ImageError(`image is corrupt: its section table does not fit its ${fileSize} bytes (it looks truncated); rebuild it with \`atoll build\` or copy it again`);
+    }
+    throw error;
+  }
+}
+
+/** Checks the hash, version and structure of an image and returns its contents. Throws ImageError with a one-line reason. */
+export function decodeImage(bytes: Uint8Array): Image {
+  const minimum = HEADER_SIZE + HASH_SIZE;
+  checkMagic(bytes);
   if (bytes.length < minimum) throw new ImageError(`image is truncated: ${bytes.length} bytes, less than the ${minimum}-byte minimum`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const stored = Buffer.from(bytes.subarray(bytes.length - HASH_SIZE)).toString("hex");
@@ -131,7 +166,7 @@ export function decodeImage(bytes: Uint8Array): Image {
     // Say "truncated" when the table (if intact) shows the file is shorter than it claims: the common case of a partial copy.
     let hint = "";
     try {
-      readTable(bytes, view);
+      readTable(view, bytes.length);
     } catch (error) {
       if (error instanceof ImageError && /truncated|outside the file/.test(error.message)) hint = " (it looks truncated)";
     }
@@ -144,7 +179,7 @@ export function decodeImage(bytes: Uint8Array): Image {
     );
   }
   const found = new Map<number, Uint8Array>();
-  for (const entry of readTable(bytes, view)) {
+  for (const entry of readTable(view, bytes.length)) {
     const known = Object.values(SectionKind).some((kind) => kind === entry.kind);
     if (!known) {
       if ((entry.flags & FLAG_OPTIONAL) !== 0) continue;

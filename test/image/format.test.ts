@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import fc from "fast-check";
-import { decodeImage, encodeImage, ImageError, IMAGE_FORMAT_VERSION, type ImageContents } from "../../src/image/format.ts";
+import { checkImagePrefix, decodeImage, encodeImage, ImageError, IMAGE_FORMAT_VERSION, IMAGE_PREFIX_SIZE, type ImageContents } from "../../src/image/format.ts";
 import { parseManifest, ManifestError, type Manifest } from "../../src/image/manifest.ts";
 
 const manifest: Manifest = {
@@ -123,4 +123,15 @@ test("manifest validation", () => {
 test("an image with an invalid manifest is refused naming the manifest", () => {
   const bytes = encodeImage({ ...contents, manifest: { ...manifest, name: "UPPER" } });
   expectImageError(bytes, /manifest is invalid: appliance name "UPPER"/);
+});
+
+test("checkImagePrefix refuses from the first bytes and the size, before the rest is read", () => {
+  const image = encodeImage(contents);
+  const prefix = image.subarray(0, IMAGE_PREFIX_SIZE);
+  checkImagePrefix(prefix, image.length);
+  assert.throws(() => checkImagePrefix(new Uint8Array(IMAGE_PREFIX_SIZE), 3 * 1024 ** 3), /bad magic/);
+  assert.throws(() => checkImagePrefix(prefix.subarray(0, 40), 40), /truncated: 40 bytes/);
+  // The same header on a file of another size: the table no longer ends at the hash.
+  assert.throws(() => checkImagePrefix(prefix, 3 * 1024 ** 3), /bytes between its last section and its hash/);
+  assert.throws(() => checkImagePrefix(prefix, image.length - 1), /image is corrupt: its section table does not fit its \d+ bytes \(it looks truncated\)/);
 });

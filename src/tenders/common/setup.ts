@@ -5,14 +5,16 @@
  * tender (src/tenders/spt/) share these so that both refuse the same mistakes with the same words.
  */
 import { randomBytes } from "node:crypto";
-import { mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from "node:fs";
+import { closeSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { ABI_VERSION, ETHERNET_HEADER_ROOM, type CommandLine } from "../../abi/base.ts";
+import { NotRegularFileError, openImageFd, readImage, readImageFd } from "../../image/file.ts";
 import { decodeImage, ImageError, type Image } from "../../image/format.ts";
 import { USER_GATEWAY_ADDRESS, type NetAttachment, type OffloadMode, type PortMapping } from "./attachments.ts";
 import type { HostNetBackend } from "./devices.ts";
 import { TenderError } from "./errors.ts";
+import { escapeLine } from "./terminal-text.ts";
 import { TAP_OFFLOAD_MAX_FRAME, type TapHandle } from "./tap.ts";
 
 /** Milestones of a boot, in ms since the process started (performance.now()), for bench:boot (spt adds its own). */
@@ -42,15 +44,17 @@ export interface DeviceOptions {
 }
 
 function imageFileError(path: string, error: unknown): TenderError {
+  if (error instanceof NotRegularFileError && error.kind !== "a directory") return new TenderError(error.message);
+  if (error instanceof ImageError) return new TenderError(`${path}: ${escapeLine(error.message)}`);
   const code = error instanceof Error && "code" in error ? String(error.code) : "";
   if (code === "ENOENT") return new TenderError(`image ${path} does not exist: build one with \`atoll build <appdir>\``);
-  if (code === "EISDIR") return new TenderError(`${path} is a directory without atoll.config.ts: give an .atoll image or an appliance directory`);
+  if (code === "EISDIR" || error instanceof NotRegularFileError) return new TenderError(`${path} is a directory without atoll.config.ts: give an .atoll image or an appliance directory`);
   return new TenderError(`cannot read image ${path}: ${error instanceof Error ? error.message : String(error)}`);
 }
 
 export function readImageFile(path: string): Buffer {
   try {
-    return readFileSync(path);
+    return readImage(path);
   } catch (error) {
     throw imageFileError(path, error);
   }
@@ -60,9 +64,14 @@ export function readImageFile(path: string): Buffer {
 export function openImageFile(path: string): { readonly fd: number; readonly bytes: Buffer } {
   let fd: number;
   try {
-    fd = openSync(path, "r");
-    return { fd, bytes: readFileSync(fd) };
+    fd = openImageFd(path);
   } catch (error) {
+    throw imageFileError(path, error);
+  }
+  try {
+    return { fd, bytes: readImageFd(fd) };
+  } catch (error) {
+    closeSync(fd);
     throw imageFileError(path, error);
   }
 }
@@ -71,7 +80,8 @@ export function verifyImage(path: string, bytes: Uint8Array): Image {
   try {
     return decodeImage(bytes);
   } catch (error) {
-    if (error instanceof ImageError) throw new TenderError(`${path}: ${error.message}`);
+    // The message may quote the image (a manifest's unknown field name): shown escaped.
+    if (error instanceof ImageError) throw new TenderError(`${path}: ${escapeLine(error.message)}`);
     throw error;
   }
 }
