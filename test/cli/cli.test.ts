@@ -122,6 +122,7 @@ test("run checks devices and flags against the image", () => {
     [[ping, "--net", "service=tap:waytoolonginterfacename"], /too long/],
     [[ping, "--net", "service=tap:tap0", "--pcap", "service=s.pcap,max=10"], /--pcap service=s\.pcap,max=10: max=10: not a size of at least 1024 bytes; use e\.g\. max=64K/],
     [[ping, "--net", "service=tap:tap0", "--pcap", "service=s.pcap,files=0"], /--pcap service=s\.pcap,files=0: files=0: not a file count from 1 to 1000/],
+    [[ping, "--tender", "spt", "--net", "service=tap:tap0", "--pcap", "service=s.pcap,files=17"], /--pcap service=s\.pcap,files=17: the spt tender rotates through at most 16 files; use files=16 or fewer/],
     [[ping, "--net", "service=tap:tap0", "--pcap", "service=s.pcap,rotate"], /--pcap service=s\.pcap,rotate: unknown option 'rotate'/],
   ];
   for (const [args, pattern] of cases) {

@@ -20,6 +20,11 @@ const RECORD_HEADER_BYTES = 16;
 export const DEFAULT_PCAP_MAX_BYTES = 100 * 1024 * 1024;
 const MIN_PCAP_MAX_BYTES = 1024;
 const MAX_PCAP_FILES = 1000;
+/**
+ * On spt each file of a ring is an fd the launcher opens and hands to the sealed appliance, which
+ * gets at most 64 fds in all (and two filter rules per capture fd): a ring there is kept short.
+ */
+export const SPT_MAX_PCAP_FILES = 16;
 
 /** What `--pcap <dev>=<file>[,max=<size>][,files=<n>]` asks for. */
 export interface PcapSpec {

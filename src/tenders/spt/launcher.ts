@@ -18,7 +18,7 @@ import { constants } from "node:os";
 import { ABORT_EXIT_STATUS } from "../../abi/base.ts";
 import { FileBlockDevice } from "../common/block.ts";
 import { TenderError } from "../common/errors.ts";
-import { parsePcapSpec, PCAP_OPEN_FLAGS, pcapFilePath } from "../common/pcap.ts";
+import { parsePcapSpec, PCAP_OPEN_FLAGS, pcapFilePath, SPT_MAX_PCAP_FILES } from "../common/pcap.ts";
 import { loadNative } from "../common/native.ts";
 import { checkDevices, codeCachePath, commandLine, openImageFile, randomMac, verifyImage, type BootTrace, type DeviceOptions } from "../common/setup.ts";
 import { adoptTap, openTap, type TapHandle } from "../common/tap.ts";
@@ -192,6 +192,9 @@ export async function launchSpt(given: SptRunOptions, onTrace?: (trace: SptBootT
       if (pcapValue !== undefined) {
         const spec = parsePcapSpec(pcapValue);
         if (typeof spec === "string") throw new TenderError(`--pcap ${name}=${pcapValue}: ${spec}`);
+        if (spec.files > SPT_MAX_PCAP_FILES) {
+          throw new TenderError(`--pcap ${name}=${pcapValue}: the spt tender rotates through at most ${SPT_MAX_PCAP_FILES} files; use files=${SPT_MAX_PCAP_FILES} or fewer with a larger max=<size>`);
+        }
         // The sealed appliance may open nothing: the whole ring is opened here.
         const fds: number[] = [];
         for (let index = 0; index < spec.files; index++) {
