@@ -7,6 +7,7 @@ import { CommandError, UsageError } from "./errors.ts";
 import type { RunOptions } from "../tenders/node/tender.ts";
 import { OFFLOAD_MODES, type NetAttachment, type OffloadMode, type PortMapping } from "../tenders/common/attachments.ts";
 import { parsePublish } from "../tenders/user/attach.ts";
+import { parsePcapSpec, SPT_MAX_PCAP_FILES } from "../tenders/common/pcap.ts";
 
 export const RUN_HELP = `Usage: atoll run <image|appdir> [options] [-- <appliance args>]
 
@@ -30,7 +31,11 @@ Options:
   --offload <dev>=all|checksum|none
                                (TAP, node tender) offloads the TAP may grant: checksums and
                                TCP segmentation (all, the default), checksums only, or none
-  --pcap <dev>=<file>          write every frame of net device <dev> to a pcap file
+  --pcap <dev>=<file>[,max=<size>][,files=<n>]
+                               write every frame of net device <dev> to a pcap file of at
+                               most <size> bytes (default 100M); capture stops there, or with
+                               files=<n> rotates through <file>, <file>.1 ... <file>.<n-1>
+                               (n at most 1000; 16 on spt)
   --log <level>[,<source>:<level>...]
                                log levels: quiet, error, warn, info (default), debug
   --inspect                    open the V8 inspector on 127.0.0.1:9229 (chrome://inspect)
@@ -129,6 +134,13 @@ export async function runCommand(argv: readonly string[]): Promise<void> {
   }
   const blocks = deviceMap("run", "block", stringList(parsed, "block"), "storage=disk.img");
   const pcaps = deviceMap("run", "pcap", stringList(parsed, "pcap"), "service=service.pcap");
+  for (const [device, value] of pcaps) {
+    const spec = parsePcapSpec(value);
+    if (typeof spec === "string") throw new UsageError(`atoll run: --pcap ${device}=${value}: ${spec}`);
+    if (tender === "spt" && spec.files > SPT_MAX_PCAP_FILES) {
+      throw new UsageError(`atoll run: --pcap ${device}=${value}: the spt tender rotates through at most ${SPT_MAX_PCAP_FILES} files; use files=${SPT_MAX_PCAP_FILES} or fewer with a larger max=<size>`);
+    }
+  }
   const log = stringValue(parsed, "log");
   if (log !== undefined) {
     const spec = parseLevelSpec(log);

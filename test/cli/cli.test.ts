@@ -120,6 +120,10 @@ test("run checks devices and flags against the image", () => {
     [[ping, "--tender", "spt", "--net", "service=tap:tap0", "--offload", "service=all"], /the spt tender moves plain frames only/],
     [[ping, "--net", "service=tap:atoll-none0"], /tap device 'atoll-none0' does not exist: create it with `ip tuntap add dev atoll-none0 mode tap`/],
     [[ping, "--net", "service=tap:waytoolonginterfacename"], /too long/],
+    [[ping, "--net", "service=tap:tap0", "--pcap", "service=s.pcap,max=10"], /--pcap service=s\.pcap,max=10: max=10: not a size of at least 1024 bytes; use e\.g\. max=64K/],
+    [[ping, "--net", "service=tap:tap0", "--pcap", "service=s.pcap,files=0"], /--pcap service=s\.pcap,files=0: files=0: not a file count from 1 to 1000/],
+    [[ping, "--tender", "spt", "--net", "service=tap:tap0", "--pcap", "service=s.pcap,files=17"], /--pcap service=s\.pcap,files=17: the spt tender rotates through at most 16 files; use files=16 or fewer/],
+    [[ping, "--net", "service=tap:tap0", "--pcap", "service=s.pcap,rotate"], /--pcap service=s\.pcap,rotate: unknown option 'rotate'/],
   ];
   for (const [args, pattern] of cases) {
     const result = atoll(["run", ...args]);

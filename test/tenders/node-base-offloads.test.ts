@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { Status, type Base, type NetFrameMeta, type NetInfo } from "../../src/abi/base.ts";
 import type { HostNetBackend } from "../../src/tenders/common/devices.ts";
-import { PcapWriter } from "../../src/tenders/common/pcap.ts";
+import { DEFAULT_PCAP_MAX_BYTES, PcapWriter } from "../../src/tenders/common/pcap.ts";
 import { testNodeBase } from "../helpers/node-base.ts";
 import { Ipv4Address, MacAddress } from "atoll/wire/address";
 import { ETHERNET_HEADER_LENGTH, EtherType, EthernetRepr } from "../../src/lib/wire/ethernet.ts";
@@ -175,7 +175,7 @@ test("captures hold wire frames: coalesced and segmentation-offload frames as th
   const dir = mkdtempSync(join(tmpdir(), "atoll-pcap-offload-"));
   try {
     const path = join(dir, "service.pcap");
-    const pcap = new PcapWriter(path);
+    const pcap = new PcapWriter("service", { path, maxBytes: DEFAULT_PCAP_MAX_BYTES, files: 1 });
     const backend = fakeBackend(true);
     const base = testNodeBase({ nets: [{ name: "service", mac: Uint8Array.of(2, 0, 0, 0, 0, 1), backend, pcap }] });
     acquire(base, { offloads: true });

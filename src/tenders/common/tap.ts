@@ -99,10 +99,18 @@ export function openTap(ifname: string, options: OpenTapOptions = {}): TapHandle
     native.close(fd);
     throw openError(ifname, error);
   }
-  const tap = new Tap(native, fd, ifname, mtu, vnetHeader);
-  // A vnet-header TAP starts with no offloads: plain frames until enableOffloads.
-  if (vnetHeader) native.tapSetOffload(fd, 0);
-  return tap;
+  // Offloads belong to the interface, not to the fd: a persistent TAP keeps the ones a previous
+  // tender turned on (the node tender's default is checksum offload and TSO), and Linux would go
+  // on sending partial checksums that a plain-frame reader (spt) drops as corrupt. So every open
+  // starts from none, explicitly: plain frames until enableOffloads. (TUNSETOFFLOAD 0 needs no
+  // vnet header.)
+  const status = native.tapSetOffload(fd, 0);
+  if (status < 0) {
+    native.close(fd);
+    const code = errnoName(-status);
+    throw new TapError(code, `tap device '${ifname}': turning its offloads off failed (TUNSETOFFLOAD, ${code}): check that it is a TAP made with \`ip tuntap add dev ${ifname} mode tap\``);
+  }
+  return new Tap(native, fd, ifname, mtu, vnetHeader);
 }
 
 /**

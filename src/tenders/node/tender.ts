@@ -17,7 +17,7 @@ import type { NetAttachment } from "../common/attachments.ts";
 import type { HostBlock, HostNet, HostNetBackend } from "../common/devices.ts";
 import { TenderError } from "../common/errors.ts";
 import { loadNative } from "../common/native.ts";
-import { PcapWriter } from "../common/pcap.ts";
+import { parsePcapSpec, PcapWriter } from "../common/pcap.ts";
 import {
   checkDevices,
   codeCachePath,
@@ -110,8 +110,10 @@ export function runImage(given: RunOptions, onTrace?: (trace: BootTrace) => void
     for (const name of image.manifest.net) {
       const attachment = options.nets.get(name);
       if (attachment === undefined) continue;
-      const pcapPath = options.pcaps.get(name);
-      const pcap = pcapPath === undefined ? undefined : new PcapWriter(pcapPath);
+      const pcapValue = options.pcaps.get(name);
+      const pcapSpec = pcapValue === undefined ? undefined : parsePcapSpec(pcapValue);
+      if (typeof pcapSpec === "string") throw new TenderError(`--pcap ${name}=${pcapValue ?? ""}: ${pcapSpec}`);
+      const pcap = pcapSpec === undefined ? undefined : new PcapWriter(name, pcapSpec);
       if (pcap !== undefined) pcaps.push(pcap);
       nets.push({ name, mac: randomMac(), backend: openNet(name, attachment), pcap });
     }

@@ -112,6 +112,7 @@ export function allowlist(fds: LockdownFds): AllowedCall[] {
     },
     { syscall: "pread64", why: "blockRead", when: blockTransfers },
     { syscall: "pwrite64", why: "blockWrite", when: blockTransfers },
+    { syscall: "ftruncate", why: "a pcap ring (--pcap ...,files=<n>) empties its oldest file to reuse it", when: onFds(fds.pcaps) },
     { syscall: "fsync", why: "block devices are made durable when the appliance ends", when: onFds(fds.blocks.map((block) => block.fd)) },
     {
       syscall: "ppoll",

@@ -18,7 +18,7 @@ import { MAX_WAIT_NS } from "../common/base.ts";
 import { FileBlockDevice } from "../common/block.ts";
 import type { HostBlock, HostNet } from "../common/devices.ts";
 import { loadNative } from "../common/native.ts";
-import { PcapWriter } from "../common/pcap.ts";
+import { openedPcapFiles, PcapWriter } from "../common/pcap.ts";
 import { readCodeCache, tapBackend, verifyImage, writeCodeCache } from "../common/setup.ts";
 import { SourcePositions } from "../common/source-positions.ts";
 import { adoptTap } from "../common/tap.ts";
@@ -117,7 +117,10 @@ export function runApplianceStage(controlFd: number, hooks?: SptHooks): void {
     name: net.name,
     mac: Uint8Array.from(net.mac),
     backend: net.ifname === "" ? userBackend(native, net.fd) : tapBackend(adoptTap(net.fd, net.ifname, net.mtu)),
-    pcap: net.pcap === undefined ? undefined : new PcapWriter(net.pcap.path, net.pcap.fd),
+    pcap:
+      net.pcap === undefined
+        ? undefined
+        : new PcapWriter(net.name, { path: net.pcap.path, maxBytes: net.pcap.maxBytes, files: net.pcap.fds.length }, openedPcapFiles(net.pcap.fds), say),
   }));
   const blocks: HostBlock[] = plan.blocks.map((block) => ({ name: block.name, device: new FileBlockDevice(block.name, block.path, block.fd, block.capacity) }));
 
@@ -187,11 +190,11 @@ export function runApplianceStage(controlFd: number, hooks?: SptHooks): void {
   warmUp(() => spt.prepare());
   if (!plan.trace) closeSync(controlFd);
 
-  const plannedFds = new Set([...plan.nets.flatMap((net) => [net.fd, ...(net.pcap === undefined ? [] : [net.pcap.fd])]), ...plan.blocks.map((block) => block.fd)]);
+  const plannedFds = new Set([...plan.nets.flatMap((net) => [net.fd, ...(net.pcap?.fds ?? [])]), ...plan.blocks.map((block) => block.fd)]);
   const { wakeups, epolls } = eventLoopFds(plannedFds);
   const fds: LockdownFds = {
     taps: plan.nets.map((net) => ({ fd: net.fd, mtu: net.mtu })),
-    pcaps: plan.nets.flatMap((net) => (net.pcap === undefined ? [] : [net.pcap.fd])),
+    pcaps: plan.nets.flatMap((net) => net.pcap?.fds ?? []),
     blocks: plan.blocks.map((block) => ({ fd: block.fd, capacity: block.capacity })),
     blockTransferMax: sealed.stagingBytes,
     wakeups,

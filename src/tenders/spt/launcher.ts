@@ -18,6 +18,7 @@ import { constants } from "node:os";
 import { ABORT_EXIT_STATUS } from "../../abi/base.ts";
 import { FileBlockDevice } from "../common/block.ts";
 import { TenderError } from "../common/errors.ts";
+import { parsePcapSpec, PCAP_OPEN_FLAGS, pcapFilePath, SPT_MAX_PCAP_FILES } from "../common/pcap.ts";
 import { loadNative } from "../common/native.ts";
 import { checkDevices, codeCachePath, commandLine, openImageFile, randomMac, verifyImage, type BootTrace, type DeviceOptions } from "../common/setup.ts";
 import { adoptTap, openTap, type TapHandle } from "../common/tap.ts";
@@ -134,7 +135,7 @@ function closeDevices(devices: OpenDevices): void {
 
 function openPcap(device: string, path: string): number {
   try {
-    return openSync(path, "w");
+    return openSync(path, PCAP_OPEN_FLAGS, 0o644);
   } catch (error) {
     const code = error instanceof Error && "code" in error ? String(error.code) : "";
     throw new TenderError(`--pcap ${device}=${path}: cannot create the capture file (${code || String(error)}): check the directory and its permissions`);
@@ -186,13 +187,23 @@ export async function launchSpt(given: SptRunOptions, onTrace?: (trace: SptBootT
       devices.taps.push(tap);
       const tapFd = nextFd();
       childFds.push(tap.fd);
-      const pcapPath = options.pcaps.get(name);
+      const pcapValue = options.pcaps.get(name);
       let pcap: PlannedNet["pcap"];
-      if (pcapPath !== undefined) {
-        const fd = openPcap(name, pcapPath);
-        devices.pcapFds.push(fd);
-        pcap = { path: pcapPath, fd: nextFd() };
-        childFds.push(fd);
+      if (pcapValue !== undefined) {
+        const spec = parsePcapSpec(pcapValue);
+        if (typeof spec === "string") throw new TenderError(`--pcap ${name}=${pcapValue}: ${spec}`);
+        if (spec.files > SPT_MAX_PCAP_FILES) {
+          throw new TenderError(`--pcap ${name}=${pcapValue}: the spt tender rotates through at most ${SPT_MAX_PCAP_FILES} files; use files=${SPT_MAX_PCAP_FILES} or fewer with a larger max=<size>`);
+        }
+        // The sealed appliance may open nothing: the whole ring is opened here.
+        const fds: number[] = [];
+        for (let index = 0; index < spec.files; index++) {
+          const fd = openPcap(name, pcapFilePath(spec.path, index));
+          devices.pcapFds.push(fd);
+          fds.push(nextFd());
+          childFds.push(fd);
+        }
+        pcap = { path: spec.path, fds, maxBytes: spec.maxBytes };
       }
       nets.push({ name, ifname: attachment.kind === "tap" ? attachment.ifname : "", fd: tapFd, mtu: tap.mtu, mac: [...randomMac()], pcap });
     }

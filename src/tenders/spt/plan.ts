@@ -27,7 +27,8 @@ export interface PlannedNet {
   readonly fd: number;
   readonly mtu: number;
   readonly mac: readonly number[];
-  readonly pcap?: { readonly path: string; readonly fd: number } | undefined;
+  /** The capture's ring: one fd per file (opened by the launcher), each capped at maxBytes. */
+  readonly pcap?: { readonly path: string; readonly fds: readonly number[]; readonly maxBytes: number } | undefined;
 }
 
 export interface PlannedBlock {
@@ -114,6 +115,7 @@ const isCount = (value: unknown): value is number => typeof value === "number" &
 const isList = (value: unknown): value is unknown[] => Array.isArray(value);
 const isByteList = (value: unknown): value is number[] =>
   Array.isArray(value) && value.every((item) => typeof item === "number" && Number.isInteger(item) && item >= 0 && item <= 255);
+const isFdList = (value: unknown): value is number[] => Array.isArray(value) && value.length > 0 && value.every(isFd);
 const isStringList = (value: unknown): value is string[] => Array.isArray(value) && value.every(isString);
 const isStringRecord = (value: unknown): value is Record<string, string> =>
   typeof value === "object" && value !== null && !Array.isArray(value) && Object.values(value).every(isString);
@@ -128,7 +130,14 @@ function checkBootPlan(value: unknown): BootPlan {
       fd: expect(field(net, "fd"), `nets[${index}].fd`, isFd),
       mtu: expect(field(net, "mtu"), `nets[${index}].mtu`, isCount),
       mac: expect(field(net, "mac"), `nets[${index}].mac`, isByteList),
-      pcap: pcap === undefined ? undefined : { path: expect(field(pcap, "path"), "pcap.path", isString), fd: expect(field(pcap, "fd"), "pcap.fd", isFd) },
+      pcap:
+        pcap === undefined
+          ? undefined
+          : {
+              path: expect(field(pcap, "path"), "pcap.path", isString),
+              fds: expect(field(pcap, "fds"), "pcap.fds", isFdList),
+              maxBytes: expect(field(pcap, "maxBytes"), "pcap.maxBytes", isCount),
+            },
     };
   });
   const blocks = expect(field(value, "blocks"), "blocks", isList).map((block, index): PlannedBlock => ({
