@@ -39,6 +39,22 @@ export async function exchange(port: number, request: string, done: (received: s
   });
 }
 
+/** Sends `data` to 127.0.0.1:port, half-closes, and returns all that comes back before the peer's end. */
+export function halfCloseExchange(port: number, data: Uint8Array, timeoutMs = 30_000): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: "127.0.0.1", port, allowHalfOpen: true });
+    const chunks: Buffer[] = [];
+    socket.on("data", (chunk: Buffer) => chunks.push(chunk));
+    socket.on("end", () => {
+      socket.end();
+      resolve(Buffer.concat(chunks));
+    });
+    socket.on("error", reject);
+    socket.setTimeout(timeoutMs, () => socket.destroy(new Error(`no end from 127.0.0.1:${port} within ${timeoutMs} ms`)));
+    socket.end(data);
+  });
+}
+
 /**
  * Runs a command in its own process group while `check` runs (given the output so far), then
  * ends the group with SIGTERM: npm, its shell, the tender and the user-mode network gateway.

@@ -8,7 +8,6 @@
 import assert from "node:assert/strict";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
-import { connect } from "node:net";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 
@@ -16,6 +15,7 @@ import { ProxyHeaderRepr, type ProxyHeaderRepr as Header } from "../../../src/li
 import { Ipv4Address } from "atoll/wire/address";
 import { ATOLL, atoll, exampleImage, ROOT } from "../../helpers/cli.ts";
 import { freePort } from "../../helpers/published.ts";
+import { halfCloseExchange } from "../../helpers/serve.ts";
 
 interface Run {
   readonly child: ChildProcess;
@@ -46,22 +46,6 @@ async function waitFor(what: string, condition: () => boolean): Promise<void> {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
-}
-
-/** Sends `data`, half-closes, returns all that comes back. */
-function exchange(port: number, data: Uint8Array): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const socket = connect({ host: "127.0.0.1", port, allowHalfOpen: true });
-    const chunks: Buffer[] = [];
-    socket.on("data", (chunk: Buffer) => chunks.push(chunk));
-    socket.on("end", () => {
-      socket.end();
-      resolve(Buffer.concat(chunks));
-    });
-    socket.on("error", reject);
-    socket.setTimeout(15_000, () => socket.destroy(new Error("timed out")));
-    socket.end(data);
-  });
 }
 
 function spoofedHeader(): Uint8Array {
@@ -117,7 +101,7 @@ for (const tender of ["node", "spt"] as const) {
         assert.match(run.output(), /http\.access: 127\.0\.0\.1 - - \[[^\]]+\] "GET \/ HTTP\/1\.1" 200 \d+/);
         assert.doesNotMatch(run.output(), /http\.access: 10\.0\.2\.2/);
         // A header from the client is data after the gateway's: HTTP sees garbage, the log sees the real client.
-        const reply = await exchange(port, Buffer.concat([spoofedHeader(), Buffer.from("GET / HTTP/1.1\r\nHost: x\r\n\r\n")]));
+        const reply = await halfCloseExchange(port, Buffer.concat([spoofedHeader(), Buffer.from("GET / HTTP/1.1\r\nHost: x\r\n\r\n")]));
         assert.match(reply.toString("latin1"), /^HTTP\/1\.1 400 /);
         assert.doesNotMatch(run.output(), /203\.0\.113\.66/);
         assert.doesNotMatch(run.output(), /PROXY protocol relay was reset/);
@@ -135,7 +119,7 @@ describe("TCP echo through -p with the header consumed", () => {
     const run = await start(exampleImage("echo"), ["-p", `${port}:7`], /echo on UDP and TCP port 7/);
     try {
       const data = Buffer.concat([spoofedHeader(), Buffer.from("and then some data\n")]);
-      assert.deepEqual(await exchange(port, data), data);
+      assert.deepEqual(await halfCloseExchange(port, data), data);
     } finally {
       run.child.kill("SIGTERM");
       await run.exited;

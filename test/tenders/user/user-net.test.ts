@@ -22,6 +22,7 @@ import { sentFrom } from "../../../src/tenders/user/gateway.ts";
 import { SocketLink, userBackend } from "../../../src/tenders/user/link.ts";
 import { ATOLL, atoll, exampleImage, ROOT } from "../../helpers/cli.ts";
 import { freePort } from "../../helpers/published.ts";
+import { halfCloseExchange } from "../../helpers/serve.ts";
 
 const GATEWAY = Ipv4Address.fromOctets(10, 0, 2, 2);
 const GUEST = new Ipv4Cidr(Ipv4Address.fromOctets(10, 0, 2, 15), 24);
@@ -262,22 +263,6 @@ async function startRun(args: readonly string[]): Promise<Running> {
   return { child, output: () => output, exited };
 }
 
-/** Sends `data` to 127.0.0.1:port, half-closes, and returns all that comes back. */
-function echoThrough(port: number, data: Buffer): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const socket = connect({ host: "127.0.0.1", port, allowHalfOpen: true });
-    const chunks: Buffer[] = [];
-    socket.on("data", (chunk: Buffer) => chunks.push(chunk));
-    socket.on("end", () => {
-      socket.end();
-      resolve(Buffer.concat(chunks));
-    });
-    socket.on("error", reject);
-    socket.setTimeout(30_000, () => socket.destroy(new Error("timed out")));
-    socket.end(data);
-  });
-}
-
 function childPids(pid: number): number[] {
   try {
     return readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
@@ -330,14 +315,14 @@ describe("atoll run with user-mode networking (node tender)", () => {
       assert.match(run.output(), /service: 10\.0\.2\.15\/24, gateway 10\.0\.2\.2 \(DHCP from 10\.0\.2\.2, 3600 s\)/);
 
       const mib = randomBytes(1 << 20);
-      assert.ok((await echoThrough(echoPort, mib)).equals(mib), "1 MiB echoed byte-exact");
+      assert.ok((await halfCloseExchange(echoPort, mib)).equals(mib), "1 MiB echoed byte-exact");
 
       const payloads = Array.from({ length: 6 }, (_, i) => randomBytes(100_000 + i * 37_000));
-      const echoed = await Promise.all(payloads.map((payload) => echoThrough(echoPort, payload)));
+      const echoed = await Promise.all(payloads.map((payload) => halfCloseExchange(echoPort, payload)));
       for (const [i, payload] of payloads.entries()) assert.ok(echoed[i]?.equals(payload), `connection ${i}`);
 
       // Discard answers nothing and closes after our FIN: an empty reply, not a reset.
-      assert.equal((await echoThrough(discardPort, randomBytes(300_000))).length, 0);
+      assert.equal((await halfCloseExchange(discardPort, randomBytes(300_000))).length, 0);
 
       const gateways = gatewayPids(run.child.pid ?? -1);
       assert.equal(gateways.length, 1, "one gateway process");
@@ -388,7 +373,7 @@ describe("atoll run with user-mode networking (node tender)", () => {
     try {
       assert.match(run.output(), /service: 10\.0\.2\.15\/24, gateway 10\.0\.2\.2 \(static\)/);
       const data = randomBytes(50_000);
-      assert.ok((await echoThrough(port, data)).equals(data));
+      assert.ok((await halfCloseExchange(port, data)).equals(data));
     } finally {
       run.child.kill("SIGKILL");
       await run.exited;
@@ -455,9 +440,9 @@ describe("atoll run with user-mode networking (spt tender)", { skip: existsSync(
     try {
       assert.match(run.output(), /service: 10\.0\.2\.15\/24, gateway 10\.0\.2\.2 \(DHCP from 10\.0\.2\.2, 3600 s\)/);
       const mib = randomBytes(1 << 20);
-      assert.ok((await echoThrough(port, mib)).equals(mib), "1 MiB echoed byte-exact");
+      assert.ok((await halfCloseExchange(port, mib)).equals(mib), "1 MiB echoed byte-exact");
       const payloads = Array.from({ length: 4 }, (_, i) => randomBytes(200_000 + i * 11_000));
-      const echoed = await Promise.all(payloads.map((payload) => echoThrough(port, payload)));
+      const echoed = await Promise.all(payloads.map((payload) => halfCloseExchange(port, payload)));
       for (const [i, payload] of payloads.entries()) assert.ok(echoed[i]?.equals(payload), `connection ${i}`);
       const gateways = gatewayPids(run.child.pid ?? -1);
       assert.equal(gateways.length, 1, "one gateway process, the launcher's child");
