@@ -8,9 +8,10 @@
  * require.
  */
 import { createHash } from "node:crypto";
-import { readdirSync, readFileSync, realpathSync, statSync } from "node:fs";
+import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join, relative, sep } from "node:path";
 import { brotliCompressSync, constants as zlib, gzipSync } from "node:zlib";
+import { ConfinementError, confinedRealPath, type ApplianceRoot } from "./confine.ts";
 import { contentTypeFor, isCompressible } from "../lib/assets/content-types.ts";
 import { AssetFormatError, assetPathProblem, encodeAssets, type AssetEntry } from "../lib/assets/format.ts";
 
@@ -26,26 +27,39 @@ export interface AssetFile {
 
 /**
  * Lists the files under `dir`, sorted by path. Names starting with "." are skipped (.git,
- * .DS_Store), except the ".well-known" directory (RFC 8615). Symbolic links are followed;
- * a directory reached twice (a link cycle) is an error.
+ * .DS_Store), except the ".well-known" directory (RFC 8615). Symbolic links are followed while
+ * they stay inside the appliance directory `root` (src/build/confine.ts); one that leads out of
+ * it is an error naming it, and so is a directory reached twice (a link cycle). Each file's
+ * `absolutePath` is its real path, the one that was checked.
  */
-export function listAssetFiles(dir: string): AssetFile[] {
+export function listAssetFiles(dir: string, root: ApplianceRoot): AssetFile[] {
   const files: AssetFile[] = [];
   const visited = new Set<string>();
-  const walk = (current: string): void => {
-    const real = realpathSync(current);
-    if (visited.has(real)) throw new AssetBuildError(`assets: ${relative(dir, current) || "."} is reached twice through symbolic links`);
+  const shown = (path: string): string => `assets: ${relative(root.path, path) || "."}`;
+  const walk = (current: string, real: string): void => {
+    if (visited.has(real)) throw new AssetBuildError(`${shown(current)} is reached twice through symbolic links`);
     visited.add(real);
-    for (const entry of readdirSync(current, { withFileTypes: true })) {
+    for (const entry of readdirSync(real, { withFileTypes: true })) {
       if (entry.name.startsWith(".") && entry.name !== ".well-known") continue;
-      const absolutePath = join(current, entry.name);
-      const stats = entry.isSymbolicLink() ? statSync(absolutePath) : entry;
-      if (stats.isDirectory()) walk(absolutePath);
-      else if (stats.isFile()) files.push({ path: `/${relative(dir, absolutePath).split(sep).join("/")}`, absolutePath });
+      // `current` is the path as the URL names it; `real` the checked one the bytes come from.
+      const path = join(current, entry.name);
+      const target = entry.isSymbolicLink() ? confined(root, shown(path), join(real, entry.name)) : join(real, entry.name);
+      const stats = entry.isSymbolicLink() ? statSync(target) : entry;
+      if (stats.isDirectory()) walk(path, target);
+      else if (stats.isFile()) files.push({ path: `/${relative(dir, path).split(sep).join("/")}`, absolutePath: target });
     }
   };
-  walk(dir);
+  walk(dir, confined(root, shown(dir), dir));
   return files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}
+
+function confined(root: ApplianceRoot, shown: string, path: string): string {
+  try {
+    return confinedRealPath(root, shown, path);
+  } catch (error) {
+    if (error instanceof ConfinementError) throw new AssetBuildError(error.message);
+    throw error;
+  }
 }
 
 function sha256(bytes: Uint8Array): Uint8Array {
@@ -78,10 +92,10 @@ export function compressVariants(body: Uint8Array, contentType: string): { gzip?
 }
 
 /** Reads, hashes and compresses the files of `dir` and encodes the assets section. */
-export function packAssets(dir: string): Uint8Array {
+export function packAssets(dir: string, root: ApplianceRoot): Uint8Array {
   let files: AssetFile[];
   try {
-    files = listAssetFiles(dir);
+    files = listAssetFiles(dir, root);
   } catch (error) {
     if (error instanceof AssetBuildError) throw error;
     throw new AssetBuildError(`assets: cannot list ${dir}: ${error instanceof Error ? error.message : String(error)}`);

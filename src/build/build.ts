@@ -9,7 +9,7 @@
  */
 import { builtinModules } from "node:module";
 import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
-import { isAbsolute, join, relative, resolve, sep } from "node:path";
+import { join, relative, resolve, sep } from "node:path";
 import * as vm from "node:vm";
 import type { Message, Plugin } from "esbuild";
 import { ABI_VERSION } from "../abi/base.ts";
@@ -17,6 +17,7 @@ import { atollVersion, packageRoot } from "../host/package-root.ts";
 import { encodeImage, IMAGE_EXTENSION } from "../image/format.ts";
 import { validateDeviceNames, validateName, ManifestError, type Manifest } from "../image/manifest.ts";
 import { AssetBuildError, packAssets } from "./assets.ts";
+import { applianceRoot, ConfinementError, confinedRealPath, settingPath, type ApplianceRoot } from "./confine.ts";
 import { notPublicMessage, publicEntryPoints } from "./public-api.ts";
 import { describeTypeCheckErrors, TypeCheckConfigError, typeCheckAppliance } from "./typecheck.ts";
 
@@ -27,6 +28,15 @@ export class BuildError extends Error {
 export const CONFIG_FILES = ["atoll.config.ts", "atoll.config.js", "atoll.config.mjs"];
 const CONFIG_KEYS = ["name", "entry", "net", "block", "assets"];
 const IMAGE_GLOBAL = "__atollImage";
+
+/**
+ * `entry` names one file and `assets` one directory: nothing expands glob patterns, so a missing
+ * path that looks like one (`public/**`, `{a,b}`) says so.
+ */
+function globHint(what: "entry" | "assets", setting: string): string {
+  if (!/[*?[\]{}]/.test(setting)) return "";
+  return ` ('${what}' names ${what === "entry" ? "one file" : "one directory"}: glob patterns are not expanded)`;
+}
 
 /**
  * ECMAScript built-ins the image's code reads all the time. In a node:vm context every read of a
@@ -45,11 +55,13 @@ const HOT_BUILTINS = [
 
 export interface ApplianceConfig {
   readonly name: string;
+  /** The appliance directory: everything the image embeds by name lies inside it (src/build/confine.ts). */
+  readonly root: ApplianceRoot;
   /** Absolute path of the main module. */
   readonly entry: string;
   readonly net: readonly string[];
   readonly block: readonly string[];
-  /** Absolute path of the assets directory, when the config names one. */
+  /** Absolute path of the assets directory (inside `root`, links included), when the config names one. */
   readonly assets?: string | undefined;
 }
 
@@ -192,18 +204,22 @@ export function validateConfig(value: unknown, appDir: string, configPath: strin
     const net = validateDeviceNames("net", Reflect.get(value, "net"));
     const block = validateDeviceNames("block", Reflect.get(value, "block"));
     for (const device of net) if (block.includes(device)) throw new ManifestError(`device '${device}' is declared both as net and as block`);
+    const root = applianceRoot(appDir);
     const entrySetting: unknown = Reflect.get(value, "entry") ?? "src/main.ts";
-    if (typeof entrySetting !== "string") throw new ManifestError("'entry' must be a path such as \"src/main.ts\"");
-    const entry = isAbsolute(entrySetting) ? entrySetting : resolve(appDir, entrySetting);
-    if (!existsSync(entry)) throw new ManifestError(`entry ${entrySetting} does not exist`);
+    if (typeof entrySetting !== "string" || entrySetting === "") throw new ManifestError("'entry' must be a path such as \"src/main.ts\"");
+    const entry = settingPath(root, "entry", entrySetting);
+    if (!existsSync(entry)) throw new ManifestError(`entry ${entrySetting} does not exist${globHint("entry", entrySetting)}`);
+    // esbuild reads the entry through its links: its real path must stay inside too.
+    confinedRealPath(root, `entry ${JSON.stringify(entrySetting)}`, entry);
     const assetsSetting: unknown = Reflect.get(value, "assets");
-    if (assetsSetting === undefined) return { name, entry, net, block };
+    if (assetsSetting === undefined) return { name, root, entry, net, block };
     if (typeof assetsSetting !== "string" || assetsSetting === "") throw new ManifestError("'assets' must be a directory such as \"public\"");
-    const assets = isAbsolute(assetsSetting) ? assetsSetting : resolve(appDir, assetsSetting);
-    if (!existsSync(assets) || !statSync(assets).isDirectory()) throw new ManifestError(`assets directory ${assetsSetting} does not exist`);
-    return { name, entry, net, block, assets };
+    const assets = settingPath(root, "assets", assetsSetting);
+    if (!existsSync(assets) || !statSync(assets).isDirectory()) throw new ManifestError(`assets directory ${assetsSetting} does not exist${globHint("assets", assetsSetting)}`);
+    confinedRealPath(root, `assets ${JSON.stringify(assetsSetting)}`, assets);
+    return { name, root, entry, net, block, assets };
   } catch (error) {
-    if (error instanceof ManifestError) throw new BuildError(`${where}: ${error.message}`);
+    if (error instanceof ManifestError || error instanceof ConfinementError) throw new BuildError(`${where}: ${error.message}`);
     throw error;
   }
 }
@@ -298,7 +314,7 @@ export async function buildAppliance(appDirInput: string, options: BuildOptions 
   };
   let assets: Uint8Array | undefined;
   try {
-    assets = config.assets === undefined ? undefined : packAssets(config.assets);
+    assets = config.assets === undefined ? undefined : packAssets(config.assets, config.root);
   } catch (error) {
     if (error instanceof AssetBuildError) throw new BuildError(error.message);
     throw error;
