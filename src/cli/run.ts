@@ -1,5 +1,6 @@
 /** `atoll run`: run an image (or an appliance directory, built first) on a tender. */
 import { existsSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { parseLevelSpec } from "../lib/logs/levels.ts";
 import { parseIpv4Config } from "../lib/net/ipv4-config.ts";
 import { deviceMap, flag, parseCommandLine, stringList, stringValue } from "./args.ts";
@@ -41,6 +42,9 @@ Options:
   --inspect                    open the V8 inspector on 127.0.0.1:9229 (chrome://inspect)
   --inspect-brk                as --inspect, and wait for a debugger before the image starts
   --no-check                   given an appliance directory, build it without the type check
+  --build                      given an appliance directory, build it on the host first; needed
+                               with --tender spt, since the build runs its atoll.config.ts as
+                               you, unsandboxed (only the image runs sealed)
   -h, --help                   show this help
 
 Examples:
@@ -49,7 +53,22 @@ Examples:
   atoll run dist/ping.atoll --net service=tap:tap0 --ipv4 service=198.18.0.2/24
 `;
 
-const TENDERS = ["node", "spt"];
+interface TenderPolicy {
+  /** The image runs behind a sandbox: building an appliance directory for it needs --build. */
+  readonly sealed: boolean;
+  readonly why: string;
+}
+
+/**
+ * What each tender promises. Building an appliance directory runs its atoll.config.ts and the
+ * bundler on the host, as the user, outside any sandbox (as any build tool runs its config): on
+ * a sealed tender, `run <appdir>` would do that silently under a command that promises isolation,
+ * so it is refused unless --build says the user means it (issue #12, finding 4).
+ */
+const TENDERS: Readonly<Record<string, TenderPolicy>> = {
+  node: { sealed: false, why: "the developer loop: the image runs in atoll's own process, like the build" },
+  spt: { sealed: true, why: "the image runs in its own process under seccomp and namespaces (docs/spt.md)" },
+};
 
 function isOffloadMode(value: string): value is OffloadMode {
   return OFFLOAD_MODES.some((mode) => mode === value);
@@ -75,6 +94,7 @@ export async function runCommand(argv: readonly string[]): Promise<void> {
       inspect: { type: "boolean" },
       "inspect-brk": { type: "boolean" },
       "no-check": { type: "boolean" },
+      build: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
     1,
@@ -87,7 +107,8 @@ export async function runCommand(argv: readonly string[]): Promise<void> {
   if (target === undefined) throw new UsageError("atoll run: which image? e.g. `atoll run dist/hello.atoll` (see `atoll run --help`)");
 
   const tender = stringValue(parsed, "tender") ?? "node";
-  if (!TENDERS.includes(tender)) throw new UsageError(`atoll run: unknown tender '${tender}' (available: ${TENDERS.join(", ")})`);
+  const policy = TENDERS[tender];
+  if (policy === undefined) throw new UsageError(`atoll run: unknown tender '${tender}' (available: ${Object.keys(TENDERS).join(", ")})`);
   const memory = stringValue(parsed, "memory");
   const memoryMiB = memory === undefined ? undefined : Number(memory);
   if (memoryMiB !== undefined && (!/^\d+$/.test(memory ?? "") || memoryMiB < MIN_MEMORY_MIB || memoryMiB > MAX_MEMORY_MIB)) {
@@ -149,10 +170,22 @@ export async function runCommand(argv: readonly string[]): Promise<void> {
   const inspect = flag(parsed, "inspect-brk") ? "inspect-brk" : flag(parsed, "inspect") ? "inspect" : undefined;
 
   let imagePath = target;
-  if (existsSync(target) && statSync(target).isDirectory()) {
+  const isDirectory = existsSync(target) && statSync(target).isDirectory();
+  const build = flag(parsed, "build");
+  if (build && !isDirectory) throw new UsageError(`atoll run: --build builds an appliance directory, and ${target} is not one: give the directory, or leave --build out to run an image`);
+  if (isDirectory) {
     const { buildAppliance, findConfig, BuildError } = await import("../build/build.ts");
     if (findConfig(target) === undefined) {
       throw new CommandError(`atoll run: ${target} is a directory without atoll.config.ts: give an .atoll image or an appliance directory`);
+    }
+    // Refused before the config is even loaded: loading it is running it.
+    if (policy.sealed && !build) {
+      const image = join(target, "dist", "<name>.atoll");
+      throw new UsageError(`atoll run: building ${target} would run its atoll.config.ts on this host as you, outside the ${tender} sandbox: build it first (atoll build ${target}, then atoll run ${image} --tender ${tender}) or add --build`);
+    }
+    if (build) {
+      const then = policy.sealed ? `; then the image runs sealed on ${tender}` : "";
+      process.stderr.write(`atoll: building ${target} on the host (runs its atoll.config.ts as you, unsandboxed)${then}\n`);
     }
     try {
       imagePath = (await buildAppliance(target, { check: !flag(parsed, "no-check") })).imagePath;
