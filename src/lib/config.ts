@@ -8,7 +8,10 @@
 export interface AtollConfig {
   /** Appliance name: lower-case letters, digits and '-'; the image is dist/<name>.atoll. */
   readonly name: string;
-  /** The module whose default export is the appliance's main function, relative to the config. Default "src/main.ts". */
+  /**
+   * The module whose default export is the appliance's main function, relative to the config
+   * (inside its directory: `atoll build` refuses one outside). Default "src/main.ts".
+   */
   readonly entry?: string;
   /** Net devices the appliance uses, by name (attached with `atoll run --net <name>=...`). */
   readonly net?: readonly string[];
@@ -17,6 +20,8 @@ export interface AtollConfig {
   /**
    * A directory, relative to the config, whose files `atoll build` bakes into the image's assets
    * section (e.g. "public"); read them with `imageAssets()` from "atoll/assets" (docs/assets.md).
+   * One directory, not a glob; it and the symbolic links under it must stay inside the config's
+   * directory.
    */
   readonly assets?: string;
 }
