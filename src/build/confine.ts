@@ -11,7 +11,7 @@
  * inside are fine (a shared folder linked into public/).
  */
 import { realpathSync } from "node:fs";
-import { isAbsolute, relative, resolve } from "node:path";
+import { isAbsolute, relative, resolve, sep } from "node:path";
 
 export class ConfinementError extends Error {
   override readonly name = "ConfinementError";
@@ -31,7 +31,7 @@ export function applianceRoot(appDir: string): ApplianceRoot {
 /** True when `path` is `root` or below it (both absolute, normalized). */
 export function isInside(root: string, path: string): boolean {
   const rel = relative(root, path);
-  return rel === "" || (rel !== ".." && !rel.startsWith("../") && !isAbsolute(rel));
+  return rel === "" || (rel !== ".." && !rel.startsWith(`..${sep}`) && !isAbsolute(rel));
 }
 
 /**
