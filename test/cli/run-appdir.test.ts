@@ -69,13 +69,16 @@ test("run <appdir> --tender spt --build says the build runs on the host, builds,
   assert.ok(existsSync(join(dir, "dist", "quick.atoll")));
 });
 
-test("run <appdir> on the node tender builds as before, with no extra output", (t) => {
+test("run <appdir> on the node tender builds as before, with no extra output (and --build only adds its step line)", (t) => {
   const { dir, marker } = appliance(t);
   const result = atoll(["run", dir, "--no-check"]);
   assert.equal(result.status, 3, result.stderr);
   assert.equal(result.stderr, "");
   assert.match(result.stdout, /^quick appliance ran$/m);
   assert.ok(existsSync(marker));
+  const announced = atoll(["run", dir, "--no-check", "--build"]);
+  assert.equal(announced.status, 3, announced.stderr);
+  assert.equal(oneLine(announced.stderr), `atoll: building ${dir} on the host (runs its atoll.config.ts as you, unsandboxed)`, "--build is accepted on node too, and says what it does");
 });
 
 test("--build names a directory: with an image it is a usage error, and a directory without a config says so first", (t) => {
