@@ -157,7 +157,8 @@ export function cacheFileProblem(stat: OwnerAndMode, euid: number): "not-a-file"
 export function codeCacheDirectory(env: NodeJS.ProcessEnv = process.env): string | undefined {
   if (env.ATOLL_CODE_CACHE === "0") return undefined;
   const xdg = env.XDG_CACHE_HOME;
-  const base = xdg !== undefined && xdg !== "" && isAbsolute(xdg) ? xdg : join(homedir(), ".cache");
+  const home = env.HOME !== undefined && env.HOME !== "" ? env.HOME : homedir();
+  const base = xdg !== undefined && xdg !== "" && isAbsolute(xdg) ? xdg : join(home, ".cache");
   return join(base, "atoll");
 }
 
@@ -210,6 +211,14 @@ function unlinkQuietly(path: string): void {
     unlinkSync(path);
   } catch {
     // Gone already, or a directory someone made under that name: it is never read either way.
+  }
+}
+
+function isSymbolicLink(path: string): boolean {
+  try {
+    return lstatSync(path).isSymbolicLink();
+  } catch {
+    return false;
   }
 }
 
@@ -281,8 +290,8 @@ export class CodeCacheStore {
       fd = openSync(absolute, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
     } catch (error) {
       const code = errorCode(error);
-      if (code === "ELOOP") return unusable(`${absolute} is a symbolic link`);
-      if (code === "ENOTDIR") return unusable(`${absolute} is not a directory`);
+      // With O_DIRECTORY, Linux reports a symbolic link as ENOTDIR rather than ELOOP.
+      if (code === "ELOOP" || code === "ENOTDIR") return unusable(`${absolute} ${isSymbolicLink(absolute) ? "is a symbolic link" : "is not a directory"}`);
       return unusable(`cannot open ${absolute} (${code})`);
     }
     const fail = (problem: string): CodeCacheOpen => {
