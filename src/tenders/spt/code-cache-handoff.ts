@@ -79,12 +79,24 @@ export class CodeCacheHandoff {
     this.written = true;
   }
 
-  /** Signs and renames a written cache, or removes the temporary file; once. */
+  /** On "ready": signs and renames a written cache, or removes the temporary file; once. */
   settle(): void {
+    this.finish(this.written);
+  }
+
+  /**
+   * The appliance process never said "ready" (it could not be started, or died first): what it
+   * may have written is removed unsigned, whatever it said.
+   */
+  abandon(): void {
+    this.finish(false);
+  }
+
+  private finish(commit: boolean): void {
     if (this.settled) return;
     this.settled = true;
     this.spawned();
-    if (this.written) this.pending.commit();
+    if (commit) this.pending.commit();
     else this.pending.discard();
     this.store.close();
   }

@@ -305,7 +305,7 @@ export async function launchSpt(given: SptRunOptions, onTrace?: (trace: SptBootT
     );
   } catch (error) {
     closeQuietly(launcherEnd);
-    codeCache?.settle();
+    codeCache?.abandon();
     const code = error instanceof Error && "code" in error ? String(error.code) : "";
     throw new TenderError(`cannot start the appliance process (${code || String(error)})${code === "EPERM" ? ": creating namespaces needs root" : ""}`);
   } finally {
@@ -345,7 +345,7 @@ export async function launchSpt(given: SptRunOptions, onTrace?: (trace: SptBootT
   const status = await spt.waitChild(spawned);
   await traced;
   // Ended before "ready": whatever it wrote is not signed.
-  codeCache?.settle();
+  codeCache?.abandon();
 
   if (status.code !== null) process.exit(status.code);
   const signal = status.signal ?? 0;
