@@ -300,6 +300,12 @@ describe("directories that are refused, each with its reason", () => {
       assert.equal(problemOf(dir), `${parent} (above ${dir}) belongs to uid ${NOBODY}, who could replace the cache directory`);
       chownSync(parent, euid, euid);
     }
+    // Refused before anything is made: root leaves no directory where another user rules.
+    const open = freshDir();
+    chmodSync(open, 0o777);
+    const deep = join(open, "a", "b", "atoll");
+    assert.equal(problemOf(deep), `${open} (above ${deep}) is writable by group and others and not sticky (mode 0777), so they could replace the cache directory`);
+    assert.deepEqual(readdirSync(open), [], "nothing was created");
   });
 
   test("a symbolic link on the way is checked where it points, and where it is", () => {

@@ -238,6 +238,28 @@ function directoriesAbove(path: string): string[] {
   return [...seen];
 }
 
+/** The first directory above `path` that fails `ancestorProblem`, as the warning says it (`directory` names the cache directory). */
+function problemAbove(path: string, directory: string, euid: number): string | undefined {
+  try {
+    for (const above of directoriesAbove(path)) {
+      const problem = ancestorProblem(statSync(above), euid);
+      if (problem !== undefined) return `${above} (above ${directory}) ${problem}`;
+    }
+  } catch (error) {
+    return `cannot check the directories above ${directory} (${errorCode(error)})`;
+  }
+  return undefined;
+}
+
+function pathExists(path: string): boolean {
+  try {
+    lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export type CodeCacheRead =
   | { readonly kind: "absent" }
   | { readonly kind: "rejected"; readonly reason: CodeCacheRejection }
@@ -280,6 +302,13 @@ export class CodeCacheStore {
     const euid = process.geteuid?.() ?? 0;
     const unusable = (problem: string): CodeCacheOpen => ({ kind: "unusable", problem });
     const absolute = resolve(path);
+    // Checked before anything is made, too: root must not leave directories where another user rules.
+    let existing = absolute;
+    while (!pathExists(existing) && dirname(existing) !== existing) existing = dirname(existing);
+    if (existing !== absolute) {
+      const early = problemAbove(join(existing, "child"), absolute, euid);
+      if (early !== undefined) return unusable(early);
+    }
     try {
       mkdirSync(absolute, { recursive: true, mode: 0o700 });
     } catch (error) {
@@ -300,14 +329,8 @@ export class CodeCacheStore {
     };
     const own = cacheDirectoryProblem(fstatSync(fd), euid);
     if (own !== undefined) return fail(`${absolute} ${own}`);
-    try {
-      for (const directory of directoriesAbove(absolute)) {
-        const problem = ancestorProblem(statSync(directory), euid);
-        if (problem !== undefined) return fail(`${directory} (above ${absolute}) ${problem}`);
-      }
-    } catch (error) {
-      return fail(`cannot check the directories above ${absolute} (${errorCode(error)})`);
-    }
+    const above = problemAbove(absolute, absolute, euid);
+    if (above !== undefined) return fail(above);
     let base = absolute;
     try {
       // The same directory, by the fd: renaming or replacing the path from now on changes nothing.
