@@ -1,16 +1,15 @@
 /**
  * What every tender does before an image runs, whatever holds it afterwards: read and verify the
  * image, check its declared devices against the attached ones, open those devices, assemble the
- * command line, and find its V8 code cache. The `node` tender (src/tenders/node/) and the `spt`
+ * command line (the V8 code cache is code-cache.ts). The `node` tender (src/tenders/node/) and the `spt`
  * tender (src/tenders/spt/) share these so that both refuse the same mistakes with the same words.
  */
 import { randomBytes } from "node:crypto";
-import { closeSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from "node:fs";
-import { homedir } from "node:os";
-import { join } from "node:path";
+import { closeSync } from "node:fs";
 import { ABI_VERSION, ETHERNET_HEADER_ROOM, type CommandLine } from "../../abi/base.ts";
 import { NotRegularFileError, openImageFd, readImage, readImageFd } from "../../image/file.ts";
 import { decodeImage, ImageError, type Image } from "../../image/format.ts";
+import type { CodeCacheRejection } from "./code-cache.ts";
 import { USER_GATEWAY_ADDRESS, type NetAttachment, type OffloadMode, type PortMapping } from "./attachments.ts";
 import type { HostNetBackend } from "./devices.ts";
 import { TenderError } from "./errors.ts";
@@ -27,6 +26,8 @@ export interface BootTrace {
   imageEvaluated: number;
   startCalled: number;
   codeCache: "hit" | "miss" | "off";
+  /** Why a cache file was there but not used (deleted, and rebuilt on this miss). */
+  codeCacheRejected?: CodeCacheRejection | undefined;
 }
 
 /** The attachments and boot parameters of `atoll run`, as both tenders receive them. */
@@ -164,43 +165,4 @@ export function commandLine(options: Pick<DeviceOptions, "ipv4" | "log" | "args"
 export function frozenCommandLine(options: Pick<DeviceOptions, "ipv4" | "log" | "args" | "nets">): CommandLine {
   const { args, params } = commandLine(options);
   return Object.freeze({ args: Object.freeze(args), params: Object.freeze(params) });
-}
-
-export function codeCachePath(image: Image): string | undefined {
-  if (process.env.ATOLL_CODE_CACHE === "0") return undefined;
-  const xdg = process.env.XDG_CACHE_HOME;
-  const base = xdg === undefined || xdg === "" ? join(homedir(), ".cache") : xdg;
-  return join(base, "atoll", `v8-${image.sha256.slice(0, 32)}-${process.version}-${process.arch}.bin`);
-}
-
-export function readCodeCache(path: string | undefined): Buffer | undefined {
-  if (path === undefined) return undefined;
-  try {
-    return readFileSync(path);
-  } catch {
-    return undefined;
-  }
-}
-
-/** Code caches kept at most; older ones go when a new one is written (only on a cache miss). */
-const MAX_CODE_CACHES = 64;
-
-function pruneCodeCaches(dir: string): void {
-  const entries = readdirSync(dir)
-    .filter((name) => name.startsWith("v8-") && name.endsWith(".bin"))
-    .map((name) => ({ path: join(dir, name), mtime: statSync(join(dir, name)).mtimeMs }))
-    .sort((a, b) => b.mtime - a.mtime);
-  for (const stale of entries.slice(MAX_CODE_CACHES)) unlinkSync(stale.path);
-}
-
-export function writeCodeCache(path: string, data: Buffer): void {
-  try {
-    mkdirSync(join(path, ".."), { recursive: true });
-    pruneCodeCaches(join(path, ".."));
-    const temporary = `${path}.${process.pid}.tmp`;
-    writeFileSync(temporary, data);
-    renameSync(temporary, path);
-  } catch {
-    // A read-only home or full disk only costs the next boot its cache.
-  }
 }

@@ -4,15 +4,17 @@
  * the sealed `spt` tender builds on the same pieces.
  *
  * Order of work: read and verify the image, check that its declared devices and the attached ones
- * match, open the devices, build the base, evaluate the image's code (with a V8 code cache keyed by
- * the image hash), and call its start. From then on the image drives everything through the base.
+ * match, open the devices, build the base, evaluate the image's code (with a V8 code cache bound to
+ * the image hash and authenticated before V8 sees it: code-cache.ts), and call its start. From then on the image drives everything through the base.
  */
+import { closeSync } from "node:fs";
 import * as inspector from "node:inspector";
 import { types } from "node:util";
 import * as vm from "node:vm";
 import { ABORT_EXIT_STATUS, type Base } from "../../abi/base.ts";
 import { MAX_WAIT_NS } from "../common/base.ts";
 import { FileBlockDevice } from "../common/block.ts";
+import { openCodeCache, type CodeCacheBinding } from "../common/code-cache.ts";
 import type { NetAttachment } from "../common/attachments.ts";
 import type { HostBlock, HostNet, HostNetBackend } from "../common/devices.ts";
 import { TenderError } from "../common/errors.ts";
@@ -20,14 +22,11 @@ import { loadNative } from "../common/native.ts";
 import { parsePcapSpec, PcapWriter } from "../common/pcap.ts";
 import {
   checkDevices,
-  codeCachePath,
   frozenCommandLine,
   randomMac,
-  readCodeCache,
   readImageFile,
   tapBackend,
   verifyImage,
-  writeCodeCache,
   type BootTrace,
   type DeviceOptions,
 } from "../common/setup.ts";
@@ -176,8 +175,13 @@ export function runImage(given: RunOptions, onTrace?: (trace: BootTrace) => void
       inspector.waitForDebugger();
     }
   }
-  const cachePath = options.inspect === undefined ? codeCachePath(image) : undefined;
-  const cachedData = readCodeCache(cachePath);
+  // No cache under --inspect: the code carries its source map there, so it is other code.
+  const cacheStore = options.inspect === undefined ? openCodeCache((line) => process.stderr.write(`${line}\n`)) : undefined;
+  const cacheBinding: CodeCacheBinding = { imageSha256: image.sha256, variant: "", flags: [] };
+  const cached = cacheStore?.read(cacheBinding);
+  if (cached?.kind === "authenticated") closeSync(cached.fd);
+  if (cached?.kind === "rejected") trace.codeCacheRejected = cached.reason;
+  const cachedData = cached?.kind === "authenticated" ? cached.payload : undefined;
   const script = new vm.Script(code, { filename, ...(cachedData === undefined ? {} : { cachedData }) });
   let entry: unknown;
   try {
@@ -200,9 +204,11 @@ export function runImage(given: RunOptions, onTrace?: (trace: BootTrace) => void
   if (options.inspect === "inspect-brk") debuggerBreak(context);
   entry.start(base);
   trace.startCalled = performance.now();
-  if (cachePath !== undefined) {
+  if (cacheStore !== undefined) {
     trace.codeCache = cachedData !== undefined && !script.cachedDataRejected ? "hit" : "miss";
-    if (trace.codeCache === "miss") writeCodeCache(cachePath, script.createCachedData());
+    if (cachedData !== undefined && script.cachedDataRejected === true) trace.codeCacheRejected = "v8";
+    if (trace.codeCache === "miss") cacheStore.write(cacheBinding, script.createCachedData());
+    cacheStore.close();
   }
   onTrace?.(trace);
 }

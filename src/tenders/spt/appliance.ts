@@ -19,14 +19,15 @@ import { FileBlockDevice } from "../common/block.ts";
 import type { HostBlock, HostNet } from "../common/devices.ts";
 import { loadNative } from "../common/native.ts";
 import { openedPcapFiles, PcapWriter } from "../common/pcap.ts";
-import { readCodeCache, tapBackend, verifyImage, writeCodeCache } from "../common/setup.ts";
+import { readHandedPayload, writeHandedPayload } from "../common/code-cache.ts";
+import { tapBackend, verifyImage } from "../common/setup.ts";
 import { SourcePositions } from "../common/source-positions.ts";
 import { adoptTap } from "../common/tap.ts";
 import { userBackend } from "../user/link.ts";
 import { allowlist, filterRules, type LockdownFds } from "./allowlist.ts";
 import type { SptHooks } from "./launcher.ts";
 import { loadSptNative } from "./native.ts";
-import { CONTROL_FD, IMAGE_FD, READY_LINE, readBootPlan, type ApplianceTrace, type BootPlan } from "./plan.ts";
+import { CODE_CACHE_WRITTEN_LINE, CONTROL_FD, IMAGE_FD, READY_LINE, readBootPlan, type ApplianceTrace, type BootPlan } from "./plan.ts";
 import { say } from "./say.ts";
 import { boundText, escapeLine, escapeMultiline } from "../common/terminal-text.ts";
 import { createSealedAppliance } from "./sealed.ts";
@@ -164,14 +165,26 @@ export function runApplianceStage(controlFd: number, hooks?: SptHooks): void {
   });
   const contextReady = performance.now();
 
-  // The cache is written now if it missed: after lockdown no file can be opened. A cache made
-  // before the first run holds only eagerly compiled functions; that is most of the boot's worth.
-  const cachedData = readCodeCache(plan.codeCachePath);
+  // The cache is written now if it missed: after lockdown nothing can be written but the devices.
+  // A cache made before the first run holds only eagerly compiled functions; that is most of the
+  // boot's worth. This process opens no cache file and holds no key: the launcher authenticated
+  // the cache and hands it over as fds (code-cache-handoff.ts); V8 gets its bytes only if they
+  // still hash to what the launcher verified.
+  const handed = plan.codeCache;
+  const cachedData = handed?.read === undefined ? undefined : readHandedPayload(handed.read.fd, handed.read.length, handed.read.sha256);
   const script = sealed.compile(image.code, `atoll://${plan.name}/image.js`, cachedData);
   let codeCache: ApplianceTrace["codeCache"] = "off";
-  if (plan.codeCachePath !== undefined) {
+  if (handed !== undefined) {
     codeCache = cachedData !== undefined && !script.cachedDataRejected ? "hit" : "miss";
-    if (codeCache === "miss") writeCodeCache(plan.codeCachePath, script.createCachedData());
+    if (codeCache === "miss" && writeHandedPayload(handed.write, script.createCachedData())) {
+      try {
+        writeSync(controlFd, `${CODE_CACHE_WRITTEN_LINE}\n`);
+      } catch {
+        // The launcher is gone; its death signal ends this process too.
+      }
+    }
+    if (handed.read !== undefined) closeSync(handed.read.fd);
+    closeSync(handed.write);
   }
 
   // Handlers first: SIGINT/SIGTERM create libuv's signal pipe and install handlers, both forbidden later.

@@ -20,19 +20,22 @@ import { FileBlockDevice } from "../common/block.ts";
 import { TenderError } from "../common/errors.ts";
 import { parsePcapSpec, PCAP_OPEN_FLAGS, pcapFilePath, SPT_MAX_PCAP_FILES } from "../common/pcap.ts";
 import { loadNative } from "../common/native.ts";
-import { checkDevices, codeCachePath, commandLine, openImageFile, randomMac, verifyImage, type BootTrace, type DeviceOptions } from "../common/setup.ts";
+import { checkDevices, commandLine, openImageFile, randomMac, verifyImage, type BootTrace, type DeviceOptions } from "../common/setup.ts";
 import { adoptTap, openTap, type TapHandle } from "../common/tap.ts";
 import { resolveNets } from "../user/attach.ts";
 import { USER_LINK_MTU } from "../user/link.ts";
 import { startGateway } from "../user/spawn.ts";
+import { CodeCacheHandoff } from "./code-cache-handoff.ts";
 import { loadSptNative } from "./native.ts";
 import { say } from "./say.ts";
 import {
   APPLIANCE_GID,
   APPLIANCE_UID,
   BOOT_FD_ENV,
+  CODE_CACHE_WRITTEN_LINE,
   CONTROL_FD,
   FIRST_DEVICE_FD,
+  MAX_APPLIANCE_FDS,
   parseApplianceTrace,
   READY_LINE,
   type ApplianceTrace,
@@ -105,11 +108,6 @@ const PASSED_ENVIRONMENT = ["TZ", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "LC_
 function signalName(signal: number): string {
   for (const [name, value] of Object.entries(constants.signals)) if (value === signal) return name;
   return `signal ${signal}`;
-}
-
-/** A code cache of its own: V8 rejects caches made under other flags, and the stage's differ. */
-function sptCodeCachePath(path: string | undefined, memoryMiB: number | undefined): string | undefined {
-  return path?.replace(/\.bin$/, `-spt${memoryMiB === undefined ? "" : `-m${memoryMiB}`}.bin`);
 }
 
 interface OpenDevices {
@@ -222,6 +220,11 @@ export async function launchSpt(given: SptRunOptions, onTrace?: (trace: SptBootT
   }
   const devicesOpen = performance.now();
 
+  // The launcher does the cache's file work, not the appliance process (code-cache-handoff.ts).
+  const codeCache = CodeCacheHandoff.prepare(image, applianceNodeOptions(options.memoryMiB), options.memoryMiB, MAX_APPLIANCE_FDS - nextFd(), say);
+  const plannedCodeCache = codeCache?.plan(nextFd());
+  if (codeCache !== undefined) childFds.push(...codeCache.fds);
+
   const isolate = process.getuid?.() === 0;
   const traceWanted = onTrace !== undefined;
   const plan: BootPlan = {
@@ -234,7 +237,7 @@ export async function launchSpt(given: SptRunOptions, onTrace?: (trace: SptBootT
     uid: APPLIANCE_UID,
     gid: APPLIANCE_GID,
     memoryMiB: options.memoryMiB,
-    codeCachePath: sptCodeCachePath(codeCachePath(image), options.memoryMiB),
+    codeCache: plannedCodeCache,
     trace: traceWanted,
     launcherTimeOrigin: performance.timeOrigin,
   };
@@ -280,6 +283,8 @@ export async function launchSpt(given: SptRunOptions, onTrace?: (trace: SptBootT
     }
   });
   const onReady = (): void => {
+    // A cache the appliance process wrote came before "ready", so before the image's first instruction.
+    codeCache?.settle();
     ready = true;
     for (const signal of received.keys()) deliver(signal);
   };
@@ -300,6 +305,7 @@ export async function launchSpt(given: SptRunOptions, onTrace?: (trace: SptBootT
     );
   } catch (error) {
     closeQuietly(launcherEnd);
+    codeCache?.abandon();
     const code = error instanceof Error && "code" in error ? String(error.code) : "";
     throw new TenderError(`cannot start the appliance process (${code || String(error)})${code === "EPERM" ? ": creating namespaces needs root" : ""}`);
   } finally {
@@ -308,6 +314,7 @@ export async function launchSpt(given: SptRunOptions, onTrace?: (trace: SptBootT
     closeSync(imageFd);
     closeSync(devNull);
     closeSync(applianceEnd);
+    codeCache?.spawned();
   }
   pid = spawned;
   const applianceSpawned = performance.now();
@@ -318,18 +325,27 @@ export async function launchSpt(given: SptRunOptions, onTrace?: (trace: SptBootT
     // The appliance process is gone already; waiting for it tells how it ended.
   }
 
-  const traced = relayControl(launcherEnd, onReady, (applianceTrace) => {
-    onTrace?.({
-      tenderStart,
-      imageRead,
-      imageVerified,
-      devicesOpen,
-      applianceSpawned,
-      ...applianceTrace,
-    });
-  });
+  const traced = relayControl(
+    launcherEnd,
+    onReady,
+    (applianceTrace) => {
+      const rejected = codeCache?.rejection(applianceTrace.codeCache);
+      onTrace?.({
+        tenderStart,
+        imageRead,
+        imageVerified,
+        devicesOpen,
+        applianceSpawned,
+        ...applianceTrace,
+        ...(rejected === undefined ? {} : { codeCacheRejected: rejected }),
+      });
+    },
+    () => codeCache?.markWritten(),
+  );
   const status = await spt.waitChild(spawned);
   await traced;
+  // Ended before "ready": whatever it wrote is not signed.
+  codeCache?.abandon();
 
   if (status.code !== null) process.exit(status.code);
   const signal = status.signal ?? 0;
@@ -357,10 +373,11 @@ const MAX_LINE_BYTES = 64 * 1024;
  * process closes the socket. The appliance process is not trusted here: lines are bounded, and the
  * trace is parsed field by field.
  */
-function relayControl(fd: number, onReady: () => void, deliver: (trace: ApplianceTrace) => void): Promise<void> {
+function relayControl(fd: number, onReady: () => void, deliver: (trace: ApplianceTrace) => void, onCodeCacheWritten: () => void): Promise<void> {
   return new Promise((resolve) => {
     const socket = new Socket({ fd, readable: true, writable: false });
     let buffered = "";
+    let ready = false;
     socket.setEncoding("utf8");
     socket.on("data", (chunk: string) => {
       buffered += chunk;
@@ -368,7 +385,13 @@ function relayControl(fd: number, onReady: () => void, deliver: (trace: Applianc
         const line = buffered.slice(0, newline);
         buffered = buffered.slice(newline + 1);
         if (line === READY_LINE) {
+          ready = true;
           onReady();
+          continue;
+        }
+        // Only before "ready": the image runs after it, and must not get a cache signed.
+        if (line === CODE_CACHE_WRITTEN_LINE && !ready) {
+          onCodeCacheWritten();
           continue;
         }
         const trace = parseApplianceTrace(line);

@@ -6,7 +6,8 @@
  * The appliance process starts with exactly these fds, placed by the launcher:
  *   0 /dev/null, 1 stdout, 2 stderr, 3 the control socket, 4 the image file (read-only),
  *   5... the devices, in the order the plan lists them (each net's TAP, then its capture file
- *   if any; then each block file).
+ *   if any; then each block file), then the code cache's (the authenticated cache file, if any;
+ *   then the temporary file a miss writes).
  */
 import { readSync } from "node:fs";
 
@@ -38,6 +39,17 @@ export interface PlannedBlock {
   readonly capacity: number;
 }
 
+/**
+ * The code cache as the appliance process gets it: it opens no cache file and holds no key (the
+ * launcher verified the directory and the MAC).
+ */
+export interface PlannedCodeCache {
+  /** An authenticated cache: its payload (at CODE_CACHE_PAYLOAD_OFFSET) has this length and SHA-256. */
+  readonly read?: { readonly fd: number; readonly length: number; readonly sha256: string } | undefined;
+  /** The launcher's new temporary file: a miss writes V8's payload there and says CODE_CACHE_WRITTEN_LINE. */
+  readonly write: number;
+}
+
 export interface BootPlan {
   /** The image's name (its manifest says so; checked again once the image is read). */
   readonly name: string;
@@ -51,8 +63,8 @@ export interface BootPlan {
   readonly gid: number;
   /** --memory, when given: the V8 heap limit in MiB. */
   readonly memoryMiB?: number | undefined;
-  /** Where the V8 code cache for this image lives, or undefined (ATOLL_CODE_CACHE=0). */
-  readonly codeCachePath?: string | undefined;
+  /** The V8 code cache, handed over as fds (code-cache-handoff.ts); absent when caching is off. */
+  readonly codeCache?: PlannedCodeCache | undefined;
   /** Send the boot trace back on the control socket. */
   readonly trace: boolean;
   /** The launcher's performance.timeOrigin, so that both processes' milestones share one clock. */
@@ -64,6 +76,12 @@ export interface BootPlan {
  * signal the launcher forwards from now on is handled (before, a PID 1 would have ignored it).
  */
 export const READY_LINE = "ready";
+
+/** Sent before READY_LINE when the appliance process wrote a code cache into the plan's `write` fd. */
+export const CODE_CACHE_WRITTEN_LINE = "code-cache-written";
+
+/** spawnSealed hands the appliance process at most this many fds (MAX_CHILD_FDS in native/atoll_seccomp.c). */
+export const MAX_APPLIANCE_FDS = 64;
 
 /** Milestones the appliance process reports, in ms since the launcher started. */
 export interface ApplianceTrace {
@@ -109,6 +127,7 @@ function expect<T>(value: unknown, what: string, check: (value: unknown) => valu
 }
 
 const isString = (value: unknown): value is string => typeof value === "string";
+const isSha256 = (value: unknown): value is string => typeof value === "string" && /^[0-9a-f]{64}$/.test(value);
 const isBoolean = (value: unknown): value is boolean => typeof value === "boolean";
 const isFd = (value: unknown): value is number => typeof value === "number" && Number.isInteger(value) && value >= FIRST_DEVICE_FD;
 const isCount = (value: unknown): value is number => typeof value === "number" && Number.isInteger(value) && value >= 0;
@@ -148,7 +167,8 @@ function checkBootPlan(value: unknown): BootPlan {
   }));
   const cmdline = field(value, "cmdline");
   const memory = field(value, "memoryMiB");
-  const cache = field(value, "codeCachePath");
+  const cache = field(value, "codeCache");
+  const cacheRead = field(cache, "read");
   return {
     name: expect(field(value, "name"), "name", isString),
     imagePath: expect(field(value, "imagePath"), "imagePath", isString),
@@ -159,7 +179,20 @@ function checkBootPlan(value: unknown): BootPlan {
     uid: expect(field(value, "uid"), "uid", isCount),
     gid: expect(field(value, "gid"), "gid", isCount),
     memoryMiB: memory === undefined ? undefined : expect(memory, "memoryMiB", isCount),
-    codeCachePath: cache === undefined ? undefined : expect(cache, "codeCachePath", isString),
+    codeCache:
+      cache === undefined
+        ? undefined
+        : {
+            read:
+              cacheRead === undefined
+                ? undefined
+                : {
+                    fd: expect(field(cacheRead, "fd"), "codeCache.read.fd", isFd),
+                    length: expect(field(cacheRead, "length"), "codeCache.read.length", isCount),
+                    sha256: expect(field(cacheRead, "sha256"), "codeCache.read.sha256", isSha256),
+                  },
+            write: expect(field(cache, "write"), "codeCache.write", isFd),
+          },
     trace: expect(field(value, "trace"), "trace", isBoolean),
     launcherTimeOrigin: expect(field(value, "launcherTimeOrigin"), "launcherTimeOrigin", (item): item is number => typeof item === "number"),
   };
