@@ -80,15 +80,30 @@ static int get_ifname(napi_env env, napi_value value, char name[IFNAMSIZ]) {
   return 1;
 }
 
-/* Buffer is a Uint8Array too, so both are accepted; other typed arrays would make lengths ambiguous. */
+/* Buffer is a Uint8Array too, so both are accepted; other typed arrays would make lengths ambiguous.
+ * The pointer and length come from the engine's own record of the view (napi_get_typedarray_info
+ * reads V8's internal slots), never from its JS `length` or `byteLength`, which a caller can
+ * redefine with a getter that lies: no transfer here can reach past the real backing store. */
 static int get_bytes(napi_env env, napi_value value, void **data, size_t *length) {
   bool is_typedarray;
   napi_typedarray_type type;
+  napi_value backing;
   if (napi_is_typedarray(env, value, &is_typedarray) != napi_ok) return 0;
   if (is_typedarray) {
     /* data already points at byteOffset, and length counts elements (= bytes for Uint8Array). */
-    if (napi_get_typedarray_info(env, value, &type, length, data, NULL, NULL) != napi_ok) return 0;
-    if (type == napi_uint8_array) return 1;
+    if (napi_get_typedarray_info(env, value, &type, length, data, &backing, NULL) != napi_ok) return 0;
+    if (type == napi_uint8_array) {
+      /* A detached view reads as length 0 with no memory behind it: refuse it rather than hand
+       * the kernel a NULL buffer (a zero-length read on a TAP would consume and lose a frame).
+       * napi_is_detached_arraybuffer is false for a SharedArrayBuffer, which is fine to use. */
+      bool detached = false;
+      if (napi_is_detached_arraybuffer(env, backing, &detached) != napi_ok) return 0;
+      if (detached || (*data == NULL && *length > 0)) {
+        napi_throw_type_error(env, "EINVAL", "buffer is detached");
+        return 0;
+      }
+      return 1;
+    }
   }
   napi_throw_type_error(env, NULL, "buffer must be a Uint8Array");
   return 0;
