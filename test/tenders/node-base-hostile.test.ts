@@ -12,9 +12,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, beforeEach, test } from "node:test";
 import * as vm from "node:vm";
-import { Status, type Base, type BlockInfo } from "../../src/abi/base.ts";
+import { Status, type Base, type BlockInfo, type NetFrameMeta } from "../../src/abi/base.ts";
 import { FileBlockDevice } from "../../src/tenders/common/block.ts";
 import type { HostNetBackend } from "../../src/tenders/common/devices.ts";
+import { loadNative } from "../../src/tenders/common/native.ts";
 import { encodeImage } from "../../src/image/format.ts";
 import { atoll } from "../helpers/cli.ts";
 import { testNodeBase } from "../helpers/node-base.ts";
@@ -240,4 +241,56 @@ test("through `atoll run`: an image with lying lengths neither crashes the tende
   assert.equal(result.stdout, `hi\nresults ${Status.EINVAL} ${Status.OK} ${Status.OK} ${Status.OK}\n`);
   assert.equal(statSync(disk).size, CAPACITY);
   assert.deepEqual(new Uint8Array(readFileSync(disk)), pristine);
+});
+
+test("netWrite reads the frame metadata once: a getter cannot pass the checks with one value and reach the device with another", () => {
+  const sent: NetFrameMeta[] = [];
+  const backend: HostNetBackend = {
+    fd: -1,
+    mtu: 1500,
+    read: () => 0,
+    write: () => -1,
+    close: () => undefined,
+    offloads: {
+      enable: () => 65535 + 18,
+      read: () => 0,
+      write(frame, meta) {
+        sent.push({ ...meta });
+        return frame.length;
+      },
+    },
+  };
+  const base = testNodeBase({ nets: [{ name: "service", mac: Uint8Array.of(2, 0, 0, 0, 0, 1), backend }] });
+  assert.equal(typeof base.netAcquire("service", { offloads: true }), "object");
+  // A plain 60-byte frame; segmentSize says 0 when checked, then asks for segmentation.
+  const meta = untyped<NetFrameMeta>(
+    vm.runInContext(`(() => { let reads = 0; return { checksumTrusted: false, checksumStart: 0, checksumOffset: 0, get segmentSize() { return reads++ === 0 ? 0 : 1448; } }; })()`, vm.createContext({})),
+  );
+  assert.equal(base.netWrite(0, new Uint8Array(60), meta), Status.OK);
+  assert.deepEqual(sent, [{ checksumTrusted: false, checksumStart: 0, checksumOffset: 0, segmentSize: 0 }]);
+  // Fields that are not small integers are EINVAL, and nothing is sent.
+  for (const bad of [{ checksumStart: -1 }, { checksumOffset: 1.5 }, { segmentSize: 0x10000 }, { segmentSize: 1n }, { segmentSize: "0" }]) {
+    assert.equal(base.netWrite(0, new Uint8Array(60), untyped<NetFrameMeta>({ checksumTrusted: false, checksumStart: 0, checksumOffset: 0, segmentSize: 0, ...bad })), Status.EINVAL);
+  }
+  assert.equal(sent.length, 1);
+});
+
+test("the native addon moves the engine's real length, whatever `length` says, and refuses detached buffers", () => {
+  const native = loadNative();
+  const [a, b] = native.socketpair("dgram");
+  try {
+    const lying = imageValue(`(() => { const u = new Uint8Array(8).fill(9); Object.defineProperty(u, "length", { value: 1 << 20 }); Object.defineProperty(u, "byteLength", { value: 1 << 20 }); return u; })()`);
+    assert.equal(native.write(a, lying), 8);
+    const into = imageValue(`(() => { const u = new Uint8Array(4); Object.defineProperty(u, "length", { value: 1 << 20 }); return u; })()`);
+    // A datagram longer than the buffer is cut to the real 4 bytes (and the rest of it dropped).
+    assert.equal(native.read(b, into), 4);
+    assert.deepEqual(new Uint8Array(into.buffer), new Uint8Array(4).fill(9));
+    const detached = imageValue(HOSTILE.detached);
+    assert.throws(() => native.write(a, detached), { name: "TypeError", message: "buffer is detached" });
+    assert.throws(() => native.read(b, detached), { name: "TypeError", message: "buffer is detached" });
+    assert.throws(() => native.write(a, imageValue(HOSTILE.dataView)), { name: "TypeError", message: "buffer must be a Uint8Array" });
+  } finally {
+    native.close(a);
+    native.close(b);
+  }
 });
