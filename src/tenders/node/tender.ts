@@ -199,17 +199,23 @@ export function runImage(given: RunOptions, onTrace?: (trace: BootTrace) => void
     closeAll();
     throw new TenderError(`${options.imagePath}: the image's code did not evaluate to an entry with start(base): rebuild it with \`atoll build\``);
   }
-  // From here on the appliance is running: its failures end it with abort's status, not 125.
   // Not process.on: a handler on the JS thread never runs while the appliance is busy. The addon
   // calls back here from the event loop (the orderly path), and ends the process from another
   // thread if that has not happened within STOP_GRACE_MS.
-  native.armStopWatchdog(
-    (signal) => end(128 + signal),
-    STOP_GRACE_MS,
-    Int32Array.from(blocks, (block) => block.device.fd),
-    `atoll: appliance '${escapeLine(image.manifest.name)}' did not stop within ${STOP_GRACE_MS / 1000} s of `,
-    ": ended without closing its devices (block devices synced, a capture may lack its last frames)\n",
-  );
+  try {
+    native.armStopWatchdog(
+      (signal) => end(128 + signal),
+      STOP_GRACE_MS,
+      Int32Array.from(blocks, (block) => block.device.fd),
+      `atoll: appliance '${escapeLine(image.manifest.name)}' did not stop within ${STOP_GRACE_MS / 1000} s of `,
+      ": ended without closing its devices (block devices synced, a capture may lack its last frames)\n",
+    );
+  } catch (error) {
+    closeAll();
+    // Only resources can fail here (a thread, a semaphore): say which, and start nothing.
+    throw new TenderError(`cannot set up the signal watchdog: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  // From here on the appliance is running: its failures end it with abort's status, not 125.
   process.on("uncaughtException", (error) => abort(describeError(error)));
   process.on("unhandledRejection", (reason) => abort(`unhandled promise rejection: ${describeError(reason)}`));
   process.on("beforeExit", () => abort("the image stopped without calling exit (its scheduler is no longer yielding)"));
