@@ -49,13 +49,13 @@ const intrinsicBuffer = typedArrayAccessor("buffer");
 const intrinsicByteOffset = typedArrayAccessor("byteOffset");
 const intrinsicLength = typedArrayAccessor("length");
 
-function typedArrayAccessor(name: string): (this: unknown) => unknown {
+/** `get(view)` calls the accessor with `view` as its receiver (bound once: this is on every netRead and netWrite). */
+function typedArrayAccessor(name: string): (view: unknown) => unknown {
   const descriptor = typeof typedArrayPrototype === "object" && typedArrayPrototype !== null ? Object.getOwnPropertyDescriptor(typedArrayPrototype, name) : undefined;
   const getter: unknown = descriptor?.get;
   if (typeof getter !== "function") throw new Error(`%TypedArray%.prototype.${name} has no getter`);
-  return function (this: unknown): unknown {
-    return Reflect.apply(getter, this, []);
-  };
+  const get: (view: unknown) => unknown = Function.prototype.call.bind(getter);
+  return get;
 }
 
 /**
@@ -70,9 +70,9 @@ function typedArrayAccessor(name: string): (this: unknown) => unknown {
 export function hostBytes(value: unknown): Uint8Array | undefined {
   // isUint8Array reads V8's internal type, so a Proxy or an object faking Symbol.toStringTag fails.
   if (!types.isUint8Array(value)) return undefined;
-  const buffer = intrinsicBuffer.call(value);
-  const byteOffset = intrinsicByteOffset.call(value);
-  const length = intrinsicLength.call(value);
+  const buffer = intrinsicBuffer(value);
+  const byteOffset = intrinsicByteOffset(value);
+  const length = intrinsicLength(value);
   if (!(types.isArrayBuffer(buffer) || types.isSharedArrayBuffer(buffer)) || typeof byteOffset !== "number" || typeof length !== "number") return undefined;
   try {
     // Throws for a detached buffer (its view's length reads 0, but it has no memory to lend).
