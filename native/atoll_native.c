@@ -1,7 +1,8 @@
 /*
  * atoll_native: the few Linux syscalls the `node` tender needs for TAP networking that Node's
  * own APIs cannot express (TUNSETIFF on /dev/net/tun, SIOCGIFMTU, non-blocking read/write on a
- * raw fd without libuv, and ppoll with a nanosecond timeout over several fds at once).
+ * raw fd without libuv, and ppoll with a nanosecond timeout over several fds at once), and the
+ * stop watchdog: a thread outside the JS thread that ends a busy appliance after a signal.
  *
  * Plain C against node_api.h so that it builds with nothing but Node's headers and a C compiler.
  * I/O calls report failures as negative errno values instead of exceptions: the tender passes
@@ -19,6 +20,9 @@
 #include <math.h>
 #include <net/if.h>
 #include <poll.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -80,15 +84,30 @@ static int get_ifname(napi_env env, napi_value value, char name[IFNAMSIZ]) {
   return 1;
 }
 
-/* Buffer is a Uint8Array too, so both are accepted; other typed arrays would make lengths ambiguous. */
+/* Buffer is a Uint8Array too, so both are accepted; other typed arrays would make lengths ambiguous.
+ * The pointer and length come from the engine's own record of the view (napi_get_typedarray_info
+ * reads V8's internal slots), never from its JS `length` or `byteLength`, which a caller can
+ * redefine with a getter that lies: no transfer here can reach past the real backing store. */
 static int get_bytes(napi_env env, napi_value value, void **data, size_t *length) {
   bool is_typedarray;
   napi_typedarray_type type;
+  napi_value backing;
   if (napi_is_typedarray(env, value, &is_typedarray) != napi_ok) return 0;
   if (is_typedarray) {
     /* data already points at byteOffset, and length counts elements (= bytes for Uint8Array). */
-    if (napi_get_typedarray_info(env, value, &type, length, data, NULL, NULL) != napi_ok) return 0;
-    if (type == napi_uint8_array) return 1;
+    if (napi_get_typedarray_info(env, value, &type, length, data, &backing, NULL) != napi_ok) return 0;
+    if (type == napi_uint8_array) {
+      /* A detached view reads as length 0 with no memory behind it: refuse it rather than hand
+       * the kernel a NULL buffer (a zero-length read on a TAP would consume and lose a frame).
+       * napi_is_detached_arraybuffer is false for a SharedArrayBuffer, which is fine to use. */
+      bool detached = false;
+      if (napi_is_detached_arraybuffer(env, backing, &detached) != napi_ok) return 0;
+      if (detached || (*data == NULL && *length > 0)) {
+        napi_throw_type_error(env, "EINVAL", "buffer is detached");
+        return 0;
+      }
+      return 1;
+    }
   }
   napi_throw_type_error(env, NULL, "buffer must be a Uint8Array");
   return 0;
@@ -466,6 +485,214 @@ static napi_value fd_watch_stop(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* ---- the node tender's stop watchdog ----
+ *
+ * SIGINT, SIGTERM and SIGHUP must end the appliance even while its JS thread never returns to the
+ * event loop (a busy loop, endless microtasks, a write blocked on a stalled stdout), where a
+ * handler registered with process.on would never run. So the addon owns these three signals:
+ *
+ * - its handler (async-signal-safe only) records the first signal, wakes the event loop through
+ *   a uv_async_t (uv_async_send is async-signal-safe), which calls the tender's JS callback: the
+ *   orderly path (devices closed, capture flushed, exit 130/143/129), the normal one;
+ * - and posts a semaphore that a watchdog thread waits on. If the process still exists after the
+ *   grace period, the orderly path did not happen: the thread fsyncs the block devices' fds
+ *   (safe from any thread), writes one line to stderr if it can take it at once, and
+ *   _exit(128 + signal).
+ * - A second signal, of any of the three, ends the process at once from the handler: whoever
+ *   sends it insists. Data already written is in the kernel's page cache either way; fsync only
+ *   adds durability against a host crash.
+ *
+ * libuv would also install handlers for these signals if JS called process.on for them, which
+ * would silently replace ours: the node tender must not, and arms this once, after the image's
+ * code has evaluated (a signal before that takes Node's default: the process dies of it). */
+
+/* Block devices past this many are not synced by the watchdog (the tender attaches far fewer). */
+#define STOP_MAX_SYNC_FDS 64
+/* How long the watchdog waits for stderr to take its line before exiting without it. */
+#define STOP_NOTE_WAIT_MS 100
+
+static const int stop_signals[] = {SIGINT, SIGTERM, SIGHUP};
+
+static struct {
+  int armed;
+  /* The first signal received (0: none), written by the handler, read by the other threads. */
+  int received;
+  sem_t wake;
+  uv_async_t async;
+  napi_env env;
+  napi_ref callback;
+  double grace_ns;
+  int sync_fds[STOP_MAX_SYNC_FDS];
+  size_t sync_fd_count;
+  char note_before[512];
+  char note_after[512];
+} stop;
+
+static void stop_signal_handler(int signo) {
+  int saved_errno = errno;
+  int none = 0;
+  if (!__atomic_compare_exchange_n(&stop.received, &none, signo, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+    _exit(128 + signo);
+  uv_async_send(&stop.async);
+  sem_post(&stop.wake);
+  errno = saved_errno;
+}
+
+/* Writes all of `text` to fd 2 if it is writable within the wait; never blocks for long on a stalled pipe. */
+static void stop_note(const char *text) {
+  size_t length = strlen(text), done = 0;
+  while (done < length) {
+    struct pollfd pfd = {.fd = 2, .events = POLLOUT, .revents = 0};
+    if (poll(&pfd, 1, STOP_NOTE_WAIT_MS) <= 0 || (pfd.revents & (POLLERR | POLLHUP | POLLNVAL)) != 0) return;
+    ssize_t n = write(2, text + done, length - done);
+    if (n < 0 && errno != EINTR && errno != EAGAIN) return;
+    if (n > 0) done += (size_t)n;
+  }
+}
+
+static void *stop_watchdog(void *unused) {
+  (void)unused;
+  while (sem_wait(&stop.wake) != 0) {
+  }
+  struct timespec deadline;
+  clock_gettime(CLOCK_MONOTONIC, &deadline);
+  long long grace = (long long)stop.grace_ns;
+  deadline.tv_sec += (time_t)(grace / 1000000000LL);
+  deadline.tv_nsec += (long)(grace % 1000000000LL);
+  if (deadline.tv_nsec >= 1000000000L) {
+    deadline.tv_sec += 1;
+    deadline.tv_nsec -= 1000000000L;
+  }
+  while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &deadline, NULL) == EINTR) {
+  }
+  int signo = __atomic_load_n(&stop.received, __ATOMIC_SEQ_CST);
+  /* The JS thread may have closed some of these meanwhile; fsync on a closed fd is a harmless EBADF. */
+  for (size_t i = 0; i < stop.sync_fd_count; i++) fsync(stop.sync_fds[i]);
+  const char *name = sigabbrev_np(signo);
+  char line[1200];
+  snprintf(line, sizeof line, "%sSIG%s%s", stop.note_before, name != NULL ? name : "?", stop.note_after);
+  stop_note(line);
+  _exit(128 + signo);
+  return NULL;
+}
+
+static void stop_async_fire(uv_async_t *async) {
+  (void)async;
+  napi_env env = stop.env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  napi_value fn, global, arg, result;
+  if (napi_get_reference_value(env, stop.callback, &fn) == napi_ok && fn != NULL && napi_get_global(env, &global) == napi_ok &&
+      napi_create_int32(env, __atomic_load_n(&stop.received, __ATOMIC_SEQ_CST), &arg) == napi_ok) {
+    if (napi_call_function(env, global, fn, 1, &arg, &result) == napi_pending_exception) {
+      napi_value exception;
+      if (napi_get_and_clear_last_exception(env, &exception) == napi_ok) napi_fatal_exception(env, exception);
+    }
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+/* Copies a JS string into `out` (NUL-terminated); a longer one is refused rather than cut. */
+static int get_note(napi_env env, napi_value value, char *out, size_t size) {
+  napi_valuetype type;
+  size_t length;
+  if (napi_typeof(env, value, &type) != napi_ok) return 0;
+  if (type != napi_string) {
+    napi_throw_type_error(env, NULL, "notes must be strings");
+    return 0;
+  }
+  if (napi_get_value_string_utf8(env, value, NULL, 0, &length) != napi_ok) return 0;
+  if (length >= size) {
+    napi_throw_range_error(env, "EINVAL", "note too long");
+    return 0;
+  }
+  return napi_get_value_string_utf8(env, value, out, size, &length) == napi_ok;
+}
+
+/* armStopWatchdog(callback, graceMs, syncFds, noteBefore, noteAfter): see the comment above.
+ * Once per process; throws on bad arguments or when already armed. */
+static napi_value stop_watchdog_arm(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  napi_valuetype type;
+  double grace_ms;
+  bool is_typedarray;
+  napi_typedarray_type array_type;
+  size_t count;
+  void *data;
+  if (!get_args(env, info, 5, argv)) return NULL;
+  if (stop.armed) return throw_errno(env, EALREADY, "armStopWatchdog", "");
+  NAPI_CALL(env, napi_typeof(env, argv[0], &type));
+  if (type != napi_function) {
+    napi_throw_type_error(env, NULL, "callback must be a function");
+    return NULL;
+  }
+  NAPI_CALL(env, napi_typeof(env, argv[1], &type));
+  if (type != napi_number) {
+    napi_throw_type_error(env, NULL, "graceMs must be a number");
+    return NULL;
+  }
+  NAPI_CALL(env, napi_get_value_double(env, argv[1], &grace_ms));
+  if (!(grace_ms >= 0 && grace_ms <= 3600e3)) {
+    napi_throw_range_error(env, "EINVAL", "graceMs must be from 0 to 3600000");
+    return NULL;
+  }
+  NAPI_CALL(env, napi_is_typedarray(env, argv[2], &is_typedarray));
+  if (is_typedarray) NAPI_CALL(env, napi_get_typedarray_info(env, argv[2], &array_type, &count, &data, NULL, NULL));
+  if (!is_typedarray || array_type != napi_int32_array) {
+    napi_throw_type_error(env, NULL, "syncFds must be an Int32Array");
+    return NULL;
+  }
+  if (count > STOP_MAX_SYNC_FDS) {
+    napi_throw_range_error(env, "EINVAL", "syncFds holds at most 64 fds");
+    return NULL;
+  }
+  if (!get_note(env, argv[3], stop.note_before, sizeof stop.note_before) || !get_note(env, argv[4], stop.note_after, sizeof stop.note_after))
+    return NULL;
+  if (count > 0) memcpy(stop.sync_fds, data, count * sizeof(int32_t));
+  stop.sync_fd_count = count;
+  stop.grace_ns = grace_ms * 1e6;
+
+  uv_loop_t *loop;
+  NAPI_CALL(env, napi_get_uv_event_loop(env, &loop));
+  NAPI_CALL(env, napi_create_reference(env, argv[0], 1, &stop.callback));
+  stop.env = env;
+  if (sem_init(&stop.wake, 0, 0) < 0) return throw_errno(env, errno, "sem_init", "");
+  int rc = uv_async_init(loop, &stop.async, stop_async_fire);
+  if (rc < 0) return throw_errno(env, -rc, "uv_async_init", "");
+  /* The watcher must not keep the event loop alive: an appliance with nothing left to wait for
+   * still ends (the tender's beforeExit). */
+  uv_unref((uv_handle_t *)&stop.async);
+
+  /* The thread starts with every signal blocked, so that the kernel never picks it to run the
+   * handler: a process-directed signal then interrupts the JS thread's ppoll, as before. */
+  sigset_t all, previous;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &previous);
+  pthread_t thread;
+  rc = pthread_create(&thread, NULL, stop_watchdog, NULL);
+  pthread_sigmask(SIG_SETMASK, &previous, NULL);
+  if (rc != 0) return throw_errno(env, rc, "pthread_create", "stop watchdog");
+  pthread_detach(thread);
+
+  struct sigaction action;
+  memset(&action, 0, sizeof action);
+  action.sa_handler = stop_signal_handler;
+  /* The three exclude each other, so the handler never nests; SA_RESTART as libuv's own. */
+  sigemptyset(&action.sa_mask);
+  for (size_t i = 0; i < sizeof stop_signals / sizeof stop_signals[0]; i++) sigaddset(&action.sa_mask, stop_signals[i]);
+  action.sa_flags = SA_RESTART;
+  for (size_t i = 0; i < sizeof stop_signals / sizeof stop_signals[0]; i++) {
+    if (sigaction(stop_signals[i], &action, NULL) < 0) return throw_errno(env, errno, "sigaction", "");
+  }
+  /* Unblock them on this thread in case the parent left them blocked (a mask is inherited). */
+  sigset_t ours;
+  sigemptyset(&ours);
+  for (size_t i = 0; i < sizeof stop_signals / sizeof stop_signals[0]; i++) sigaddset(&ours, stop_signals[i]);
+  pthread_sigmask(SIG_UNBLOCK, &ours, NULL);
+  stop.armed = 1;
+  return NULL;
+}
+
 NAPI_MODULE_INIT() {
   static const struct {
     const char *name;
@@ -476,6 +703,7 @@ NAPI_MODULE_INIT() {
       {"socketpair", sock_pair}, {"waitWritable", fd_wait_writable},
       {"watch", fd_watch_start}, {"rewatch", fd_watch_change}, {"unwatch", fd_watch_stop},
       {"tapSetOffload", tap_set_offload}, {"readv2", fd_readv2}, {"writev2", fd_writev2},
+      {"armStopWatchdog", stop_watchdog_arm},
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value fn;

@@ -17,7 +17,10 @@ The appliance's exit status is the command's; 125 means atoll could not start it
 
 Options:
   --tender <name>              tender to run on: node (default), or spt (sealed: a seccomp
-                               allowlist around the appliance's own process; see docs/spt.md)
+                               allowlist around the appliance's own process; see docs/spt.md).
+                               The node tender offers no isolation: an image can reach the
+                               host through it; run untrusted images with --tender spt (or
+                               the VM tenders when they land)
   --memory <MiB>               (spt) limit the appliance's JavaScript heap to <MiB> MiB
   --net <dev>=user             attach net device <dev> to the user-mode network (the default
                                for a declared net device): no root, no TAP; the guest gets

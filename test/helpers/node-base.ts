@@ -3,14 +3,14 @@
  * process-level effects (exit and abort throw, nothing is polled, warnings are dropped).
  */
 import type { Base } from "../../src/abi/base.ts";
-import type { HostNet } from "../../src/tenders/common/devices.ts";
+import type { HostBlock, HostNet } from "../../src/tenders/common/devices.ts";
 import { createNodeBase } from "../../src/tenders/node/base.ts";
 
-export function testNodeBase(options: { nets?: readonly HostNet[]; assets?: Uint8Array | undefined } = {}): Base {
+export function testNodeBase(options: { nets?: readonly HostNet[]; blocks?: readonly HostBlock[]; assets?: Uint8Array | undefined } = {}): Base {
   return createNodeBase({
     cmdline: { args: [], params: {} },
     nets: options.nets ?? [],
-    blocks: [],
+    blocks: options.blocks ?? [],
     maxWaitNs: 0,
     poll: () => 0,
     onExit: () => {

@@ -4,6 +4,7 @@
  * writes, handle checks and the waiting half of yield.
  */
 import { writeSync } from "node:fs";
+import { types } from "node:util";
 import { ConsoleStream, Status, type CommandLine } from "../../abi/base.ts";
 import type { HostBlock, HostNet } from "./devices.ts";
 import type { PcapWriter } from "./pcap.ts";
@@ -35,6 +36,50 @@ export const MAX_WAIT_NS = 3_600_000_000_000;
 /** Whether `value` is a device handle: an integer from 0 to count - 1. */
 export function isHandle(value: unknown, count: number): value is number {
   return typeof value === "number" && Number.isInteger(value) && value >= 0 && value < count;
+}
+
+/**
+ * %TypedArray%.prototype's own accessors, taken from the host's realm before any image runs. They
+ * read a typed array's internal slots whatever realm it comes from, so a `length`, `byteLength`,
+ * `byteOffset` or `buffer` getter that the image defines on an array, on a subclass or on its
+ * realm's prototypes is never consulted.
+ */
+const typedArrayPrototype: unknown = Object.getPrototypeOf(Uint8Array.prototype);
+const intrinsicBuffer = typedArrayAccessor("buffer");
+const intrinsicByteOffset = typedArrayAccessor("byteOffset");
+const intrinsicLength = typedArrayAccessor("length");
+
+/** `get(view)` calls the accessor with `view` as its receiver (bound once: this is on every netRead and netWrite). */
+function typedArrayAccessor(name: string): (view: unknown) => unknown {
+  const descriptor = typeof typedArrayPrototype === "object" && typedArrayPrototype !== null ? Object.getOwnPropertyDescriptor(typedArrayPrototype, name) : undefined;
+  const getter: unknown = descriptor?.get;
+  if (typeof getter !== "function") throw new Error(`%TypedArray%.prototype.${name} has no getter`);
+  const get: (view: unknown) => unknown = Function.prototype.call.bind(getter);
+  return get;
+}
+
+/**
+ * The bytes of an image's `Uint8Array` (of any realm, a subclass, a Buffer) as a Uint8Array of the
+ * host's realm over the same memory, or undefined for anything else (a DataView, another typed
+ * array, a Proxy, a detached or out-of-bounds view). Every length and offset the host computes
+ * must come from the result, never from the image's object: the image's `length` and
+ * `byteLength` can be getters that lie, or change between two reads, and Node's own I/O calls
+ * trust them (a lying length once moved a block write 65,024 bytes past a device's end, and made
+ * `randomFillSync` fail a C++ assertion).
+ */
+export function hostBytes(value: unknown): Uint8Array | undefined {
+  // isUint8Array reads V8's internal type, so a Proxy or an object faking Symbol.toStringTag fails.
+  if (!types.isUint8Array(value)) return undefined;
+  const buffer = intrinsicBuffer(value);
+  const byteOffset = intrinsicByteOffset(value);
+  const length = intrinsicLength(value);
+  if (!(types.isArrayBuffer(buffer) || types.isSharedArrayBuffer(buffer)) || typeof byteOffset !== "number" || typeof length !== "number") return undefined;
+  try {
+    // Throws for a detached buffer (its view's length reads 0, but it has no memory to lend).
+    return new Uint8Array(buffer, byteOffset, length);
+  } catch {
+    return undefined;
+  }
 }
 
 /** The host file descriptor of a consoleWrite stream (absent: standard output), or undefined for an unknown one. */

@@ -1,5 +1,6 @@
 /** Block devices backed by host files, for every tender. */
 import { closeSync, fstatSync, openSync, readSync, writeSync, fsyncSync } from "node:fs";
+import { hostBytes } from "./base.ts";
 import { TenderError } from "./errors.ts";
 
 export const BLOCK_SIZE = 512;
@@ -47,7 +48,8 @@ export class FileBlockDevice {
   }
 
   /** Reads exactly buffer.length bytes at offset; throws on a short read or I/O error. */
-  read(offset: number, buffer: Uint8Array): void {
+  read(offset: number, given: Uint8Array): void {
+    const buffer = this.checkRange(offset, given);
     let done = 0;
     while (done < buffer.length) {
       const n = readSync(this.fd, buffer, done, buffer.length - done, offset + done);
@@ -56,9 +58,27 @@ export class FileBlockDevice {
     }
   }
 
-  write(offset: number, data: Uint8Array): void {
+  /** Writes all of data at offset; throws on an I/O error. */
+  write(offset: number, given: Uint8Array): void {
+    const data = this.checkRange(offset, given);
     let done = 0;
     while (done < data.length) done += writeSync(this.fd, data, done, data.length - done, offset + done);
+  }
+
+  /**
+   * The device's own bounds, whatever its callers checked: whole blocks, inside the capacity.
+   * Returns the host's view of `bytes` (hostBytes), whose length is the real one and not a
+   * property the image may have redefined, so that a view handed in unchecked still cannot
+   * reach past the end; the transfer uses that view.
+   */
+  private checkRange(offset: number, bytes: Uint8Array): Uint8Array {
+    const view = hostBytes(bytes);
+    if (view === undefined) throw new RangeError(`block device '${this.name}': the buffer is not a usable Uint8Array`);
+    const length = view.length;
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset % BLOCK_SIZE !== 0 || length % BLOCK_SIZE !== 0 || offset + length > this.capacity) {
+      throw new RangeError(`block device '${this.name}': ${length} bytes at ${offset} are not whole blocks inside its ${this.capacity} bytes`);
+    }
+    return view;
   }
 
   close(): void {

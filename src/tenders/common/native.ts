@@ -44,13 +44,22 @@ export interface NativeAddon {
   rewatch(handle: WatchHandle, events: number): void;
   /** Stops the watcher for good (idempotent); the fd stays open. */
   unwatch(handle: WatchHandle): void;
+  /**
+   * Takes over SIGINT, SIGTERM and SIGHUP for the node tender (once per process; throws when armed
+   * twice). The first of them calls `onSignal(signal number)` from the event loop, the orderly
+   * path; if the process still exists `graceMs` later (the JS thread was busy), a native thread
+   * fsyncs `syncFds`, writes `noteBefore` + the signal's name (SIGTERM) + `noteAfter` to stderr if
+   * it takes them at once, and exits with 128 + the signal. A second signal exits at once.
+   * JS must not also register process.on for these signals: libuv would replace the handler.
+   */
+  armStopWatchdog(onSignal: (signal: number) => void, graceMs: number, syncFds: Int32Array, noteBefore: string, noteAfter: string): void;
 }
 
 /** An opaque libuv poll watcher from NativeAddon.watch. */
 export type WatchHandle = { readonly __watch: unique symbol };
 
 const ADDON_RELATIVE_PATH = join("build", "Release", "atoll_native.node");
-const EXPECTED_FUNCTIONS = ["tapOpen", "ifMtu", "read", "write", "poll", "close", "socketpair", "waitWritable", "watch", "rewatch", "unwatch", "tapSetOffload", "readv2", "writev2"] as const;
+const EXPECTED_FUNCTIONS = ["tapOpen", "ifMtu", "read", "write", "poll", "close", "socketpair", "waitWritable", "watch", "rewatch", "unwatch", "tapSetOffload", "readv2", "writev2", "armStopWatchdog"] as const;
 
 let cached: NativeAddon | undefined;
 

@@ -1,29 +1,43 @@
 /**
  * The base ABI as the node tender serves it. Every call checks its arguments as if the image were
  * hostile (it will be, under `spt`): wrong types, unknown handles and out-of-range offsets return
- * EINVAL and never reach the host.
+ * EINVAL and never reach the host. The node tender is no isolation boundary (the image can reach
+ * `process` through the Function constructor), but honest appliances have bugs too, so no check
+ * trusts what the image's objects say about themselves: byte arguments are re-viewed from their
+ * internal slots (hostBytes) and frame metadata is copied once, before anything is checked.
  */
 import { randomFillSync } from "node:crypto";
-import { types } from "node:util";
 import { ABI_VERSION, ETHERNET_HEADER_ROOM, MAX_NET_DEVICES, Status, type Base, type BlockInfo, type NetFrameMeta, type NetInfo } from "../../abi/base.ts";
 import { applyOffloads } from "../../lib/wire/segmentation.ts";
-import { consoleFd, inputWaiter, isHandle, MAX_ENTROPY, writeConsole, type HostBaseOptions } from "../common/base.ts";
+import { consoleFd, hostBytes, inputWaiter, isHandle, MAX_ENTROPY, writeConsole, type HostBaseOptions } from "../common/base.ts";
 import { BLOCK_SIZE } from "../common/block.ts";
 import { readFrame, type HostBlock } from "../common/devices.ts";
 import type { PcapWriter } from "../common/pcap.ts";
 
-/** Whether the image passed a usable NetFrameMeta: an object whose fields are small non-negative integers. */
-function isFrameMeta(meta: NetFrameMeta | undefined): meta is NetFrameMeta {
-  return (
-    typeof meta === "object" &&
-    meta !== null &&
-    isUint16(meta.checksumStart) &&
-    isUint16(meta.checksumOffset) &&
-    isUint16(meta.segmentSize)
-  );
+/**
+ * A host copy of the NetFrameMeta the image passed, or undefined unless it is an object whose
+ * fields are small non-negative integers. Each field is read once: a getter on the image's object
+ * could otherwise pass the checks with one value and reach the TAP's header with another.
+ */
+function copyFrameMeta(given: unknown): NetFrameMeta | undefined {
+  if (typeof given !== "object" || given === null) return undefined;
+  const checksumStart: unknown = Reflect.get(given, "checksumStart");
+  const checksumOffset: unknown = Reflect.get(given, "checksumOffset");
+  const segmentSize: unknown = Reflect.get(given, "segmentSize");
+  if (!isUint16(checksumStart) || !isUint16(checksumOffset) || !isUint16(segmentSize)) return undefined;
+  return { checksumTrusted: false, checksumStart, checksumOffset, segmentSize };
 }
 
-function isUint16(value: unknown): boolean {
+/** Hands what a read filled in back to the image's own metadata object. */
+function copyFrameMetaOut(from: NetFrameMeta, to: unknown): void {
+  if (typeof to !== "object" || to === null) return;
+  Reflect.set(to, "checksumTrusted", from.checksumTrusted);
+  Reflect.set(to, "checksumStart", from.checksumStart);
+  Reflect.set(to, "checksumOffset", from.checksumOffset);
+  Reflect.set(to, "segmentSize", from.segmentSize);
+}
+
+function isUint16(value: unknown): value is number {
   return typeof value === "number" && Number.isInteger(value) && value >= 0 && value <= 0xffff;
 }
 
@@ -74,11 +88,6 @@ function recordFrame(pcap: PcapWriter, frame: Uint8Array, meta: NetFrameMeta | u
   for (const wireFrame of frames) pcap.record(wireFrame);
 }
 
-function isBytes(value: unknown): value is Uint8Array {
-  // Cross-realm: the image's Uint8Array is not the host's, so instanceof would fail.
-  return types.isUint8Array(value);
-}
-
 export function createNodeBase(options: HostBaseOptions): Base {
   const { nets, blocks } = options;
   if (nets.length > MAX_NET_DEVICES) throw new Error(`at most ${MAX_NET_DEVICES} net devices are supported`);
@@ -107,10 +116,11 @@ export function createNodeBase(options: HostBaseOptions): Base {
     cmdline: options.cmdline,
 
     consoleWrite(given, stream) {
-      if (!isBytes(given)) return Status.EINVAL;
+      const bytes = hostBytes(given);
+      if (bytes === undefined) return Status.EINVAL;
       const fd = consoleFd(stream);
       if (fd === undefined) return Status.EINVAL;
-      return writeConsole(fd, positions === undefined ? given : positions.rewriteBytes(given));
+      return writeConsole(fd, positions === undefined ? bytes : positions.rewriteBytes(bytes));
     },
 
     clockMonotonic: monotonic,
@@ -147,14 +157,17 @@ export function createNodeBase(options: HostBaseOptions): Base {
       return info;
     },
 
-    netRead(handle, buffer, meta) {
-      if (!isHandle(handle, nets.length) || !isBytes(buffer)) return Status.EINVAL;
+    netRead(handle, given, givenMeta) {
+      const buffer = hostBytes(given);
+      if (!isHandle(handle, nets.length) || buffer === undefined) return Status.EINVAL;
       const net = nets[handle];
       if (net === undefined) return Status.EINVAL;
       const maxFrame = offloadMaxFrame[handle] ?? 0;
       const offloads = maxFrame > 0 ? net.backend.offloads : undefined;
-      if (offloads !== undefined ? buffer.length < maxFrame || !isFrameMeta(meta) : buffer.length < net.backend.mtu + ETHERNET_HEADER_ROOM) return Status.EINVAL;
+      const meta = offloads !== undefined ? copyFrameMeta(givenMeta) : undefined;
+      if (offloads !== undefined ? buffer.length < maxFrame || meta === undefined : buffer.length < net.backend.mtu + ETHERNET_HEADER_ROOM) return Status.EINVAL;
       let n = readFrame(net, () => (offloads !== undefined && meta !== undefined ? offloads.read(buffer, meta) : net.backend.read(buffer)), options);
+      if (meta !== undefined && n > 0) copyFrameMetaOut(meta, givenMeta);
       if (n <= 0) return n;
       // Only a coalesced frame may exceed the MTU: cut any other as a TAP without offloads cuts it
       // (the image then sees a truncated datagram, counted as malformed, not a jumbo frame).
@@ -163,15 +176,17 @@ export function createNodeBase(options: HostBaseOptions): Base {
       return n;
     },
 
-    netWrite(handle, frame, meta) {
-      if (!isHandle(handle, nets.length) || !isBytes(frame)) return Status.EINVAL;
+    netWrite(handle, given, givenMeta) {
+      const frame = hostBytes(given);
+      if (!isHandle(handle, nets.length) || frame === undefined) return Status.EINVAL;
       const net = nets[handle];
       if (net === undefined || frame.length < 14) return Status.EINVAL;
       const maxFrame = offloadMaxFrame[handle] ?? 0;
       const offloads = maxFrame > 0 ? net.backend.offloads : undefined;
+      const meta = offloads !== undefined ? copyFrameMeta(givenMeta) : undefined;
       let n: number;
       if (offloads !== undefined) {
-        if (!isFrameMeta(meta)) return Status.EINVAL;
+        if (meta === undefined) return Status.EINVAL;
         if (frame.length > maxFrame) return Status.EMSGSIZE;
         const problem = checkWriteMeta(frame, meta, net.backend.mtu);
         if (problem !== Status.OK) return problem;
@@ -194,9 +209,10 @@ export function createNodeBase(options: HostBaseOptions): Base {
       return info;
     },
 
-    blockRead(handle, offset, buffer) {
+    blockRead(handle, offset, given) {
+      const buffer = hostBytes(given);
       const block = checkBlockRange(handle, offset, buffer);
-      if (block === undefined) return Status.EINVAL;
+      if (block === undefined || buffer === undefined || typeof offset !== "number") return Status.EINVAL;
       try {
         block.device.read(offset, buffer);
         return Status.OK;
@@ -206,9 +222,10 @@ export function createNodeBase(options: HostBaseOptions): Base {
       }
     },
 
-    blockWrite(handle, offset, data) {
+    blockWrite(handle, offset, given) {
+      const data = hostBytes(given);
       const block = checkBlockRange(handle, offset, data);
-      if (block === undefined) return Status.EINVAL;
+      if (block === undefined || data === undefined || typeof offset !== "number") return Status.EINVAL;
       try {
         block.device.write(offset, data);
         return Status.OK;
@@ -218,8 +235,9 @@ export function createNodeBase(options: HostBaseOptions): Base {
       }
     },
 
-    entropy(buffer) {
-      if (!isBytes(buffer) || buffer.length > MAX_ENTROPY) return Status.EINVAL;
+    entropy(given) {
+      const buffer = hostBytes(given);
+      if (buffer === undefined || buffer.length > MAX_ENTROPY) return Status.EINVAL;
       randomFillSync(buffer);
       return Status.OK;
     },
@@ -237,8 +255,9 @@ export function createNodeBase(options: HostBaseOptions): Base {
     },
   };
 
-  function checkBlockRange(handle: unknown, offset: unknown, buffer: unknown): HostBlock | undefined {
-    if (!isHandle(handle, blocks.length) || !isBytes(buffer)) return undefined;
+  /** The block device for a transfer of `buffer` (a host view: its length is the real one) at `offset`, if the ABI allows it. */
+  function checkBlockRange(handle: unknown, offset: unknown, buffer: Uint8Array | undefined): HostBlock | undefined {
+    if (!isHandle(handle, blocks.length) || buffer === undefined) return undefined;
     const block = blocks[handle];
     if (block === undefined || typeof offset !== "number" || !Number.isInteger(offset) || offset < 0) return undefined;
     if (offset % BLOCK_SIZE !== 0 || buffer.length % BLOCK_SIZE !== 0 || buffer.length === 0) return undefined;

@@ -46,6 +46,14 @@ export interface RunOptions extends DeviceOptions {
 /** Under --inspect yield waits at most 20 ms at once, so that the inspector's messages get the event loop. */
 const INSPECT_MAX_WAIT_NS = 20_000_000;
 
+/**
+ * How long after SIGINT, SIGTERM or SIGHUP the orderly stop (devices closed, exit 130/143/129)
+ * may take before the addon's watchdog thread ends the process itself, with the same status:
+ * long enough for closing devices and flushing a capture, short enough for `docker stop`'s 10 s
+ * and systemd's 90 s before their SIGKILL. docs/cli.md ("Signals") states it.
+ */
+const STOP_GRACE_MS = 2000;
+
 function openNet(name: string, attachment: NetAttachment): HostNetBackend {
   if (attachment.kind === "tap") return tapBackend(openTap(attachment.ifname, { vnetHeader: true }), { offload: attachment.offload ?? "all" });
   const native = loadNative();
@@ -195,9 +203,23 @@ export function runImage(given: RunOptions, onTrace?: (trace: BootTrace) => void
     closeAll();
     throw new TenderError(`${options.imagePath}: the image's code did not evaluate to an entry with start(base): rebuild it with \`atoll build\``);
   }
+  // Not process.on: a handler on the JS thread never runs while the appliance is busy. The addon
+  // calls back here from the event loop (the orderly path), and ends the process from another
+  // thread if that has not happened within STOP_GRACE_MS.
+  try {
+    native.armStopWatchdog(
+      (signal) => end(128 + signal),
+      STOP_GRACE_MS,
+      Int32Array.from(blocks, (block) => block.device.fd),
+      `atoll: appliance '${escapeLine(image.manifest.name)}' did not stop within ${STOP_GRACE_MS / 1000} s of `,
+      ": ended without closing its devices (block devices synced, a capture may lack its last frames)\n",
+    );
+  } catch (error) {
+    closeAll();
+    // Only resources can fail here (a thread, a semaphore): say which, and start nothing.
+    throw new TenderError(`cannot set up the signal watchdog: ${error instanceof Error ? error.message : String(error)}`);
+  }
   // From here on the appliance is running: its failures end it with abort's status, not 125.
-  process.on("SIGINT", () => end(130));
-  process.on("SIGTERM", () => end(143));
   process.on("uncaughtException", (error) => abort(describeError(error)));
   process.on("unhandledRejection", (reason) => abort(`unhandled promise rejection: ${describeError(reason)}`));
   process.on("beforeExit", () => abort("the image stopped without calling exit (its scheduler is no longer yielding)"));
