@@ -14,6 +14,21 @@ extern "C" {
  */
 int atoll_exit_on_heap_limit(const char *message, int status);
 
+/*
+ * From now on, the engine giving up ends the process with one line on stderr instead of Node's
+ * multi-line report, native backtrace (which opens libgcc_s: a forbidden call after lockdown) and
+ * abort() (which a PID 1 ignores):
+ *  - V8 out of memory (its OOM handler): `out_of_memory` + " [V8: <location>: <detail>]", then
+ *    `out_of_memory_status`;
+ *  - a V8 API fatal error (its fatal error handler): `fatal` + " [V8: <location>: <message>]", then
+ *    `fatal_status`;
+ *  - SIGABRT from anywhere (V8's CHECK failures and Node's own assertions end in abort()):
+ *    `fatal` + " (SIGABRT)", then `fatal_status`.
+ * Both strings are kept, not copied. Returns 0 when the calling thread has no isolate, -1 (errno
+ * set) when the SIGABRT handler could not be installed.
+ */
+int atoll_exit_on_engine_failure(const char *out_of_memory, int out_of_memory_status, const char *fatal, int fatal_status);
+
 #ifdef __cplusplus
 }
 #endif
