@@ -142,6 +142,12 @@ export function runApplianceStage(controlFd: number, hooks?: SptHooks): void {
   };
   const positions = new SourcePositions(plan.name, image.sourceMap);
   const abort = (reason: string): never => {
+    // An ArrayBuffer refused under --memory that the image did not handle: out of memory, not a crash.
+    const refusal = arrayBufferRefusal(reason, plan.name, plan.memoryMiB);
+    if (refusal !== undefined) {
+      if (!ended) say(refusal);
+      return end(failures.outOfMemoryStatus);
+    }
     if (!ended) say(`atoll: appliance '${plan.name}' aborted: ${escapeMultiline(positions.rewrite(boundText(reason)))}`);
     return end(ABORT_EXIT_STATUS);
   };
@@ -181,15 +187,7 @@ export function runApplianceStage(controlFd: number, hooks?: SptHooks): void {
   process.on("SIGTERM", () => end(143));
   process.on("SIGHUP", () => end(129));
   // Image values reach the host only here, and only the sealed context looks inside them.
-  process.on("uncaughtException", (error) => {
-    const description = sealed.describe(error);
-    const refusal = arrayBufferRefusal(description, plan.name, plan.memoryMiB);
-    if (refusal === undefined) abort(description);
-    else if (!ended) {
-      say(refusal);
-      end(failures.outOfMemoryStatus);
-    }
-  });
+  process.on("uncaughtException", (error) => abort(sealed.describe(error)));
   process.on("unhandledRejection", (reason) => abort(`unhandled promise rejection: ${sealed.describe(reason)}`));
   process.on("beforeExit", () => abort("the image stopped without calling exit (its scheduler is no longer yielding)"));
   try {

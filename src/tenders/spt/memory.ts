@@ -62,11 +62,12 @@ function limitedTo(memoryMiB: number): string {
 }
 
 /**
- * An uncaught exception that is an ArrayBuffer allocation refused under --memory: reported as
- * running out of memory, not as a crash of the image. The description is the image's (made inside
- * the seal), so an image can fake it; it then only gets this line instead of another.
+ * An abort whose reason is an ArrayBuffer allocation refused under --memory (the library OS aborts
+ * with the description of what its main threw; uncaught exceptions arrive described the same way):
+ * reported as running out of memory, not as a crash of the image. The reason is the image's, so an
+ * image can fake it; it then only gets this line and status instead of the abort's.
  */
 export function arrayBufferRefusal(description: string, name: string, memoryMiB: number | undefined): string | undefined {
-  if (memoryMiB === undefined || !/^RangeError: Array buffer allocation failed/.test(description)) return undefined;
+  if (memoryMiB === undefined || !/^(unhandled promise rejection: )?RangeError: Array buffer allocation failed/.test(description)) return undefined;
   return `atoll: appliance '${name}' ran out of memory: ${limitedTo(memoryMiB)} (uncaught RangeError: Array buffer allocation failed)`;
 }
