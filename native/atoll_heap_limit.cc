@@ -18,6 +18,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <new>
+
 #include <v8.h>
 
 namespace {
@@ -82,9 +84,12 @@ size_t Append(size_t used, const char *text) {
   _exit(status);
 }
 
-[[noreturn]] void ExitWithV8Reason(const char *prefix, const char *location, const char *detail, int status) {
+/* `prefix` [<source>: <location>: <detail>], e.g. "... ran out of memory [V8: Committing semi space failed.]". */
+[[noreturn]] void ExitWithReason(const char *prefix, const char *source, const char *location, const char *detail, int status) {
   size_t used = Append(0, prefix);
-  used = Append(used, " [V8: ");
+  used = Append(used, " [");
+  used = Append(used, source);
+  used = Append(used, ": ");
   used = Append(used, location);
   if (detail != nullptr && *detail != '\0') {
     used = Append(used, ": ");
@@ -114,12 +119,23 @@ void WriteHeldStderr() {
 
 void OnOutOfMemory(const char *location, const v8::OOMDetails &details) {
   // The preamble is V8's heap statistics for a debugging human: the line says what happened.
-  ExitWithV8Reason(engine_failure_exit.out_of_memory, location, details.detail, engine_failure_exit.out_of_memory_status);
+  ExitWithReason(engine_failure_exit.out_of_memory, "V8", location, details.detail, engine_failure_exit.out_of_memory_status);
+}
+
+/*
+ * C++ allocation failing (operator new in V8's or Node's own code, e.g. a GC work list) under
+ * --memory's RLIMIT_DATA: without a handler it throws std::bad_alloc, which nothing catches (V8 and
+ * Node are built without exceptions), so std::terminate prints two lines and aborts. It is running
+ * out of memory, and says so. Node links the same libstdc++ as this addon, so the handler is the
+ * process's.
+ */
+void OnNewFailure() {
+  ExitWithReason(engine_failure_exit.out_of_memory, "C++", "operator new", nullptr, engine_failure_exit.out_of_memory_status);
 }
 
 void OnFatalError(const char *location, const char *message) {
   WriteHeldStderr();
-  ExitWithV8Reason(engine_failure_exit.fatal, location, message, engine_failure_exit.fatal_status);
+  ExitWithReason(engine_failure_exit.fatal, "V8", location, message, engine_failure_exit.fatal_status);
 }
 
 void OnAbortSignal(int signal) {
@@ -142,6 +158,7 @@ extern "C" int atoll_exit_on_engine_failure(const char *out_of_memory, int out_o
   // report, dump a native backtrace and abort().
   if (setvbuf(stderr, held_stderr, _IOFBF, sizeof held_stderr) != 0) return -1;
   isolate->SetOOMErrorHandler(OnOutOfMemory);
+  std::set_new_handler(OnNewFailure);
   isolate->SetFatalErrorHandler(OnFatalError);
   // As PID 1 of its namespace the process ignores a SIGABRT it sends itself while the disposition
   // is SIG_DFL, so glibc's abort() would fall through to its last resorts; with a handler, the

@@ -19,7 +19,8 @@ int atoll_exit_on_heap_limit(const char *message, int status);
  * multi-line report, native backtrace (which opens libgcc_s: a forbidden call after lockdown) and
  * abort() (which a PID 1 ignores):
  *  - V8 out of memory (its OOM handler): `out_of_memory` + " [V8: <location>: <detail>]", then
- *    `out_of_memory_status`;
+ *    `out_of_memory_status`; likewise a failed C++ operator new (std::set_new_handler), which
+ *    would otherwise throw std::bad_alloc into code built without exceptions and terminate;
  *  - a V8 API fatal error (its fatal error handler): `fatal` + " [V8: <location>: <message>]", then
  *    `fatal_status`;
  *  - SIGABRT from anywhere (V8's CHECK failures and Node's own assertions end in abort()):

@@ -17,7 +17,7 @@ The appliance's exit status is the command's; 125 means atoll could not start it
 Options:
   --tender <name>              tender to run on: node (default), or spt (sealed: a seccomp
                                allowlist around the appliance's own process; see docs/spt.md)
-  --memory <MiB>               (spt) limit the appliance's JavaScript heap to <MiB> MiB
+  --memory <MiB>               (spt) limit the appliance's heap and array buffers to <MiB> MiB
   --net <dev>=user             attach net device <dev> to the user-mode network (the default
                                for a declared net device): no root, no TAP; the guest gets
                                10.0.2.15/24 by DHCP from a gateway at 10.0.2.2

@@ -25,6 +25,7 @@ import { adoptTap, openTap, type TapHandle } from "../common/tap.ts";
 import { resolveNets } from "../user/attach.ts";
 import { USER_LINK_MTU } from "../user/link.ts";
 import { startGateway } from "../user/spawn.ts";
+import { semiSpaceMiB } from "./memory.ts";
 import { loadSptNative } from "./native.ts";
 import { say } from "./say.ts";
 import {
@@ -81,7 +82,8 @@ function applianceNodeOptions(memoryMiB: number | undefined): string[] {
     // A warning would make Node create process.stderr (files, ioctls) after lockdown. The tender
     // writes its own messages to fd 2 directly (say.ts).
     "--no-warnings",
-    ...(memoryMiB === undefined ? [] : [`--max-old-space-size=${memoryMiB}`]),
+    // --memory: the heap's limit, and a young generation in proportion (memory.ts).
+    ...(memoryMiB === undefined ? [] : [`--max-old-space-size=${memoryMiB}`, `--max-semi-space-size=${semiSpaceMiB(memoryMiB)}`]),
   ];
 }
 
@@ -343,7 +345,9 @@ export async function launchSpt(given: SptRunOptions, onTrace?: (trace: SptBootT
           ? "was aborted by the JavaScript engine (SIGABRT)"
           : name === "SIGKILL"
             ? "was killed (SIGKILL; perhaps by the kernel's out-of-memory killer)"
-            : `was killed by ${name}`;
+            : name === "SIGSEGV" || name === "SIGBUS" || name === "SIGILL"
+              ? `crashed (${name})`
+              : `was killed by ${name}`;
     say(`atoll: appliance '${manifest.name}' ${what}`);
   }
   process.exit(signal > 0 ? 128 + signal : ABORT_EXIT_STATUS);
