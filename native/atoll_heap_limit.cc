@@ -1,11 +1,12 @@
 /*
  * The engine giving up, under the spt tender. V8 reports heap exhaustion and fatal errors through
- * Node's handlers: a multi-line dump, a native backtrace (glibc's backtrace() opens libgcc_s, a
- * forbidden call after lockdown: SIGSYS) and abort(), whose SIGABRT a PID 1 ignores. All of that
- * reads like a crash or an escape attempt. Here:
+ * Node's handlers: a multi-line dump, a native backtrace and abort(), whose SIGABRT a PID 1
+ * ignores; glibc then falls through to hlt, and Node's SIGSEGV handler re-raised that with a
+ * tgkill the seccomp filter refused, so it read as SIGSYS: an escape attempt. Here:
  *  - a near-heap-limit callback runs just before the heap limit (--memory) is reached, while the
  *    heap is still consistent, and prints the tender's one-line message;
- *  - V8's OOM and fatal error handlers, and a SIGABRT handler, print one line saying what happened.
+ *  - V8's OOM and fatal error handlers, a C++ new handler and a SIGABRT handler print one line
+ *    saying what happened.
  * Each then exits with the tender's status.
  *
  * Only write(2), rt_sigaction(2) (at setup) and exit_group(2) are used here, all on the seccomp

@@ -16,8 +16,8 @@ int atoll_exit_on_heap_limit(const char *message, int status);
 
 /*
  * From now on, the engine giving up ends the process with one line on stderr instead of Node's
- * multi-line report, native backtrace (which opens libgcc_s: a forbidden call after lockdown) and
- * abort() (which a PID 1 ignores):
+ * multi-line report, native backtrace and abort() (whose SIGABRT a PID 1 ignores; it ended as
+ * SIGSYS, see docs/spt.md):
  *  - V8 out of memory (its OOM handler): `out_of_memory` + " [V8: <location>: <detail>]", then
  *    `out_of_memory_status`; likewise a failed C++ operator new (std::set_new_handler), which
  *    would otherwise throw std::bad_alloc into code built without exceptions and terminate;
