@@ -690,6 +690,47 @@ static napi_value exit_on_heap_limit(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* exitOnEngineFailure(outOfMemory, outOfMemoryStatus, fatal, fatalStatus): see atoll_heap_limit.cc. */
+static napi_value exit_on_engine_failure(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  int64_t out_of_memory_status, fatal_status;
+  if (!get_args(env, info, 4, argv) || !get_int(env, argv[1], 0, 255, &out_of_memory_status) ||
+      !get_int(env, argv[3], 0, 255, &fatal_status))
+    return NULL;
+  char *out_of_memory = get_string(env, argv[0]);
+  if (out_of_memory == NULL) return NULL;
+  char *fatal = get_string(env, argv[2]);
+  if (fatal == NULL) {
+    free(out_of_memory);
+    return NULL;
+  }
+  /* Kept for the life of the process: the handlers may run at any moment. */
+  int rc = atoll_exit_on_engine_failure(out_of_memory, (int)out_of_memory_status, fatal, (int)fatal_status);
+  if (rc == 1) return NULL;
+  int err = errno;
+  free(out_of_memory);
+  free(fatal);
+  if (rc == 0) napi_throw_error(env, NULL, "no V8 isolate on this thread");
+  else throw_errno(env, err, "sigaction", "SIGABRT");
+  return NULL;
+}
+
+/*
+ * limitData(bytes): RLIMIT_DATA, soft and hard. Since Linux 4.7 it bounds the process's private
+ * writable memory (brk and every private writable mapping: V8's heap pages, malloc's arenas and
+ * large blocks, ArrayBuffer contents), so an allocation past it fails with ENOMEM instead of the
+ * kernel's OOM killer ending the process later. The hard limit too: nothing in the process may
+ * raise it again (setrlimit is not on the allowlist anyway).
+ */
+static napi_value limit_data(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int64_t bytes;
+  if (!get_args(env, info, 1, argv) || !get_int(env, argv[0], 1, INT64_MAX / 2, &bytes)) return NULL;
+  struct rlimit limit = {(rlim_t)bytes, (rlim_t)bytes};
+  if (setrlimit(RLIMIT_DATA, &limit) < 0) return throw_errno(env, errno, "setrlimit", "RLIMIT_DATA");
+  return NULL;
+}
+
 NAPI_MODULE_INIT() {
   static const struct {
     const char *name;
@@ -704,6 +745,8 @@ NAPI_MODULE_INIT() {
       {"compileFilter", compile_filter},
       {"installFilter", install_filter},
       {"exitOnHeapLimit", exit_on_heap_limit},
+      {"exitOnEngineFailure", exit_on_engine_failure},
+      {"limitData", limit_data},
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value fn;

@@ -21,7 +21,7 @@ Options:
                                The node tender offers no isolation: an image can reach the
                                host through it; run untrusted images with --tender spt (or
                                the VM tenders when they land)
-  --memory <MiB>               (spt) limit the appliance's JavaScript heap to <MiB> MiB
+  --memory <MiB>               (spt) limit the appliance's heap and array buffers to <MiB> MiB
   --net <dev>=user             attach net device <dev> to the user-mode network (the default
                                for a declared net device): no root, no TAP; the guest gets
                                10.0.2.15/24 by DHCP from a gateway at 10.0.2.2

@@ -61,6 +61,7 @@ const FUTEX_WAKE_BITSET = 10;
 const FUTEX_PRIVATE_FLAG = 128;
 const FUTEX_CLOCK_REALTIME = 256;
 const SIGABRT = 6;
+const SIGSEGV = 11;
 const GRND_NONBLOCK = 1;
 const TCGETS = 0x5401;
 const TCSETS = 0x5402;
@@ -147,7 +148,11 @@ export function allowlist(fds: LockdownFds): AllowedCall[] {
     // Process bookkeeping.
     { syscall: "getpid", why: "V8 (GC tracing, isolate ids) and glibc's abort", when: "always" },
     { syscall: "gettid", why: "glibc's abort, for tgkill", when: "always" },
-    { syscall: "tgkill", why: "abort() on a fatal V8 error: SIGABRT to itself only", when: [[argIs(0, fds.pid), argIs(2, SIGABRT)]] },
+    {
+      syscall: "tgkill",
+      why: "abort() (SIGABRT), and Node's SIGSEGV handler re-raising a crash (SIGSEGV): to itself only, so that a crash is reported as one, not as a forbidden call",
+      when: [SIGABRT, SIGSEGV].map((signal) => [argIs(0, fds.pid), argIs(2, signal)]),
+    },
     { syscall: "rt_sigaction", why: "the exit path resets signal handlers", when: "always" },
     { syscall: "rt_sigprocmask", why: "libuv and the exit path block and unblock signals", when: "always" },
     { syscall: "rt_sigreturn", why: "returning from a signal handler (SIGINT/SIGTERM end the appliance through libuv)", when: "always" },

@@ -12,7 +12,7 @@
  *  6. evaluate the image and call its start; send the boot trace to the launcher.
  */
 import { randomFillSync } from "node:crypto";
-import { closeSync, fstatSync, readdirSync, readlinkSync, readSync, writeSync } from "node:fs";
+import { closeSync, fstatSync, readdirSync, readFileSync, readlinkSync, readSync, writeSync } from "node:fs";
 import { ABORT_EXIT_STATUS } from "../../abi/base.ts";
 import { MAX_WAIT_NS } from "../common/base.ts";
 import { FileBlockDevice } from "../common/block.ts";
@@ -25,7 +25,9 @@ import { SourcePositions } from "../common/source-positions.ts";
 import { adoptTap } from "../common/tap.ts";
 import { userBackend } from "../user/link.ts";
 import { allowlist, filterRules, type LockdownFds } from "./allowlist.ts";
+import { blockBoundsFilter, encodeFilter } from "./block-bounds.ts";
 import type { SptHooks } from "./launcher.ts";
+import { arrayBufferRefusal, dataLimitBytes, engineFailureLines, vmDataKiB } from "./memory.ts";
 import { loadSptNative } from "./native.ts";
 import { CODE_CACHE_WRITTEN_LINE, CONTROL_FD, IMAGE_FD, READY_LINE, readBootPlan, type ApplianceTrace, type BootPlan } from "./plan.ts";
 import { say } from "./say.ts";
@@ -106,9 +108,9 @@ export function runApplianceStage(controlFd: number, hooks?: SptHooks): void {
   const plan = readBootPlan(controlFd);
   const native = loadNative();
   const spt = loadSptNative();
-  if (plan.memoryMiB !== undefined) {
-    spt.exitOnHeapLimit(`atoll: appliance '${plan.name}' ran out of memory: its V8 heap is limited to ${plan.memoryMiB} MiB (--memory)\n`, ABORT_EXIT_STATUS);
-  }
+  const failures = engineFailureLines(plan.name, plan.memoryMiB);
+  if (plan.memoryMiB !== undefined) spt.exitOnHeapLimit(`${failures.heapLimit}\n`, failures.outOfMemoryStatus);
+  spt.exitOnEngineFailure(failures.outOfMemory, failures.outOfMemoryStatus, failures.fatal, failures.fatalStatus);
 
   const image = verifyImage(plan.imagePath, readImage(IMAGE_FD));
   closeSync(IMAGE_FD);
@@ -141,6 +143,12 @@ export function runApplianceStage(controlFd: number, hooks?: SptHooks): void {
   };
   const positions = new SourcePositions(plan.name, image.sourceMap);
   const abort = (reason: string): never => {
+    // An ArrayBuffer refused under --memory that the image did not handle: out of memory, not a crash.
+    const refusal = arrayBufferRefusal(reason, plan.name, plan.memoryMiB);
+    if (refusal !== undefined) {
+      if (!ended) say(refusal);
+      return end(failures.outOfMemoryStatus);
+    }
     if (!ended) say(`atoll: appliance '${plan.name}' aborted: ${escapeMultiline(positions.rewrite(boundText(reason)))}`);
     return end(ABORT_EXIT_STATUS);
   };
@@ -216,10 +224,16 @@ export function runApplianceStage(controlFd: number, hooks?: SptHooks): void {
     pid: process.pid,
   };
   const program = spt.compileFilter(filterRules(allowlist(fds)), "bpf");
+  const blockBounds = fds.blocks.length === 0 ? undefined : encodeFilter(blockBoundsFilter(fds.blocks, process.arch));
+  // --memory: from here on the heap and array buffers share the appliance's MiB (memory.ts).
+  if (plan.memoryMiB !== undefined) spt.limitData(dataLimitBytes(vmDataKiB(readFileSync("/proc/self/status", "utf8")), plan.memoryMiB));
   if (plan.isolate) {
     spt.enterEmptyRoot();
     spt.dropPrivileges(plan.uid, plan.gid);
   }
+  // Block transfers must end within their device: a sum of two arguments, which the allowlist
+  // cannot check; its own filter goes first, while seccomp(2) is still allowed (block-bounds.ts).
+  if (blockBounds !== undefined) spt.installFilter(blockBounds);
   spt.installFilter(program);
   const lockedDown = performance.now();
 

@@ -26,6 +26,7 @@ import { resolveNets } from "../user/attach.ts";
 import { USER_LINK_MTU } from "../user/link.ts";
 import { startGateway } from "../user/spawn.ts";
 import { CodeCacheHandoff } from "./code-cache-handoff.ts";
+import { semiSpaceMiB } from "./memory.ts";
 import { loadSptNative } from "./native.ts";
 import { say } from "./say.ts";
 import {
@@ -84,7 +85,8 @@ function applianceNodeOptions(memoryMiB: number | undefined): string[] {
     // A warning would make Node create process.stderr (files, ioctls) after lockdown. The tender
     // writes its own messages to fd 2 directly (say.ts).
     "--no-warnings",
-    ...(memoryMiB === undefined ? [] : [`--max-old-space-size=${memoryMiB}`]),
+    // --memory: the heap's limit, and a young generation in proportion (memory.ts).
+    ...(memoryMiB === undefined ? [] : [`--max-old-space-size=${memoryMiB}`, `--max-semi-space-size=${semiSpaceMiB(memoryMiB)}`]),
   ];
 }
 
@@ -359,7 +361,9 @@ export async function launchSpt(given: SptRunOptions, onTrace?: (trace: SptBootT
           ? "was aborted by the JavaScript engine (SIGABRT)"
           : name === "SIGKILL"
             ? "was killed (SIGKILL; perhaps by the kernel's out-of-memory killer)"
-            : `was killed by ${name}`;
+            : name === "SIGSEGV" || name === "SIGBUS" || name === "SIGILL"
+              ? `crashed (${name})`
+              : `was killed by ${name}`;
     say(`atoll: appliance '${manifest.name}' ${what}`);
   }
   process.exit(signal > 0 ? 128 + signal : ABORT_EXIT_STATUS);

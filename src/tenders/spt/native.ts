@@ -50,6 +50,14 @@ export interface SptAddon {
   installFilter(program: Uint8Array): void;
   /** From now on, a V8 heap about to exceed its limit prints `message` and exits with `status`. */
   exitOnHeapLimit(message: string, status: number): void;
+  /**
+   * From now on, V8 running out of memory prints `outOfMemory` + " [V8: <where>]" and exits with
+   * `outOfMemoryStatus`; a V8 fatal error or any SIGABRT prints `fatal` + the reason and exits with
+   * `fatalStatus` (instead of Node's report, backtrace and abort()).
+   */
+  exitOnEngineFailure(outOfMemory: string, outOfMemoryStatus: number, fatal: string, fatalStatus: number): void;
+  /** RLIMIT_DATA (soft and hard) of this process, in bytes. */
+  limitData(bytes: number): void;
 }
 
 const ADDON_RELATIVE_PATH = join("build", "Release", "atoll_spt.node");
@@ -63,6 +71,8 @@ const EXPECTED_FUNCTIONS = [
   "compileFilter",
   "installFilter",
   "exitOnHeapLimit",
+  "exitOnEngineFailure",
+  "limitData",
 ] as const;
 
 let cached: SptAddon | undefined;
