@@ -1,19 +1,28 @@
 /**
  * Tender glue for the user-mode link: make the socketpair, start the gateway process on one end
- * (`node build/atoll.cjs __gateway <config>`, the end as its fd 3, a pipe as its stdin whose end
- * of file tells it the tender is gone), wait for its READY line, and keep the other end.
+ * (`node build/atoll.cjs __gateway <config>`, the end as its fd 3, a stream socket as its stdin
+ * whose end of file tells it the tender is gone), wait for its READY line, and keep the other end.
+ *
+ * The gateway seals itself before READY (seal.ts): as root it is started in a mount namespace of
+ * its own (spawnGateway, from the spt tender's addon) so that it can enter an empty root. An addon
+ * without libseccomp cannot build its filter: the tender then refuses, unless
+ * ATOLL_GATEWAY_UNSEALED=1 says to run the gateway without one (docs/cli.md).
  */
-import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { closeSync, existsSync, openSync } from "node:fs";
 import { join } from "node:path";
 import { packageRoot } from "../../host/package-root.ts";
 import type { PortMapping } from "../common/attachments.ts";
 import { TenderError } from "../common/errors.ts";
 import type { NativeAddon } from "../common/native.ts";
+import { loadSptNative, type SptAddon } from "../spt/native.ts";
+import { APPLIANCE_GID, APPLIANCE_UID } from "../spt/plan.ts";
 import { CONTROL_ERROR, CONTROL_READY, type GatewayConfig } from "./gateway.ts";
+import type { GatewaySeal } from "./seal.ts";
 
 /** Node's boot plus the bundle's load; generous for a loaded machine. */
 const READY_TIMEOUT_NS = 15_000_000_000;
+/** The explicit opt-in to a gateway without a seccomp filter, for hosts whose addon lacks libseccomp. */
+export const UNSEALED_ENV = "ATOLL_GATEWAY_UNSEALED";
 
 export interface StartedGateway {
   /** The tender's end of the link: non-blocking, close-on-exec. */
@@ -21,39 +30,69 @@ export interface StartedGateway {
   readonly pid: number;
 }
 
+function firstLine(error: unknown): string {
+  return (error instanceof Error ? (error.message.split("\n")[0] ?? "") : String(error)).replace(/^atoll: /, "");
+}
+
+/** The addon and how the gateway can be sealed here; throws a one-line TenderError if it cannot and no opt-in says to go on. */
+function sealPlan(device: string): { spt: SptAddon; seal: GatewaySeal; warning?: string } {
+  const prefix = `net device '${device}': the user-mode network gateway cannot be sealed`;
+  let spt: SptAddon;
+  try {
+    spt = loadSptNative();
+  } catch (error) {
+    throw new TenderError(`${prefix}: ${firstLine(error)}`);
+  }
+  const isolate = process.getuid?.() === 0;
+  const seal = { isolate, uid: APPLIANCE_UID, gid: APPLIANCE_GID, filter: true };
+  try {
+    // An empty allowlist compiles wherever libseccomp is linked in; without it the addon says so.
+    spt.compileFilter([], "bpf");
+  } catch (error) {
+    if (process.env[UNSEALED_ENV] !== "1") throw new TenderError(`${prefix}: ${firstLine(error)}; or set ${UNSEALED_ENV}=1 to run it without its seccomp filter`);
+    return { spt, seal: { ...seal, filter: false }, warning: `atoll: warning: net device '${device}': the user-mode network gateway runs without its seccomp filter (${UNSEALED_ENV}=1)` };
+  }
+  return { spt, seal };
+}
+
 /** Starts the gateway of net device `device`; throws a one-line TenderError if it cannot. */
 export function startGateway(native: NativeAddon, device: string, publish: readonly PortMapping[]): StartedGateway {
   const bundle = join(packageRoot(), "build", "atoll.cjs");
   if (!existsSync(bundle)) throw new TenderError(`the user-mode network gateway needs the CLI bundle (${bundle} is missing): run \`npm run build\``);
-  const [tenderEnd, gatewayEnd] = native.socketpair("seqpacket");
+  const { spt, seal, warning } = sealPlan(device);
+  if (warning !== undefined) process.stderr.write(`${warning}\n`);
   const config: GatewayConfig = {
     device,
     publish: publish.map(({ hostPort, guestPort, protocol, spec }) => ({ hostPort, guestPort, protocol, spec })),
     verbose: process.env.ATOLL_GATEWAY_DEBUG === "1",
+    seal,
   };
-  let child;
+  const [tenderEnd, gatewayEnd] = native.socketpair("seqpacket");
+  // The gateway's stdin: its end of file (this process gone) ends the gateway. Kept open, never read.
+  const [aliveEnd, gatewayStdin] = spt.socketPair();
+  const devNull = openSync("/dev/null", "w");
+  let pid: number;
   try {
-    child = spawn(process.execPath, [bundle, "__gateway", JSON.stringify(config)], {
-      stdio: ["pipe", "ignore", "inherit", gatewayEnd],
-      env: { ...process.env, NODE_OPTIONS: "" },
-    });
+    // Nothing of the tender's environment: the gateway needs none, and NODE_OPTIONS must not reach it.
+    pid = spt.spawnGateway(process.execPath, [process.execPath, bundle, "__gateway", JSON.stringify(config)], [], Int32Array.from([gatewayStdin, devNull, 2, gatewayEnd]), seal.isolate);
+  } catch (error) {
+    native.close(tenderEnd);
+    native.close(aliveEnd);
+    throw new TenderError(`net device '${device}': cannot start the user-mode network gateway: ${firstLine(error)}`);
   } finally {
     native.close(gatewayEnd);
+    native.close(gatewayStdin);
+    closeSync(devNull);
   }
-  // A failed spawn shows as end of file on the link below; its late 'error' event must not crash us.
-  child.on("error", () => undefined);
-  // Neither the child nor its stdin pipe may keep the tender alive; the pipe closes when we exit.
-  child.unref();
-  child.stdin?.on("error", () => undefined);
-  (child.stdin as { unref?: () => void } | null)?.unref?.();
 
   const fail = (reason: string): never => {
     try {
-      child.kill("SIGKILL");
+      process.kill(pid, "SIGKILL");
     } catch {
       // already gone
     }
     native.close(tenderEnd);
+    native.close(aliveEnd);
     throw new TenderError(reason);
   };
   const fds = new Int32Array([tenderEnd]);
@@ -71,5 +110,5 @@ export function startGateway(native: NativeAddon, device: string, publish: reado
     if (line.startsWith(CONTROL_ERROR)) return fail(line.slice(CONTROL_ERROR.length));
     return fail(`net device '${device}': the user-mode network gateway said something unexpected: ${JSON.stringify(line.slice(0, 80))}`);
   }
-  return { fd: tenderEnd, pid: child.pid ?? -1 };
+  return { fd: tenderEnd, pid };
 }
