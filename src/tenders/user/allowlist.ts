@@ -85,8 +85,8 @@ export function gatewayAllowlist(fds: GatewayLockdownFds): AllowedCall[] {
     { syscall: "sendmsg", why: "the guest's replies to UDP clients: only on the published UDP sockets (bound to 127.0.0.1, so only to loopback)", when: onFds(fds.datagrams) },
     { syscall: "sendmmsg", why: "libuv sends queued datagrams in one call", when: onFds(fds.datagrams) },
     // The event loop.
-    { syscall: "epoll_pwait", why: "libuv's event loop", when: onFds(fds.epolls) },
-    { syscall: "epoll_wait", why: "libuv's event loop (older kernels' entry point)", when: onFds(fds.epolls) },
+    { syscall: "epoll_pwait", why: "libuv's event loop waits for the link, stdin, sockets and timers", when: onFds(fds.epolls) },
+    { syscall: "epoll_wait", why: "libuv's event loop on kernels or builds that use the older entry point", when: onFds(fds.epolls) },
     { syscall: "epoll_ctl", why: "libuv registers each accepted connection and each watcher change", when: onFds(fds.epolls) },
     ...engineCalls(fds.pid),
     { syscall: "close", why: "connections end; the gateway's sockets close at exit", when: "always" },

@@ -34,32 +34,39 @@ function firstLine(error: unknown): string {
   return (error instanceof Error ? (error.message.split("\n")[0] ?? "") : String(error)).replace(/^atoll: /, "");
 }
 
-/** The addon and how the gateway can be sealed here; throws a one-line TenderError if it cannot and no opt-in says to go on. */
-function sealPlan(device: string): { spt: SptAddon; seal: GatewaySeal; warning?: string } {
-  const prefix = `net device '${device}': the user-mode network gateway cannot be sealed`;
-  let spt: SptAddon;
-  try {
-    spt = loadSptNative();
-  } catch (error) {
-    throw new TenderError(`${prefix}: ${firstLine(error)}`);
-  }
-  const isolate = process.getuid?.() === 0;
-  const seal = { isolate, uid: APPLIANCE_UID, gid: APPLIANCE_GID, filter: true };
+/**
+ * How the gateway of `device` is to seal itself here: isolated (empty root, nobody) when the tender
+ * runs as root (`uid` 0), and filtered when the addon can build a filter. An addon without
+ * libseccomp is refused with a one-line TenderError naming the fix, unless `env` opts in with
+ * ATOLL_GATEWAY_UNSEALED=1; the warning then goes to stderr.
+ */
+export function planGatewaySeal(device: string, spt: Pick<SptAddon, "compileFilter">, env: NodeJS.ProcessEnv, uid: number | undefined): { seal: GatewaySeal; warning?: string } {
+  const seal = { isolate: uid === 0, uid: APPLIANCE_UID, gid: APPLIANCE_GID, filter: true };
   try {
     // An empty allowlist compiles wherever libseccomp is linked in; without it the addon says so.
     spt.compileFilter([], "bpf");
   } catch (error) {
-    if (process.env[UNSEALED_ENV] !== "1") throw new TenderError(`${prefix}: ${firstLine(error)}; or set ${UNSEALED_ENV}=1 to run it without its seccomp filter`);
-    return { spt, seal: { ...seal, filter: false }, warning: `atoll: warning: net device '${device}': the user-mode network gateway runs without its seccomp filter (${UNSEALED_ENV}=1)` };
+    if (env[UNSEALED_ENV] !== "1") throw new TenderError(`${cannotSeal(device)}: ${firstLine(error)}; or set ${UNSEALED_ENV}=1 to run it without its seccomp filter`);
+    return { seal: { ...seal, filter: false }, warning: `atoll: warning: net device '${device}': the user-mode network gateway runs without its seccomp filter (${UNSEALED_ENV}=1)` };
   }
-  return { spt, seal };
+  return { seal };
+}
+
+function cannotSeal(device: string): string {
+  return `net device '${device}': the user-mode network gateway cannot be sealed`;
 }
 
 /** Starts the gateway of net device `device`; throws a one-line TenderError if it cannot. */
 export function startGateway(native: NativeAddon, device: string, publish: readonly PortMapping[]): StartedGateway {
   const bundle = join(packageRoot(), "build", "atoll.cjs");
   if (!existsSync(bundle)) throw new TenderError(`the user-mode network gateway needs the CLI bundle (${bundle} is missing): run \`npm run build\``);
-  const { spt, seal, warning } = sealPlan(device);
+  let spt: SptAddon;
+  try {
+    spt = loadSptNative();
+  } catch (error) {
+    throw new TenderError(`${cannotSeal(device)}: ${firstLine(error)}`);
+  }
+  const { seal, warning } = planGatewaySeal(device, spt, process.env, process.getuid?.());
   if (warning !== undefined) process.stderr.write(`${warning}\n`);
   const config: GatewayConfig = {
     device,
