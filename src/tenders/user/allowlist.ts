@@ -43,11 +43,9 @@ const STDIO = [0, 1, 2];
 
 // Linux x86_64 values (uapi headers).
 const SOL_SOCKET = 1;
-const SO_KEEPALIVE = 9;
 const SO_LINGER = 13;
 const IPPROTO_TCP = 6;
 const TCP_NODELAY = 1;
-const TCP_KEEPIDLE = 4;
 const SHUT_WR = 1;
 const TCGETS = 0x5401;
 const TCSETS = 0x5402;
@@ -61,7 +59,7 @@ export function gatewayAllowlist(fds: GatewayLockdownFds): AllowedCall[] {
     // The link, stdin, connections, libuv's wake-ups: see the file comment for why fds are not checked.
     { syscall: "read", why: "frames from the appliance (link), the tender's end of file (stdin), bytes from host connections, libuv's wake-ups and signal pipe", when: "always" },
     { syscall: "write", why: "frames to the appliance (link), bytes to host connections, libuv's wake-ups, messages on stderr", when: "always" },
-    { syscall: "writev", why: "libuv writes queued chunks to a host connection in one call", when: "always" },
+    { syscall: "writev", why: "libuv writes chunks queued on a full host connection in one call", when: "always" },
     // The published ports.
     {
       syscall: "accept4",
@@ -72,21 +70,18 @@ export function gatewayAllowlist(fds: GatewayLockdownFds): AllowedCall[] {
     { syscall: "getsockname", why: "the published address a connection reached, for the PROXY header", when: "always" },
     {
       syscall: "setsockopt",
-      why: "TCP_NODELAY on accepted connections (relayed segments go at once); SO_LINGER 0 to reset a connection the guest refused; keep-alive left off",
+      why: "TCP_NODELAY on each accepted connection (relayed segments go at once); SO_LINGER 0 to reset a connection the guest refused or a client reset",
       when: [
         [argIs(1, IPPROTO_TCP), argIs(2, TCP_NODELAY)],
         [argIs(1, SOL_SOCKET), argIs(2, SO_LINGER)],
-        [argIs(1, SOL_SOCKET), argIs(2, SO_KEEPALIVE)],
-        [argIs(1, IPPROTO_TCP), argIs(2, TCP_KEEPIDLE)],
       ],
     },
     { syscall: "shutdown", why: "half-close: the guest ended its direction of a connection (SHUT_WR only)", when: [[argIs(1, SHUT_WR)]] },
     { syscall: "recvmsg", why: "datagrams from clients of a published UDP port: only on those sockets", when: onFds(fds.datagrams) },
     { syscall: "sendmsg", why: "the guest's replies to UDP clients: only on the published UDP sockets (bound to 127.0.0.1, so only to loopback)", when: onFds(fds.datagrams) },
-    { syscall: "sendmmsg", why: "libuv sends queued datagrams in one call", when: onFds(fds.datagrams) },
+    { syscall: "sendmmsg", why: "libuv sends datagrams queued while a UDP socket was full in one call (only on those sockets)", when: onFds(fds.datagrams) },
     // The event loop.
     { syscall: "epoll_pwait", why: "libuv's event loop waits for the link, stdin, sockets and timers", when: onFds(fds.epolls) },
-    { syscall: "epoll_wait", why: "libuv's event loop on kernels or builds that use the older entry point", when: onFds(fds.epolls) },
     { syscall: "epoll_ctl", why: "libuv registers each accepted connection and each watcher change", when: onFds(fds.epolls) },
     ...engineCalls(fds.pid),
     { syscall: "close", why: "connections end; the gateway's sockets close at exit", when: "always" },

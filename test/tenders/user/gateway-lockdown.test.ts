@@ -9,8 +9,9 @@
  * build the filter is refused in one line unless ATOLL_GATEWAY_UNSEALED=1 opts in.
  */
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { chmodSync, copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { constants, tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 
@@ -142,6 +143,26 @@ describe("the gateway's filter", { skip: existsSync(sptAddon) ? false : "needs t
     assert.deepEqual([...socketInodes(tcp)], ["24402", "25555"]);
     assert.deepEqual([...socketInodes("header only\n")], []);
   });
+});
+
+const SEALED_PROBE = join(ROOT, "test", "tenders", "user", "fixtures", "sealed-probe.ts");
+
+/** Runs the sealed probe (fd 3 taken, as the gateway's link takes it); its status (128 + signal when killed) and stdout. */
+function sealedProbe(action: string): { status: number; stdout: string } {
+  const result = spawnSync(process.execPath, ["--import", "tsx", SEALED_PROBE, action], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe", "pipe"], encoding: "utf8", timeout: 30_000 });
+  const status = result.status ?? 128 + (result.signal === null ? 0 : constants.signals[result.signal]);
+  return { status, stdout: result.stdout };
+}
+
+describe("a forbidden call after the gateway's lockdown (a process sealed by sealGateway: no debug hook in the gateway itself)", { skip: loadSptNativeOrSkip() }, () => {
+  test("an allowed life (timers, a write, exit) goes on", () => {
+    assert.deepEqual(sealedProbe("allowed"), { status: 0, stdout: "SEALED\nRETURNED\n" });
+  });
+  for (const action of ["open", "socket", "execve"]) {
+    test(`${action}: killed by SIGSYS before it returns`, () => {
+      assert.deepEqual(sealedProbe(action), { status: 128 + constants.signals.SIGSYS, stdout: "SEALED\n" });
+    });
+  }
 });
 
 function loadSptNativeOrSkip(): string | false {
