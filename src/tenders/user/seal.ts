@@ -11,7 +11,7 @@
  *     read-only root and become nobody with no capabilities and an empty bounding set;
  *  5. PR_SET_NO_NEW_PRIVS and the filter on every thread (SECCOMP_FILTER_FLAG_TSYNC).
  *
- * Without root, steps 4 is skipped: the gateway runs as the invoking user, filtered (as spt does).
+ * Without root, step 4 is skipped: the gateway runs as the invoking user, filtered (as spt does).
  * docs/spt.md ("The user-mode network gateway: threat model") says what this buys.
  */
 import { randomFillSync } from "node:crypto";
