@@ -44,12 +44,14 @@ export const GATEWAY_LINK_FD = 3;
 export const CONTROL_READY = "ATOLL-GATEWAY READY";
 export const CONTROL_ERROR = "ATOLL-GATEWAY ERROR ";
 /**
- * How long the gateway outlives a SIGINT, SIGTERM or SIGHUP. Such signals usually go to the whole
- * process group (a terminal's Ctrl-C, `kill -TERM -<pgid>`, docker stop, systemd, timeout), so the
- * tender gets the same one and ends the appliance with 128 + the signal's number. Were the gateway
- * to die at once, the appliance could see its link vanish first and abort (255) instead. So the
- * gateway keeps serving until its stdin closes (the tender is gone), and ends by itself only when
- * the signal was for it alone.
+ * How long the gateway outlives a SIGINT, SIGTERM or SIGHUP. Such signals usually go to many
+ * processes at once: the gateway runs in a session of its own (spawnGateway), which keeps a
+ * process group's (a terminal's Ctrl-C, `kill -TERM -<pgid>`, timeout) away from it, but systemd
+ * signals every process of a unit's cgroup, so the gateway may get the tender's signal too, and
+ * the tender ends the appliance with 128 + the signal's number. Were the gateway to die at once,
+ * the appliance could see its link vanish first and abort (255) instead. So the gateway keeps
+ * serving until its stdin closes (the tender is gone), and ends by itself only when the signal
+ * was for it alone.
  */
 export const SIGNAL_GRACE_MS = 5_000;
 /** How long a host connection waits for the guest's address before it is tried anyway. */
