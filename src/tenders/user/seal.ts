@@ -8,7 +8,8 @@
  *     libuv's epoll instances;
  *  3. build the filter (libseccomp) while files can still be read;
  *  4. as root (the tender started it in a mount namespace of its own, spawnGateway): enter an empty
- *     read-only root and become nobody with no capabilities and an empty bounding set;
+ *     read-only root and become nobody with no capabilities and an empty bounding set (root
+ *     without CAP_SYS_ADMIN, as in a container, still becomes nobody, without the empty root);
  *  5. PR_SET_NO_NEW_PRIVS and the filter on every thread (SECCOMP_FILTER_FLAG_TSYNC).
  *
  * Without root, step 4 is skipped: the gateway runs as the invoking user, filtered (as spt does).
@@ -23,8 +24,10 @@ import { gatewayAllowlist, type GatewayLockdownFds } from "./allowlist.ts";
 
 /** How the tender asks the gateway to seal itself (part of its config). */
 export interface GatewaySeal {
-  /** Started in a mount namespace of its own, as root: enter the empty root and drop to uid:gid. */
-  readonly isolate: boolean;
+  /** Started in a mount namespace of its own (the tender holds CAP_SYS_ADMIN): enter the empty root. */
+  readonly emptyRoot: boolean;
+  /** The tender holds CAP_SETUID, CAP_SETGID and CAP_SETPCAP (root): become uid:gid without capabilities. */
+  readonly dropPrivileges: boolean;
   readonly uid: number;
   readonly gid: number;
   /** Install the seccomp filter. False only with ATOLL_GATEWAY_UNSEALED=1 on an addon without libseccomp. */
@@ -102,10 +105,8 @@ export function sealGateway(spt: SptAddon, seal: GatewaySeal, published: { liste
   warmUp(spt);
   const fds: GatewayLockdownFds = { ...published, epolls: eventLoopFds(new Set()).epolls, pid: process.pid };
   const program = seal.filter ? spt.compileFilter(filterRules(gatewayAllowlist(fds)), "bpf") : undefined;
-  if (seal.isolate) {
-    spt.enterEmptyRoot();
-    spt.dropPrivileges(seal.uid, seal.gid);
-  }
+  if (seal.emptyRoot) spt.enterEmptyRoot();
+  if (seal.dropPrivileges) spt.dropPrivileges(seal.uid, seal.gid);
   if (program !== undefined) spt.installFilter(program);
   return fds;
 }

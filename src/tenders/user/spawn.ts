@@ -3,12 +3,12 @@
  * (`node build/atoll.cjs __gateway <config>`, the end as its fd 3, a stream socket as its stdin
  * whose end of file tells it the tender is gone), wait for its READY line, and keep the other end.
  *
- * The gateway seals itself before READY (seal.ts): as root it is started in a mount namespace of
- * its own (spawnGateway, from the spt tender's addon) so that it can enter an empty root. An addon
+ * The gateway seals itself before READY (seal.ts): as root (CAP_SYS_ADMIN) it is started in a mount
+ * namespace of its own (spawnGateway, from the spt tender's addon) so that it can enter an empty root. An addon
  * without libseccomp cannot build its filter: the tender then refuses, unless
  * ATOLL_GATEWAY_UNSEALED=1 says to run the gateway without one (docs/cli.md).
  */
-import { closeSync, existsSync, openSync } from "node:fs";
+import { closeSync, existsSync, openSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { packageRoot } from "../../host/package-root.ts";
 import type { PortMapping } from "../common/attachments.ts";
@@ -34,14 +34,40 @@ function firstLine(error: unknown): string {
   return (error instanceof Error ? (error.message.split("\n")[0] ?? "") : String(error)).replace(/^atoll: /, "");
 }
 
+/** What the tender may do for its gateway: the steps of the seal that need privileges. */
+export interface TenderPrivileges {
+  /** CAP_SYS_ADMIN: a mount namespace of its own and the empty root in it. */
+  readonly emptyRoot: boolean;
+  /** CAP_SETUID, CAP_SETGID and CAP_SETPCAP: nobody, no groups, an empty bounding set. */
+  readonly dropPrivileges: boolean;
+}
+
+// Capability numbers (include/uapi/linux/capability.h).
+const CAP_SETGID = 6n;
+const CAP_SETUID = 7n;
+const CAP_SETPCAP = 8n;
+const CAP_SYS_ADMIN = 21n;
+
 /**
- * How the gateway of `device` is to seal itself here: isolated (empty root, nobody) when the tender
- * runs as root (`uid` 0), and filtered when the addon can build a filter. An addon without
- * libseccomp is refused with a one-line TenderError naming the fix, unless `env` opts in with
- * ATOLL_GATEWAY_UNSEALED=1; the warning then goes to stderr.
+ * The privileges a process has, from its /proc/<pid>/status (CapEff, the effective set): root on a
+ * host has them all; root in a default Docker container lacks CAP_SYS_ADMIN (so no mount
+ * namespace) but may still change uids; an ordinary user has none.
  */
-export function planGatewaySeal(device: string, spt: Pick<SptAddon, "compileFilter">, env: NodeJS.ProcessEnv, uid: number | undefined): { seal: GatewaySeal; warning?: string } {
-  const seal = { isolate: uid === 0, uid: APPLIANCE_UID, gid: APPLIANCE_GID, filter: true };
+export function tenderPrivileges(status: string): TenderPrivileges {
+  const hex = /^CapEff:\s*([0-9a-f]+)$/m.exec(status)?.[1];
+  const effective = hex === undefined ? 0n : BigInt(`0x${hex}`);
+  const has = (cap: bigint): boolean => (effective & (1n << cap)) !== 0n;
+  return { emptyRoot: has(CAP_SYS_ADMIN), dropPrivileges: has(CAP_SETUID) && has(CAP_SETGID) && has(CAP_SETPCAP) };
+}
+
+/**
+ * How the gateway of `device` is to seal itself here: in an empty root and as nobody as far as the
+ * tender's `privileges` allow, and always filtered when the addon can build a filter. An addon
+ * without libseccomp is refused with a one-line TenderError naming the fix, unless `env` opts in
+ * with ATOLL_GATEWAY_UNSEALED=1; the warning then goes to stderr.
+ */
+export function planGatewaySeal(device: string, spt: Pick<SptAddon, "compileFilter">, env: NodeJS.ProcessEnv, privileges: TenderPrivileges): { seal: GatewaySeal; warning?: string } {
+  const seal = { ...privileges, uid: APPLIANCE_UID, gid: APPLIANCE_GID, filter: true };
   try {
     // An empty allowlist compiles wherever libseccomp is linked in; without it the addon says so.
     spt.compileFilter([], "bpf");
@@ -66,7 +92,7 @@ export function startGateway(native: NativeAddon, device: string, publish: reado
   } catch (error) {
     throw new TenderError(`${cannotSeal(device)}: ${firstLine(error)}`);
   }
-  const { seal, warning } = planGatewaySeal(device, spt, process.env, process.getuid?.());
+  const { seal, warning } = planGatewaySeal(device, spt, process.env, tenderPrivileges(readFileSync("/proc/self/status", "utf8")));
   if (warning !== undefined) process.stderr.write(`${warning}\n`);
   const config: GatewayConfig = {
     device,
@@ -81,7 +107,7 @@ export function startGateway(native: NativeAddon, device: string, publish: reado
   let pid: number;
   try {
     // Nothing of the tender's environment: the gateway needs none, and NODE_OPTIONS must not reach it.
-    pid = spt.spawnGateway(process.execPath, [process.execPath, bundle, "__gateway", JSON.stringify(config)], [], Int32Array.from([gatewayStdin, devNull, 2, gatewayEnd]), seal.isolate);
+    pid = spt.spawnGateway(process.execPath, [process.execPath, bundle, "__gateway", JSON.stringify(config)], [], Int32Array.from([gatewayStdin, devNull, 2, gatewayEnd]), seal.emptyRoot);
   } catch (error) {
     native.close(tenderEnd);
     native.close(aliveEnd);

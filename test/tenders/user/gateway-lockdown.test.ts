@@ -20,7 +20,7 @@ import { loadSptNative } from "../../../src/tenders/spt/native.ts";
 import { GATEWAY_ALLOWED_SYSCALLS, gatewayAllowlist } from "../../../src/tenders/user/allowlist.ts";
 import { TenderError } from "../../../src/tenders/common/errors.ts";
 import { socketInodes } from "../../../src/tenders/user/seal.ts";
-import { planGatewaySeal } from "../../../src/tenders/user/spawn.ts";
+import { planGatewaySeal, tenderPrivileges } from "../../../src/tenders/user/spawn.ts";
 import { exampleImage, ROOT } from "../../helpers/cli.ts";
 import { exercise, startEcho } from "./fixtures/gateway.ts";
 
@@ -174,7 +174,9 @@ function loadSptNativeOrSkip(): string | false {
   }
 }
 
-describe("an addon that cannot seal the gateway (built without libseccomp)", () => {
+const ROOT_PRIVILEGES = { emptyRoot: true, dropPrivileges: true };
+
+describe("how the tender plans the gateway's seal (an addon without libseccomp, the tender's privileges)", () => {
   const withoutLibseccomp = {
     compileFilter(): Buffer {
       throw Object.assign(new Error("atoll: the spt tender was built without libseccomp: install libseccomp-dev and run `npm run build:native`"), { code: "ENOSYS" });
@@ -183,7 +185,7 @@ describe("an addon that cannot seal the gateway (built without libseccomp)", () 
 
   test("is refused in one line naming what is missing, the fix and the opt-in", () => {
     assert.throws(
-      () => planGatewaySeal("service", withoutLibseccomp, {}, 0),
+      () => planGatewaySeal("service", withoutLibseccomp, {}, ROOT_PRIVILEGES),
       (error: unknown) =>
         error instanceof TenderError &&
         error.message ===
@@ -192,14 +194,24 @@ describe("an addon that cannot seal the gateway (built without libseccomp)", () 
   });
 
   test("with ATOLL_GATEWAY_UNSEALED=1: runs unfiltered (still isolated as root), with a one-line warning", () => {
-    const plan = planGatewaySeal("service", withoutLibseccomp, { ATOLL_GATEWAY_UNSEALED: "1" }, 0);
-    assert.deepEqual(plan.seal, { isolate: true, uid: 65534, gid: 65534, filter: false });
+    const plan = planGatewaySeal("service", withoutLibseccomp, { ATOLL_GATEWAY_UNSEALED: "1" }, ROOT_PRIVILEGES);
+    assert.deepEqual(plan.seal, { emptyRoot: true, dropPrivileges: true, uid: 65534, gid: 65534, filter: false });
     assert.equal(plan.warning, "atoll: warning: net device 'service': the user-mode network gateway runs without its seccomp filter (ATOLL_GATEWAY_UNSEALED=1)");
   });
 
-  test("a working addon: filtered always, isolated as root only; the opt-in changes nothing", () => {
+  test("a working addon: filtered always, isolated as far as the tender's privileges go; the opt-in changes nothing", () => {
     const working = { compileFilter: (): Buffer => Buffer.alloc(8) };
-    assert.deepEqual(planGatewaySeal("service", working, {}, 0), { seal: { isolate: true, uid: 65534, gid: 65534, filter: true } });
-    assert.deepEqual(planGatewaySeal("service", working, { ATOLL_GATEWAY_UNSEALED: "1" }, 1000), { seal: { isolate: false, uid: 65534, gid: 65534, filter: true } });
+    assert.deepEqual(planGatewaySeal("service", working, {}, ROOT_PRIVILEGES), { seal: { emptyRoot: true, dropPrivileges: true, uid: 65534, gid: 65534, filter: true } });
+    const user = { emptyRoot: false, dropPrivileges: false };
+    assert.deepEqual(planGatewaySeal("service", working, { ATOLL_GATEWAY_UNSEALED: "1" }, user), { seal: { ...user, uid: 65534, gid: 65534, filter: true } });
+  });
+
+  test("the tender's privileges, from its effective capabilities: root, root in a default Docker container, a user", () => {
+    const status = (capEff: string): string => `Name:\tnode\nCapInh:\t0000000000000000\nCapPrm:\t${capEff}\nCapEff:\t${capEff}\nCapBnd:\t${capEff}\n`;
+    assert.deepEqual(tenderPrivileges(status("000001ffffffffff")), ROOT_PRIVILEGES);
+    // Docker's default set: CHOWN DAC_OVERRIDE FOWNER FSETID KILL SETGID SETUID SETPCAP NET_BIND_SERVICE NET_RAW SYS_CHROOT MKNOD AUDIT_WRITE SETFCAP.
+    assert.deepEqual(tenderPrivileges(status("00000000a80425fb")), { emptyRoot: false, dropPrivileges: true });
+    assert.deepEqual(tenderPrivileges(status("0000000000000000")), { emptyRoot: false, dropPrivileges: false });
+    assert.deepEqual(tenderPrivileges("no capability lines"), { emptyRoot: false, dropPrivileges: false });
   });
 });
