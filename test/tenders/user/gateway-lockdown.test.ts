@@ -101,6 +101,28 @@ describe("the sealed gateway, without root", { skip: !isRoot ? "needs root to be
   });
 });
 
+describe("the sealed gateway under root without CAP_SYS_ADMIN (as in a default container)", { skip: !isRoot ? "needs root" : !existsSync("/usr/bin/setpriv") ? "needs setpriv (util-linux)" : false }, () => {
+  test("nobody without capabilities, filtered, in the host's mount namespace (no empty root without CAP_SYS_ADMIN); traffic flows", { timeout: 60_000 }, async () => {
+    const wrap = ["setpriv", "--bounding-set=-sys_admin", "--inh-caps=-all", "--"];
+    const run = await startEcho("node", { wrap });
+    try {
+      const gateway = run.gateway;
+      assert.equal(statusField(gateway, "Uid"), "65534\t65534\t65534\t65534");
+      assert.equal(statusField(gateway, "Groups"), "");
+      for (const set of ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"]) assert.equal(statusField(gateway, set), "0000000000000000", set);
+      assert.equal(statusField(gateway, "NoNewPrivs"), "1");
+      for (const task of readdirSync(`/proc/${gateway}/task`)) {
+        assert.match(readFileSync(`/proc/${gateway}/task/${task}/status`, "utf8"), /^Seccomp:\t2$/m, `thread ${task}`);
+      }
+      assert.equal(readlinkSync(`/proc/${gateway}/ns/mnt`), readlinkSync("/proc/self/ns/mnt"), "mount namespace");
+      await exercise(run, 1);
+      assert.doesNotMatch(run.output(), /user-mode network gateway|atoll gateway/, "nothing said about the gateway");
+    } finally {
+      await run.stop();
+    }
+  });
+});
+
 describe("the gateway's filter", { skip: existsSync(sptAddon) ? false : "needs the atoll_spt addon" }, () => {
   const fds = { listeners: [19, 21], datagrams: [20], epolls: [4, 10], pid: 1234 };
 
