@@ -161,19 +161,23 @@ export async function gatewayMain(argv: readonly string[]): Promise<void> {
   // No frame is read until this function returns to the event loop.
   const link = new SocketLink(native, fd, GATEWAY_MAC, quit);
   // Least privilege before the first frame is read: everything the gateway opens is open now.
-  try {
-    const published = publishedSocketFds();
-    const expected = { listeners: servers.length, datagrams: datagramSockets.length };
-    if (published.listeners.length !== expected.listeners || published.datagrams.length !== expected.datagrams) {
-      throw new Error(
-        `found ${published.listeners.length} TCP listeners and ${published.datagrams.length} UDP sockets, expected ${expected.listeners} and ${expected.datagrams}`,
-      );
+  // (Nothing to do only under ATOLL_GATEWAY_UNSEALED=1 without a loadable addon: see spawn.ts.)
+  const sealing = config.seal.filter || config.seal.emptyRoot || config.seal.dropPrivileges;
+  if (sealing) {
+    try {
+      const published = publishedSocketFds();
+      const expected = { listeners: servers.length, datagrams: datagramSockets.length };
+      if (published.listeners.length !== expected.listeners || published.datagrams.length !== expected.datagrams) {
+        throw new Error(
+          `found ${published.listeners.length} TCP listeners and ${published.datagrams.length} UDP sockets, expected ${expected.listeners} and ${expected.datagrams}`,
+        );
+      }
+      sealGateway(loadSptNative(), config.seal, published);
+    } catch (error) {
+      const reason = error instanceof Error ? (error.message.split("\n")[0] ?? "") : String(error);
+      native.write(fd, new TextEncoder().encode(`${CONTROL_ERROR}net device '${config.device}': the user-mode network gateway could not drop its privileges: ${reason.replace(/^atoll: /, "")}`));
+      process.exit(1);
     }
-    sealGateway(loadSptNative(), config.seal, published);
-  } catch (error) {
-    const reason = error instanceof Error ? (error.message.split("\n")[0] ?? "") : String(error);
-    native.write(fd, new TextEncoder().encode(`${CONTROL_ERROR}net device '${config.device}': the user-mode network gateway could not drop its privileges: ${reason.replace(/^atoll: /, "")}`));
-    process.exit(1);
   }
 
   const verbose = config.verbose === true;

@@ -8,6 +8,7 @@
  * without libseccomp cannot build its filter: the tender then refuses, unless
  * ATOLL_GATEWAY_UNSEALED=1 says to run the gateway without one (docs/cli.md).
  */
+import { spawn } from "node:child_process";
 import { closeSync, existsSync, openSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { packageRoot } from "../../host/package-root.ts";
@@ -82,17 +83,58 @@ function cannotSeal(device: string): string {
   return `net device '${device}': the user-mode network gateway cannot be sealed`;
 }
 
+/**
+ * Starts the gateway with spawnGateway: in a mount namespace of its own when `emptyRoot`, in a
+ * session of its own, dying with this thread, with fds 0 a stream socket whose end of file means
+ * the tender is gone (the other end, `aliveEnd`, stays open here and is never read), 1 /dev/null,
+ * 2 our stderr, 3 the link, and an empty environment (NODE_OPTIONS must not reach it).
+ */
+function spawnSealable(spt: SptAddon, argv: readonly string[], link: number, emptyRoot: boolean): { pid: number; aliveEnd: number } {
+  const [aliveEnd, gatewayStdin] = spt.socketPair();
+  const devNull = openSync("/dev/null", "w");
+  try {
+    return { pid: spt.spawnGateway(process.execPath, [process.execPath, ...argv], [], Int32Array.from([gatewayStdin, devNull, 2, link]), emptyRoot), aliveEnd };
+  } catch (error) {
+    closeSync(aliveEnd);
+    throw error;
+  } finally {
+    closeSync(gatewayStdin);
+    closeSync(devNull);
+  }
+}
+
+/** Without the addon (ATOLL_GATEWAY_UNSEALED=1 only): a plain child, its stdin a pipe from us. */
+function spawnUnsealed(argv: readonly string[], link: number): { pid: number } {
+  const child = spawn(process.execPath, argv, { stdio: ["pipe", "ignore", "inherit", link], env: { ...process.env, NODE_OPTIONS: "" } });
+  // A failed spawn shows as end of file on the link; its late 'error' event must not crash us.
+  child.on("error", () => undefined);
+  // Neither the child nor its stdin pipe may keep the tender alive; the pipe closes when we exit.
+  child.unref();
+  child.stdin?.on("error", () => undefined);
+  if (child.stdin !== null && "unref" in child.stdin && typeof child.stdin.unref === "function") child.stdin.unref();
+  if (child.pid === undefined) throw new Error(`cannot run ${process.execPath}`);
+  return { pid: child.pid };
+}
+
 /** Starts the gateway of net device `device`; throws a one-line TenderError if it cannot. */
 export function startGateway(native: NativeAddon, device: string, publish: readonly PortMapping[]): StartedGateway {
   const bundle = join(packageRoot(), "build", "atoll.cjs");
   if (!existsSync(bundle)) throw new TenderError(`the user-mode network gateway needs the CLI bundle (${bundle} is missing): run \`npm run build\``);
-  let spt: SptAddon;
+  let spt: SptAddon | undefined;
+  let plan: { seal: GatewaySeal; warning?: string };
   try {
     spt = loadSptNative();
+    plan = planGatewaySeal(device, spt, process.env, tenderPrivileges(readFileSync("/proc/self/status", "utf8")));
   } catch (error) {
-    throw new TenderError(`${cannotSeal(device)}: ${firstLine(error)}`);
+    if (error instanceof TenderError) throw error;
+    // The addon does not load (say, built for another Node major version): nothing can seal the gateway.
+    if (process.env[UNSEALED_ENV] !== "1") throw new TenderError(`${cannotSeal(device)}: ${firstLine(error)}; or set ${UNSEALED_ENV}=1 to run it unsealed`);
+    plan = {
+      seal: { emptyRoot: false, dropPrivileges: false, uid: APPLIANCE_UID, gid: APPLIANCE_GID, filter: false },
+      warning: `atoll: warning: net device '${device}': the user-mode network gateway runs unsealed (${UNSEALED_ENV}=1): ${firstLine(error)}`,
+    };
   }
-  const { seal, warning } = planGatewaySeal(device, spt, process.env, tenderPrivileges(readFileSync("/proc/self/status", "utf8")));
+  const { seal, warning } = plan;
   if (warning !== undefined) process.stderr.write(`${warning}\n`);
   const config: GatewayConfig = {
     device,
@@ -101,31 +143,27 @@ export function startGateway(native: NativeAddon, device: string, publish: reado
     seal,
   };
   const [tenderEnd, gatewayEnd] = native.socketpair("seqpacket");
-  // The gateway's stdin: its end of file (this process gone) ends the gateway. Kept open, never read.
-  const [aliveEnd, gatewayStdin] = spt.socketPair();
-  const devNull = openSync("/dev/null", "w");
-  let pid: number;
+  const argv = [bundle, "__gateway", JSON.stringify(config)];
+  let gateway: { pid: number; aliveEnd?: number };
   try {
-    // Nothing of the tender's environment: the gateway needs none, and NODE_OPTIONS must not reach it.
-    pid = spt.spawnGateway(process.execPath, [process.execPath, bundle, "__gateway", JSON.stringify(config)], [], Int32Array.from([gatewayStdin, devNull, 2, gatewayEnd]), seal.emptyRoot);
+    gateway = spt === undefined ? spawnUnsealed(argv, gatewayEnd) : spawnSealable(spt, argv, gatewayEnd, seal.emptyRoot);
   } catch (error) {
     native.close(tenderEnd);
-    native.close(aliveEnd);
     throw new TenderError(`net device '${device}': cannot start the user-mode network gateway: ${firstLine(error)}`);
   } finally {
     native.close(gatewayEnd);
-    native.close(gatewayStdin);
-    closeSync(devNull);
   }
+  const { pid, aliveEnd } = gateway;
 
   const fail = (reason: string): never => {
     try {
-      process.kill(pid, "SIGKILL");
+      // Never 0 or -1 here (spawns that fail throw): those would signal a process group or everyone.
+      if (pid > 0) process.kill(pid, "SIGKILL");
     } catch {
       // already gone
     }
     native.close(tenderEnd);
-    native.close(aliveEnd);
+    if (aliveEnd !== undefined) native.close(aliveEnd);
     throw new TenderError(reason);
   };
   const fds = new Int32Array([tenderEnd]);

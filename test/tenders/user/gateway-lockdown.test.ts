@@ -10,9 +10,9 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { chmodSync, copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from "node:fs";
 import { constants, tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { describe, test } from "node:test";
 
 import { filterRules } from "../../../src/tenders/spt/allowlist.ts";
@@ -235,5 +235,47 @@ describe("how the tender plans the gateway's seal (an addon without libseccomp, 
     assert.deepEqual(tenderPrivileges(status("00000000a80425fb")), { emptyRoot: false, dropPrivileges: true });
     assert.deepEqual(tenderPrivileges(status("0000000000000000")), { emptyRoot: false, dropPrivileges: false });
     assert.deepEqual(tenderPrivileges("no capability lines"), { emptyRoot: false, dropPrivileges: false });
+  });
+});
+
+describe("a package whose spt addon does not load (another Node major version, or not built)", () => {
+  /** The CLI and the atoll_native addon, without atoll_spt: enough for `atoll run`. */
+  const makePackage = (): string => {
+    const dir = mkdtempSync(join(tmpdir(), "atoll-gateway-noaddon-"));
+    for (const path of ["package.json", join("bin", "atoll.cjs"), join("build", "atoll.cjs"), join("build", "Release", "atoll_native.node")]) {
+      mkdirSync(join(dir, dirname(path)), { recursive: true });
+      copyFileSync(join(ROOT, path), join(dir, path));
+    }
+    return dir;
+  };
+
+  test("atoll run refuses in one line (status 125) naming what is missing, the fix and the opt-in", () => {
+    const dir = makePackage();
+    try {
+      const result = spawnSync(process.execPath, [join(dir, "bin", "atoll.cjs"), "run", exampleImage("echo")], { encoding: "utf8", timeout: 30_000 });
+      assert.equal(result.status, 125);
+      assert.equal(
+        result.stderr,
+        "atoll run: net device 'service': the user-mode network gateway cannot be sealed: the spt tender's addon is not built (build/Release/atoll_spt.node missing): install libseccomp-dev and run `npm run build:native`; or set ATOLL_GATEWAY_UNSEALED=1 to run it unsealed\n",
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("with ATOLL_GATEWAY_UNSEALED=1 the gateway runs unsealed, says so in one line, and relays", { timeout: 60_000 }, async () => {
+    const dir = makePackage();
+    try {
+      const run = await startEcho("node", { cli: join(dir, "bin", "atoll.cjs"), env: { ...process.env, ATOLL_GATEWAY_UNSEALED: "1" } });
+      try {
+        assert.match(run.output(), /^atoll: warning: net device 'service': the user-mode network gateway runs unsealed \(ATOLL_GATEWAY_UNSEALED=1\): the spt tender's addon is not built/);
+        assert.equal(statusField(run.gateway, "Seccomp"), "0");
+        await exercise(run, 1);
+      } finally {
+        await run.stop();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
