@@ -11,6 +11,11 @@
  *    installFilter). compileFilter runs libseccomp; installFilter only makes two raw system calls,
  *    so that nothing allocates or opens files between lockdown and the image's first instruction.
  *
+ * The user-mode network gateway (src/tenders/user/gateway.ts) is sealed with the same pieces: the
+ * tender starts it with spawnGateway (a new mount namespace only: it publishes ports on the host's
+ * network), and it calls prepare, enterEmptyRoot, dropPrivileges and compileFilter/installFilter
+ * with an allowlist of its own (src/tenders/user/allowlist.ts) once its sockets are open.
+ *
  * The allowlist itself is policy and lives in TypeScript (src/tenders/spt/allowlist.ts): this
  * file translates rules, it does not choose them.
  *
@@ -223,11 +228,12 @@ fail:
 }
 
 /*
- * spawnSealed(file, argv, env, fds, isolate): starts `file` with fds[i] as its fd i and no other
- * fd. With `isolate`, the process starts in new mount, PID (as its PID 1), IPC and network
- * namespaces. Returns the pid; throws if the process could not be started.
+ * spawn_in(...): the body of spawnSealed and spawnGateway: starts `file` with fds[i] as its fd i
+ * and no other fd; with `isolate`, in the new namespaces `namespaces` (CLONE_NEW* flags, named
+ * `namespaces_name` in errors). Returns the pid; throws if the process could not be started.
  */
-static napi_value spawn_sealed(napi_env env, napi_callback_info info) {
+static napi_value spawn_in(napi_env env, napi_callback_info info, unsigned long namespaces,
+                           const char *namespaces_name, const char *what) {
   napi_value argv_js[5];
   if (!get_args(env, info, 5, argv_js)) return NULL;
 
@@ -267,12 +273,12 @@ static napi_value spawn_sealed(napi_env env, napi_callback_info info) {
   }
 
   unsigned long flags = SIGCHLD;
-  if (isolate) flags |= CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWNET;
+  if (isolate) flags |= namespaces;
   /* clone(2) rather than unshare(2): namespaces cannot be entered by one thread of a running
    * Node process, and CLONE_NEWPID only applies to children anyway. Without a new stack the
    * child runs on a copy of ours, like fork. */
   pid_t pid = (pid_t)syscall(SYS_clone, flags, NULL, NULL, NULL, 0UL);
-  if (pid == 0) exec_child(file, child_argv, child_env, fds, count, isolate, report[1]);
+  if (pid == 0) exec_child(file, child_argv, child_env, fds, count, isolate && (namespaces & CLONE_NEWNS) != 0, report[1]);
   int clone_err = errno;
   close(report[1]);
   free(file);
@@ -280,7 +286,7 @@ static napi_value spawn_sealed(napi_env env, napi_callback_info info) {
   free_strings(child_env);
   if (pid < 0) {
     close(report[0]);
-    return throw_errno(env, clone_err, isolate ? "clone(CLONE_NEWNS|CLONE_NEWPID|CLONE_NEWIPC|CLONE_NEWNET)" : "clone", "");
+    return throw_errno(env, clone_err, isolate ? namespaces_name : "clone", "");
   }
 
   int child_err = 0;
@@ -292,9 +298,28 @@ static napi_value spawn_sealed(napi_env env, napi_callback_info info) {
     int status;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
-    return throw_errno(env, child_err, "execve", "the appliance process");
+    return throw_errno(env, child_err, "execve", what);
   }
   return make_int(env, pid);
+}
+
+/*
+ * spawnSealed(file, argv, env, fds, isolate): the appliance process. With `isolate`, it starts in
+ * new mount, PID (as its PID 1), IPC and network namespaces.
+ */
+static napi_value spawn_sealed(napi_env env, napi_callback_info info) {
+  return spawn_in(env, info, CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWNET,
+                  "clone(CLONE_NEWNS|CLONE_NEWPID|CLONE_NEWIPC|CLONE_NEWNET)", "the appliance process");
+}
+
+/*
+ * spawnGateway(file, argv, env, fds, isolate): the user-mode network gateway (src/tenders/user/).
+ * With `isolate`, it starts in a new mount namespace only, for its empty root: it keeps the
+ * host's network namespace, where it publishes ports, and needs no PID or IPC namespace of its
+ * own (its seccomp filter allows neither kill nor System V IPC).
+ */
+static napi_value spawn_gateway(napi_env env, napi_callback_info info) {
+  return spawn_in(env, info, CLONE_NEWNS, "clone(CLONE_NEWNS)", "the network gateway process");
 }
 
 typedef struct {
@@ -738,6 +763,7 @@ NAPI_MODULE_INIT() {
   } fns[] = {
       {"socketPair", socket_pair},
       {"spawnSealed", spawn_sealed},
+      {"spawnGateway", spawn_gateway},
       {"waitChild", wait_child},
       {"prepare", prepare},
       {"enterEmptyRoot", enter_empty_root},

@@ -71,24 +71,24 @@ const F_SETFL = 4;
 const LAST_CLOCK_ID = 7;
 
 /** Integer arguments are 32 bits wide: compare only those, as the kernel does. */
-const INT_MASK = "4294967295";
+export const INT_MASK = "4294967295";
 /** Largest Ethernet header a frame carries above the MTU (ETHERNET_HEADER_ROOM in the ABI). */
 const FRAME_HEADER_ROOM = 18;
 
-function argIs(arg: ArgumentCheck["arg"], value: number): ArgumentCheck {
+export function argIs(arg: ArgumentCheck["arg"], value: number): ArgumentCheck {
   return { arg, op: "maskedEq", mask: INT_MASK, value: String(value) };
 }
 
-function argBitsAre(arg: ArgumentCheck["arg"], mask: number, value: number): ArgumentCheck {
+export function argBitsAre(arg: ArgumentCheck["arg"], mask: number, value: number): ArgumentCheck {
   return { arg, op: "maskedEq", mask: String(mask), value: String(value) };
 }
 
 /** One alternative per fd: the call is allowed on exactly these descriptors. */
-function onFds(fds: readonly number[], ...more: ArgumentCheck[]): ArgumentCheck[][] {
+export function onFds(fds: readonly number[], ...more: ArgumentCheck[]): ArgumentCheck[][] {
   return [...new Set(fds)].sort((a, b) => a - b).map((fd) => [argIs(0, fd), ...more]);
 }
 
-function atMost(arg: ArgumentCheck["arg"], value: number): ArgumentCheck {
+export function atMost(arg: ArgumentCheck["arg"], value: number): ArgumentCheck {
   return { arg, op: "le", value: String(value) };
 }
 
@@ -101,8 +101,6 @@ export function allowlist(fds: LockdownFds): AllowedCall[] {
   // in pieces (a short read or write continues where it stopped).
   const tapWrites = fds.taps.map((tap) => [argIs(0, tap.fd), atMost(2, tap.mtu + FRAME_HEADER_ROOM)]);
   const blockTransfers = fds.blocks.map((block) => [argIs(0, block.fd), atMost(2, fds.blockTransferMax), atMost(3, block.capacity - 1)]);
-  // The command is the op without its flag bits (>>> 0 keeps the mask an unsigned 32-bit number).
-  const futexCommand = (command: number): ArgumentCheck[] => [argBitsAre(1, ~(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME) >>> 0, command)];
   const calls: AllowedCall[] = [
     // The base's I/O.
     { syscall: "read", why: "netRead on a TAP; libuv reading its wake-up eventfds and signal pipe", when: onFds([...tapFds, ...fds.wakeups]) },
@@ -122,6 +120,31 @@ export function allowlist(fds: LockdownFds): AllowedCall[] {
     },
     { syscall: "epoll_pwait", why: "libuv's event loop: the turn between two yields", when: onFds(fds.epolls) },
     { syscall: "epoll_ctl", why: "libuv registers its fds lazily, on the first loop turns after lockdown", when: onFds(fds.epolls) },
+    ...engineCalls(fds.pid),
+    { syscall: "close", why: "the tender closes its devices at the end (no call can create an fd, so any number is safe)", when: "always" },
+    { syscall: "fstat", why: "Node restores the state of stdin/stdout/stderr at exit (on those fds only)", when: onFds(STDIO) },
+    { syscall: "fcntl", why: "Node restores stdio's O_NONBLOCK flag at exit", when: [...onFds(STDIO, argIs(1, F_GETFL)), ...onFds(STDIO, argIs(1, F_SETFL))] },
+    {
+      syscall: "ioctl",
+      why: "Node restores a terminal's mode at exit (TCGETS and TCSETS on stdio only)",
+      when: [...onFds(STDIO, argIs(1, TCGETS)), ...onFds(STDIO, argIs(1, TCSETS))],
+    },
+    { syscall: "exit", why: "a thread ends (V8's workers at exit)", when: "always" },
+    { syscall: "exit_group", why: "the appliance ends", when: "always" },
+  ];
+  return calls;
+}
+
+/**
+ * What V8, libuv, glibc and Node need to run at all, whatever the process does: memory and threads,
+ * clocks, OpenSSL's reseeding, abort, signal handling. Shared with the user-mode network gateway's
+ * allowlist (src/tenders/user/allowlist.ts), which is the same engine. `pid` is the process's own
+ * pid (in its PID namespace): the only target of tgkill.
+ */
+export function engineCalls(pid: number): AllowedCall[] {
+  // The command is the op without its flag bits (>>> 0 keeps the mask an unsigned 32-bit number).
+  const futexCommand = (command: number): ArgumentCheck[] => [argBitsAre(1, ~(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME) >>> 0, command)];
+  return [
     // Threads and memory: V8's heap and JIT, its worker threads, glibc's malloc.
     {
       syscall: "futex",
@@ -151,24 +174,13 @@ export function allowlist(fds: LockdownFds): AllowedCall[] {
     {
       syscall: "tgkill",
       why: "abort() (SIGABRT), and Node's SIGSEGV handler re-raising a crash (SIGSEGV): to itself only, so that a crash is reported as one, not as a forbidden call",
-      when: [SIGABRT, SIGSEGV].map((signal) => [argIs(0, fds.pid), argIs(2, signal)]),
+      when: [SIGABRT, SIGSEGV].map((signal) => [argIs(0, pid), argIs(2, signal)]),
     },
     { syscall: "rt_sigaction", why: "the exit path resets signal handlers", when: "always" },
     { syscall: "rt_sigprocmask", why: "libuv and the exit path block and unblock signals", when: "always" },
     { syscall: "rt_sigreturn", why: "returning from a signal handler (SIGINT/SIGTERM end the appliance through libuv)", when: "always" },
     { syscall: "restart_syscall", why: "a wait interrupted by a signal resumes", when: "always" },
-    { syscall: "close", why: "the tender closes its devices at the end (no call can create an fd, so any number is safe)", when: "always" },
-    { syscall: "fstat", why: "Node restores the state of stdin/stdout/stderr at exit (on those fds only)", when: onFds(STDIO) },
-    { syscall: "fcntl", why: "Node restores stdio's O_NONBLOCK flag at exit", when: [...onFds(STDIO, argIs(1, F_GETFL)), ...onFds(STDIO, argIs(1, F_SETFL))] },
-    {
-      syscall: "ioctl",
-      why: "Node restores a terminal's mode at exit (TCGETS and TCSETS on stdio only)",
-      when: [...onFds(STDIO, argIs(1, TCGETS)), ...onFds(STDIO, argIs(1, TCSETS))],
-    },
-    { syscall: "exit", why: "a thread ends (V8's workers at exit)", when: "always" },
-    { syscall: "exit_group", why: "the appliance ends", when: "always" },
   ];
-  return calls;
 }
 
 /** The calls the allowlist names, whatever the fds: for docs and for the strace test. */

@@ -61,7 +61,7 @@ function checkPlanMatches(plan: BootPlan, name: string, netNames: readonly strin
  * libuv's fds, found by what they are (the plan's own fds aside: a capture "file" may be a FIFO):
  * the allowlist lets the event loop use them and nothing else.
  */
-function eventLoopFds(planned: ReadonlySet<number>): { wakeups: number[]; epolls: number[] } {
+export function eventLoopFds(planned: ReadonlySet<number>): { wakeups: number[]; epolls: number[] } {
   const wakeups: number[] = [];
   const epolls: number[] = [];
   for (const entry of readdirSync("/proc/self/fd")) {

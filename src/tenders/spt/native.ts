@@ -36,6 +36,9 @@ export interface SptAddon {
   /** Starts `file` with fds[i] as its fd i and no other fd, in new mount/PID/IPC/net namespaces when
    * `isolate`. The child dies with SIGKILL if the calling thread ends. Returns its pid. */
   spawnSealed(file: string, argv: readonly string[], env: readonly string[], fds: Int32Array, isolate: boolean): number;
+  /** As spawnSealed, for the user-mode network gateway: with `isolate`, in a new mount namespace
+   * only (it keeps the host's network, where it publishes ports). */
+  spawnGateway(file: string, argv: readonly string[], env: readonly string[], fds: Int32Array, isolate: boolean): number;
   /** Resolves once the child has ended (waits on a libuv worker thread). */
   waitChild(pid: number): Promise<ChildStatus>;
   /** Warms glibc's malloc, ignores SIGUSR1 (Node's inspector trigger), disables core dumps. */
@@ -64,6 +67,7 @@ const ADDON_RELATIVE_PATH = join("build", "Release", "atoll_spt.node");
 const EXPECTED_FUNCTIONS = [
   "socketPair",
   "spawnSealed",
+  "spawnGateway",
   "waitChild",
   "prepare",
   "enterEmptyRoot",

@@ -8,7 +8,10 @@
  *
  * It ends with the tender: when its stdin (a pipe from the tender) or the link reaches end of file.
  * Signals to the whole process group do not end it first (see SIGNAL_GRACE_MS).
- * Its first message on the link is a control line (READY or ERROR ...), never a frame.
+ * Its first message on the link is a control line (READY or ERROR ...), never a frame. Before READY
+ * it seals itself (seal.ts): it parses every frame the appliance sends, so it runs with least
+ * privilege, under a seccomp allowlist of its own (allowlist.ts), as nobody in an empty root when
+ * the tender runs as root.
  */
 import { randomFillSync } from "node:crypto";
 import { createSocket, type Socket as DatagramSocket } from "node:dgram";
@@ -25,8 +28,10 @@ import { WireError } from "../../lib/wire/error.ts";
 import { ProxyHeaderRepr } from "../../lib/wire/proxy-protocol.ts";
 import type { PublishProtocol } from "../common/attachments.ts";
 import { loadNative } from "../common/native.ts";
+import { loadSptNative } from "../spt/native.ts";
 import { DhcpServer } from "./dhcp-server.ts";
 import { SocketLink } from "./link.ts";
+import { publishedSocketFds, sealGateway, type GatewaySeal } from "./seal.ts";
 import { DEFAULT_UDP_FLOW_LIMITS, UdpFlowTable, type UdpFlowLimits } from "./udp-flows.ts";
 
 export const GATEWAY_ADDRESS = Ipv4Address.fromOctets(10, 0, 2, 2);
@@ -39,12 +44,14 @@ export const GATEWAY_LINK_FD = 3;
 export const CONTROL_READY = "ATOLL-GATEWAY READY";
 export const CONTROL_ERROR = "ATOLL-GATEWAY ERROR ";
 /**
- * How long the gateway outlives a SIGINT, SIGTERM or SIGHUP. Such signals usually go to the whole
- * process group (a terminal's Ctrl-C, `kill -TERM -<pgid>`, docker stop, systemd, timeout), so the
- * tender gets the same one and ends the appliance with 128 + the signal's number. Were the gateway
- * to die at once, the appliance could see its link vanish first and abort (255) instead. So the
- * gateway keeps serving until its stdin closes (the tender is gone), and ends by itself only when
- * the signal was for it alone.
+ * How long the gateway outlives a SIGINT, SIGTERM or SIGHUP. Such signals usually go to many
+ * processes at once: the gateway runs in a session of its own (spawnGateway), which keeps a
+ * process group's (a terminal's Ctrl-C, `kill -TERM -<pgid>`, timeout) away from it, but systemd
+ * signals every process of a unit's cgroup, so the gateway may get the tender's signal too, and
+ * the tender ends the appliance with 128 + the signal's number. Were the gateway to die at once,
+ * the appliance could see its link vanish first and abort (255) instead. So the gateway keeps
+ * serving until its stdin closes (the tender is gone), and ends by itself only when the signal
+ * was for it alone.
  */
 export const SIGNAL_GRACE_MS = 5_000;
 /** How long a host connection waits for the guest's address before it is tried anyway. */
@@ -63,6 +70,8 @@ export interface GatewayConfig {
   readonly publish: readonly { readonly hostPort: number; readonly guestPort: number; readonly protocol: PublishProtocol; readonly spec: string }[];
   /** Log connections and DHCP to stderr. */
   readonly verbose?: boolean;
+  /** How to seal itself once its sockets are open (seal.ts). */
+  readonly seal: GatewaySeal;
 }
 
 function hostTimers(): Timers {
@@ -148,11 +157,33 @@ export async function gatewayMain(argv: readonly string[]): Promise<void> {
     }
   }
 
+  // The link's watcher makes the fd non-blocking (ioctl FIONBIO) and registers it: before lockdown.
+  // No frame is read until this function returns to the event loop.
+  const link = new SocketLink(native, fd, GATEWAY_MAC, quit);
+  // Least privilege before the first frame is read: everything the gateway opens is open now.
+  // (Nothing to do only under ATOLL_GATEWAY_UNSEALED=1 without a loadable addon: see spawn.ts.)
+  const sealing = config.seal.filter || config.seal.emptyRoot || config.seal.dropPrivileges;
+  if (sealing) {
+    try {
+      const published = publishedSocketFds();
+      const expected = { listeners: servers.length, datagrams: datagramSockets.length };
+      if (published.listeners.length !== expected.listeners || published.datagrams.length !== expected.datagrams) {
+        throw new Error(
+          `found ${published.listeners.length} TCP listeners and ${published.datagrams.length} UDP sockets, expected ${expected.listeners} and ${expected.datagrams}`,
+        );
+      }
+      sealGateway(loadSptNative(), config.seal, published);
+    } catch (error) {
+      const reason = error instanceof Error ? (error.message.split("\n")[0] ?? "") : String(error);
+      native.write(fd, new TextEncoder().encode(`${CONTROL_ERROR}net device '${config.device}': the user-mode network gateway could not drop its privileges: ${reason.replace(/^atoll: /, "")}`));
+      process.exit(1);
+    }
+  }
+
   const verbose = config.verbose === true;
   const log = logFactory(verbose);
   // READY goes first: creating the stack already sends frames (a gratuitous ARP).
   native.write(fd, new TextEncoder().encode(CONTROL_READY));
-  const link = new SocketLink(native, fd, GATEWAY_MAC, quit);
   const stack = createStack({
     link,
     timers: hostTimers(),

@@ -1,8 +1,8 @@
 /**
  * Signals to the whole process group, as `docker stop`, systemd, Kubernetes, `timeout` and a
- * terminal's Ctrl-C send them: the tender and its user-mode network gateway get the same signal at
- * once. The appliance must end with 128 + the signal's number and nothing on stderr, under load,
- * every time, leaving no process behind; a gateway that dies alone ends it with one line.
+ * terminal's Ctrl-C send them: the tender gets it (the user-mode network gateway, in a session of
+ * its own, does not). The appliance must end with 128 + the signal's number and nothing on stderr,
+ * under load, every time, leaving no process behind; a gateway that dies alone ends it with one line.
  */
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
