@@ -30,7 +30,7 @@ export interface GatewaySeal {
   readonly dropPrivileges: boolean;
   readonly uid: number;
   readonly gid: number;
-  /** Install the seccomp filter. False only with ATOLL_GATEWAY_UNSEALED=1 on an addon without libseccomp. */
+  /** Install the seccomp filter. False only on an addon built without libseccomp (a warning says so). */
   readonly filter: boolean;
 }
 

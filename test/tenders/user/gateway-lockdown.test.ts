@@ -18,7 +18,6 @@ import { describe, test } from "node:test";
 import { filterRules } from "../../../src/tenders/spt/allowlist.ts";
 import { loadSptNative } from "../../../src/tenders/spt/native.ts";
 import { GATEWAY_ALLOWED_SYSCALLS, gatewayAllowlist } from "../../../src/tenders/user/allowlist.ts";
-import { TenderError } from "../../../src/tenders/common/errors.ts";
 import { socketInodes } from "../../../src/tenders/user/seal.ts";
 import { planGatewaySeal, tenderPrivileges } from "../../../src/tenders/user/spawn.ts";
 import { exampleImage, ROOT } from "../../helpers/cli.ts";
@@ -205,27 +204,22 @@ describe("how the tender plans the gateway's seal (an addon without libseccomp, 
     },
   };
 
-  test("is refused in one line naming what is missing, the fix and the opt-in", () => {
-    assert.throws(
-      () => planGatewaySeal("service", withoutLibseccomp, {}, ROOT_PRIVILEGES),
-      (error: unknown) =>
-        error instanceof TenderError &&
-        error.message ===
-          "net device 'service': the user-mode network gateway cannot be sealed: the spt tender was built without libseccomp: install libseccomp-dev and run `npm run build:native`; or set ATOLL_GATEWAY_UNSEALED=1 to run it without its seccomp filter",
-    );
-  });
-
-  test("with ATOLL_GATEWAY_UNSEALED=1: runs unfiltered (still isolated as root), with a one-line warning", () => {
-    const plan = planGatewaySeal("service", withoutLibseccomp, { ATOLL_GATEWAY_UNSEALED: "1" }, ROOT_PRIVILEGES);
+  test("runs unfiltered (still isolated as root), with a one-line warning naming what is missing and the fix", () => {
+    const plan = planGatewaySeal("service", withoutLibseccomp, ROOT_PRIVILEGES);
     assert.deepEqual(plan.seal, { emptyRoot: true, dropPrivileges: true, uid: 65534, gid: 65534, filter: false });
-    assert.equal(plan.warning, "atoll: warning: net device 'service': the user-mode network gateway runs without its seccomp filter (ATOLL_GATEWAY_UNSEALED=1)");
+    assert.equal(
+      plan.warning,
+      "atoll: warning: net device 'service': the user-mode network gateway runs without its seccomp filter: the spt tender was built without libseccomp: install libseccomp-dev and run `npm run build:native`",
+    );
+    const user = { emptyRoot: false, dropPrivileges: false };
+    assert.deepEqual(planGatewaySeal("service", withoutLibseccomp, user).seal, { ...user, uid: 65534, gid: 65534, filter: false });
   });
 
-  test("a working addon: filtered always, isolated as far as the tender's privileges go; the opt-in changes nothing", () => {
+  test("a working addon: filtered always, isolated as far as the tender's privileges go", () => {
     const working = { compileFilter: (): Buffer => Buffer.alloc(8) };
-    assert.deepEqual(planGatewaySeal("service", working, {}, ROOT_PRIVILEGES), { seal: { emptyRoot: true, dropPrivileges: true, uid: 65534, gid: 65534, filter: true } });
+    assert.deepEqual(planGatewaySeal("service", working, ROOT_PRIVILEGES), { seal: { emptyRoot: true, dropPrivileges: true, uid: 65534, gid: 65534, filter: true } });
     const user = { emptyRoot: false, dropPrivileges: false };
-    assert.deepEqual(planGatewaySeal("service", working, { ATOLL_GATEWAY_UNSEALED: "1" }, user), { seal: { ...user, uid: 65534, gid: 65534, filter: true } });
+    assert.deepEqual(planGatewaySeal("service", working, user), { seal: { ...user, uid: 65534, gid: 65534, filter: true } });
   });
 
   test("the tender's privileges, from its effective capabilities: root, root in a default Docker container, a user", () => {
