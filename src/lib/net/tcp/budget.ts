@@ -11,12 +11,12 @@
  * - memory: every connection's buffer bytes (what its rings hold allocated) plus a fixed
  *   per-connection estimate, against three marks as Linux's `tcp_mem` (low, pressure, high);
  * - orphans, connections the application has closed that still hold state (Linux
- *   `tcp_max_orphans`), which also retransmit less (Linux `tcp_orphan_retries`) and give up
- *   after `orphanTimeoutMs` without progress.
+ *   `tcp_max_orphans`); they, and connections whose application has sent its FIN, retransmit
+ *   less (Linux `tcp_orphan_retries`) and give up after `orphanTimeoutMs` without progress.
  *
  * A new connection that a cap or the memory pressure would refuse first takes the place of the
- * least recently active connection that can be spared (embryonic, orphaned, in TIME-WAIT, or
- * idle for `evictIdleMs`), which is reset: this is how nginx reuses idle connections when its
+ * least recently active connection that can be spared (embryonic, in TIME-WAIT, or silent for
+ * `evictIdleMs`), which is reset: this is how nginx reuses idle connections when its
  * `worker_connections` run out, and Linux's `tcp_max_tw_buckets`. A flood of forgotten
  * connections then displaces itself, while clients that exchange data go on being served. When
  * nothing can be spared, the SYN (or the cookie's ACK) is dropped without a RST, as Linux does
@@ -49,7 +49,7 @@ export interface BudgetLimits {
 /** What the budget needs to know of a connection, and how it ends one to make room. */
 export interface BudgetedConnection {
   readonly entry: BudgetEntry;
-  /** Embryonic (SYN-RECEIVED), orphaned, in TIME-WAIT, or idle since `idleSince`: may be reset to make room. */
+  /** Embryonic (SYN-RECEIVED), in TIME-WAIT, or silent for `idleMs`: may be reset to make room. */
   spareable(now: number, idleMs: number): boolean;
   /** Resets the connection (RST to the peer) to make room; it calls `ended` as it closes. */
   evict(why: string): void;
@@ -85,6 +85,9 @@ export type BudgetLimit = "connections" | "listener" | "source" | "memory" | "or
 
 export type MemoryState = "normal" | "pressure";
 
+/** After limits bit, the layer is "at rest" again (and logs it once) when down to this fraction of maxConnections. */
+const RESTED_FRACTION = 8;
+
 /** At most this many of the least recently active connections are looked at to find one to spare: the search stays bounded when the oldest are all busy. */
 const MAX_EVICTION_SCAN = 256;
 
@@ -96,6 +99,9 @@ export class TcpBudget {
   private memory = 0;
   private state: MemoryState = "normal";
   private readonly bitten = new Map<BudgetLimit, { count: number; loggedAt: number }>();
+  /** A limit bit since the layer was last seen at rest: the next time it is, one line says so (the flood is over). */
+  private strained = false;
+  private bitesWhileStrained = 0;
 
   constructor(
     readonly limits: BudgetLimits,
@@ -144,8 +150,11 @@ export class TcpBudget {
       // The source's own connections are all it could displace; a flood from one address must not push out others.
       return this.refuse("source", `${limits.maxConnectionsPerSource} connections from one address (maxConnectionsPerSource)`);
     }
-    if (listener !== undefined && listener.heldConnections >= listener.maxConnections) {
-      return this.refuse("listener", `${listener.maxConnections} connections held on one listener (maxListenerConnections)`);
+    while (listener !== undefined && listener.heldConnections >= listener.maxConnections) {
+      // Only one of this listener's own connections can make room under its cap.
+      if (!this.evictOne(now, "the listener's connection limit", listener)) {
+        return this.refuse("listener", `${listener.maxConnections} connections held on one listener (maxListenerConnections)`);
+      }
     }
     while (this.connectionCount >= limits.maxConnections) {
       if (!this.evictOne(now, "the connection limit")) return this.refuse("connections", `${limits.maxConnections} connections (maxConnections)`);
@@ -232,6 +241,11 @@ export class TcpBudget {
     const entry = connection.entry;
     this.charge(-entry.charged - this.limits.connectionOverhead);
     entry.charged = 0;
+    if (this.strained && this.connectionCount <= this.limits.maxConnections / RESTED_FRACTION && this.state === "normal") {
+      this.strained = false;
+      this.log.info(`back at rest: ${this.connectionCount} connections, ${kib(this.memory)} KiB accounted, after ${this.bitesWhileStrained} limit hits`);
+      this.bitesWhileStrained = 0;
+    }
   }
 
   /** A limit bit (`what` says which and how far): counted, and logged at most once per interval. */
@@ -266,6 +280,8 @@ export class TcpBudget {
         counters.evicted++;
         break;
     }
+    this.strained = true;
+    this.bitesWhileStrained++;
     const now = this.now();
     const record = this.bitten.get(limit);
     if (record === undefined) {
@@ -300,9 +316,11 @@ export class TcpBudget {
     }
   }
 
-  private evictOne(now: number, why: string): boolean {
+  /** Resets the least recently active spareable connection (of `listener` only, when given); false when there is none. */
+  private evictOne(now: number, why: string, listener?: ListenerShare): boolean {
     let scanned = 0;
     for (const connection of this.active) {
+      if (listener !== undefined && connection.entry.listener !== listener) continue;
       if (scanned++ >= MAX_EVICTION_SCAN) break;
       if (!connection.spareable(now, this.limits.evictIdleMs)) continue;
       this.bite("evicted", `reset the least recently active spareable connection to make room (${why})`);

@@ -1767,11 +1767,11 @@ export class TcpConnection implements BudgetedConnection {
     if (this.sndUna === this.sndMax) return;
     const userTimeout = this.userTimeoutMs;
     if (userTimeout > 0 && now - this.lastProgressAt >= userTimeout) {
-      this.giveUp(`no acknowledgment for ${userTimeout} ms (${this.entry.orphan ? "orphanTimeoutMs" : "user timeout"})`);
+      this.giveUp(`no acknowledgment for ${userTimeout} ms (${this.windingDown ? "orphanTimeoutMs" : "user timeout"})`);
       return;
     }
     if (this.retransmitsInRow >= this.retransmitLimit) {
-      this.giveUp(`no acknowledgment after ${this.retransmitsInRow} retransmissions${this.entry.orphan ? " (orphanRetransmits)" : ""}`);
+      this.giveUp(`no acknowledgment after ${this.retransmitsInRow} retransmissions${this.windingDown ? " (orphanRetransmits)" : ""}`);
       return;
     }
     // A timeout after R1 retransmissions of this segment: re-validate the path (RFC 1122 §4.2.3.5).
@@ -1807,20 +1807,31 @@ export class TcpConnection implements BudgetedConnection {
    */
   private get retransmitLimit(): number {
     const limit = this.settings.maxRetransmits;
-    return this.entry.orphan ? Math.min(limit, this.host.budget.limits.orphanRetransmits) : limit;
+    return this.windingDown ? Math.min(limit, this.host.budget.limits.orphanRetransmits) : limit;
   }
 
-  /** The RFC 5482 user timeout in effect: an orphan's is at most orphanTimeoutMs, so that one whose peer vanished does not linger. */
+  /**
+   * Orphaned, or the application has sent its last byte (our FIN is queued): what is left is
+   * delivering the tail, which a vanished peer must not stretch to the ~15 minutes of
+   * maxRetransmits. Linux applies tcp_orphan_retries to orphans only; a server that shuts down
+   * and waits for the FIN's acknowledgment before closing (as Atoll's HTTP server does, so that
+   * it can linger) would otherwise hold every connection of a vanished peer for that long.
+   */
+  private get windingDown(): boolean {
+    return this.entry.orphan || this.finQueued;
+  }
+
+  /** The RFC 5482 user timeout in effect: once winding down, at most orphanTimeoutMs, so that a connection whose peer vanished does not linger. */
   private get userTimeoutMs(): number {
     const userTimeout = this.settings.userTimeoutMs;
-    if (!this.entry.orphan) return userTimeout;
+    if (!this.windingDown) return userTimeout;
     const orphanTimeout = this.host.budget.limits.orphanTimeoutMs;
     return userTimeout > 0 ? Math.min(userTimeout, orphanTimeout) : orphanTimeout;
   }
 
   /** The peer acknowledges nothing: reset and fail with "timeout"; an orphan's end is counted and logged by the budget. */
   private giveUp(message: string): void {
-    if (this.entry.orphan) this.host.budget.bite("orphan-timeout", `gave up an orphaned connection to ${formatAddress(this.remoteAddress)}:${this.remotePort}: ${message}`);
+    if (this.windingDown) this.host.budget.bite("orphan-timeout", `gave up a closing connection to ${formatAddress(this.remoteAddress)}:${this.remotePort}: ${message}`);
     this.fail("timeout", message, true);
   }
 
@@ -1839,7 +1850,7 @@ export class TcpConnection implements BudgetedConnection {
     }
     const userTimeout = this.userTimeoutMs;
     if (userTimeout > 0 && this.now() - this.lastProgressAt >= userTimeout) {
-      this.giveUp(`no window for ${userTimeout} ms (${this.entry.orphan ? "orphanTimeoutMs" : "user timeout"})`);
+      this.giveUp(`no window for ${userTimeout} ms (${this.windingDown ? "orphanTimeoutMs" : "user timeout"})`);
       return;
     }
     const windowRoom = seqDiff(seqAdd(this.sndUna, this.sndWnd), this.sndNxt);
@@ -2132,7 +2143,7 @@ export class TcpConnection implements BudgetedConnection {
 
   // ——— The budget (budget.ts) ———
 
-  /** Embryonic, orphaned, in TIME-WAIT, or established and silent for `idleMs`: may be reset to make room. */
+  /** Embryonic, in TIME-WAIT, or silent for `idleMs` (orphaned or not): may be reset to make room. */
   spareable(now: number, idleMs: number): boolean {
     switch (this.state) {
       case "SYN-RECEIVED":
@@ -2143,7 +2154,8 @@ export class TcpConnection implements BudgetedConnection {
       case "LISTEN":
         return false;
       default:
-        return this.entry.orphan || now - this.entry.lastActivityAt >= idleMs;
+        // Orphans too: one whose peer still acknowledges (a download after the server closed) is kept.
+        return now - this.entry.lastActivityAt >= idleMs;
     }
   }
 

@@ -65,9 +65,12 @@ export type TcpCounters = {
   listenerLimitDrops: number;
   sourceLimitDrops: number;
   memoryLimitDrops: number;
-  /** Connections reset to make room for new ones or memory (embryonic, orphaned, TIME-WAIT or idle; least recently active first). */
+  /** Connections reset to make room for new ones or memory (embryonic, TIME-WAIT or silent for evictIdleMs; least recently active first). */
   evicted: number;
-  /** Orphans reset at close because maxOrphans were already held, and those given up for lack of progress (orphanRetransmits, orphanTimeoutMs). */
+  /**
+   * Orphans reset at close because maxOrphans were already held; and orphans or shut-down
+   * connections given up for lack of progress (orphanRetransmits, orphanTimeoutMs).
+   */
   orphansReset: number;
   orphansTimedOut: number;
   /** Times the accounted memory went over memoryPressure (tcp_mem's pressure mode began). */
