@@ -85,8 +85,12 @@ export type BudgetLimit = "connections" | "listener" | "source" | "memory" | "or
 
 export type MemoryState = "normal" | "pressure";
 
-/** After limits bit, the layer is "at rest" again (and logs it once) when down to this fraction of maxConnections. */
-const RESTED_FRACTION = 8;
+/**
+ * After limits bit, the layer is "at rest" again (and logs it once) when its connections outside
+ * TIME-WAIT are down to this fraction of maxConnections (16 of the default 1024): what a few
+ * real clients hold, once what a flood left behind is gone.
+ */
+const RESTED_FRACTION = 64;
 
 /** At most this many of the least recently active connections are looked at to find one to spare: the search stays bounded when the oldest are all busy. */
 const MAX_EVICTION_SCAN = 256;
@@ -95,6 +99,8 @@ export class TcpBudget {
   private readonly active = new Set<BudgetedConnection>();
   private readonly perSource = new Map<number, number>();
   private connectionCount = 0;
+  /** Of those, in TIME-WAIT (quiesced): a 4-tuple's guard, with no peer or application behind it. */
+  private quietCount = 0;
   private orphanCount = 0;
   private memory = 0;
   private state: MemoryState = "normal";
@@ -209,6 +215,7 @@ export class TcpBudget {
     const entry = connection.entry;
     if (!entry.countsForSource) return;
     entry.countsForSource = false;
+    this.quietCount++;
     const left = this.fromSource(entry.source) - 1;
     if (left > 0) this.perSource.set(entry.source, left);
     else this.perSource.delete(entry.source);
@@ -237,13 +244,15 @@ export class TcpBudget {
   ended(connection: BudgetedConnection): void {
     if (!this.active.delete(connection)) return;
     this.quiesced(connection);
+    this.quietCount--;
     this.connectionCount--;
     const entry = connection.entry;
     this.charge(-entry.charged - this.limits.connectionOverhead);
     entry.charged = 0;
-    if (this.strained && this.connectionCount <= this.limits.maxConnections / RESTED_FRACTION && this.state === "normal") {
+    const live = this.connectionCount - this.quietCount;
+    if (this.strained && live <= this.limits.maxConnections / RESTED_FRACTION && this.state === "normal") {
       this.strained = false;
-      this.log.info(`back at rest: ${this.connectionCount} connections, ${kib(this.memory)} KiB accounted, after ${this.bitesWhileStrained} limit hits`);
+      this.log.info(`back at rest: ${live} connections (and ${this.quietCount} in TIME-WAIT), ${kib(this.memory)} KiB accounted, after ${this.bitesWhileStrained} limit hits`);
       this.bitesWhileStrained = 0;
     }
   }
