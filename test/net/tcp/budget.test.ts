@@ -65,13 +65,15 @@ describe("TCP budget", () => {
     const { host, flows } = server(net, { maxConnections: 4, evictIdleMs: 1000 }, log);
     const peer = net.rawPeer("198.18.0.7/24");
     await net.drive(peer.stack.ping(host.address));
-    for (let i = 0; i < 4; i++) assert.ok(await handshake(net, peer, host, 80, 2000 + i, REQUEST));
+    const synAcks: TcpRepr[] = [];
+    for (let i = 0; i < 4; i++) synAcks.push((await handshake(net, peer, host, 80, 2000 + i, REQUEST)) ?? assert.fail("no SYN-ACK"));
     // All four were active a moment ago: nothing to spare, the SYN is dropped.
     assert.equal(await handshake(net, peer, host, 80, 2100), undefined);
     assert.equal(host.tcp.counters.connectionLimitDrops, 1);
     await net.advance(1500);
-    // Connection 2001 becomes the most recently active; 2000 is now the least.
-    peer.send(host.address, { srcPort: 2001, dstPort: 80, seq: seqAdd(2001 * 1000, 1 + REQUEST.length), ack: 0, flags: TcpFlag.Ack });
+    // Connection 2001 makes progress (new data) and becomes the most recently active; 2000 is now the least.
+    const synAck2001 = synAcks[1] ?? assert.fail("no SYN-ACK");
+    peer.send(host.address, { srcPort: 2001, dstPort: 80, seq: seqAdd(2001 * 1000, 1 + REQUEST.length), ack: seqAdd(synAck2001.seq, 1), flags: TcpFlag.Ack, payload: REQUEST });
     await net.advance(1);
     const closed = flows.map((flow) => flow.closed);
     assert.ok(await handshake(net, peer, host, 80, 2200), "a new connection takes the place of an idle one");
@@ -153,6 +155,35 @@ describe("TCP budget", () => {
     assert.ok(await handshake(net, peer, host, 80, 2101, REQUEST));
     assert.ok(host.tcp.counters.evicted >= 1);
     assert.ok(host.tcp.budget.memoryUsed <= 16 * 1024 + 1024 + 4096);
+  });
+
+  it("under memory pressure a send buffer takes no more than its allocated ring: the writer waits, and goes on as ACKs come", async () => {
+    const net = new TcpNetwork();
+    const client = net.host("198.18.0.2/24");
+    const { host, flows } = server(net, { connectionOverhead: 1024, memoryLow: 512, memoryPressure: 1536, memoryHigh: 1024 * 1024 });
+    const flow = await net.drive(client.tcp.connect(host.address, 80));
+    await net.runUntil(() => flows.length === 1);
+    // Two connections' overhead (2 KiB) put the server over its 1.5 KiB pressure mark.
+    const second = await net.drive(client.tcp.connect(host.address, 80));
+    await net.runUntil(() => flows.length === 2);
+    assert.equal(host.tcp.budget.underPressure, true);
+    const serverFlow = flows[0] ?? assert.fail("no flow");
+    assert.equal(serverFlow.connection.writableBytes, 4096, "no ring yet: 4 KiB");
+    const data = patternBytes(100_000, 4);
+    const written = serverFlow.write(data);
+    await net.advance(1);
+    assert.ok(serverFlow.connection.inspect().bufferMemory <= 8192, `the ring stayed small: ${serverFlow.connection.inspect().bufferMemory}`);
+    // The client reads: ACKs free room in the ring, and the write completes through it.
+    const received: Uint8Array[] = [];
+    const reading = (async () => {
+      for await (const chunk of flow) received.push(chunk);
+    })();
+    await net.drive(written);
+    void serverFlow.close();
+    await net.drive(reading);
+    assert.deepEqual(Buffer.concat(received), Buffer.from(data));
+    assert.equal(serverFlow.connection.snapshotCounters().sendBufferGrowths, 0);
+    second.abort();
   });
 
   it("over memoryHigh resets idle connections, least recently active first, until under the pressure mark", async () => {

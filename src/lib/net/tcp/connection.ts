@@ -150,6 +150,8 @@ const MIN_RECEIVE_ROUND_MS = 1;
  * tcp_clamp_window keeps a few segments' worth).
  */
 const PRESSURE_WINDOW_SEGMENTS = 4;
+/** Under memory pressure a send buffer takes no more than its allocated ring, or this much when it has none. */
+const PRESSURE_SEND_MINIMUM = 4 * 1024;
 
 const EVENT_ESTABLISHED = 1;
 const EVENT_READABLE = 2;
@@ -507,7 +509,7 @@ export class TcpConnection implements BudgetedConnection {
   write(source: Uint8Array, start = 0, end = source.length): number {
     if (!this.canWrite) return 0;
     this.enter();
-    const taken = this.sendBuffer.append(source, start, end);
+    const taken = this.sendBuffer.append(source, start, Math.min(end, start + this.sendRoom()));
     this.leave();
     return taken;
   }
@@ -519,7 +521,19 @@ export class TcpConnection implements BudgetedConnection {
 
   /** Free space in the send buffer. */
   get writableBytes(): number {
-    return this.canWrite ? this.sendBuffer.free : 0;
+    return this.canWrite ? this.sendRoom() : 0;
+  }
+
+  /**
+   * What the send buffer takes now: its free space, but under memory pressure (tcp_mem) only
+   * what fits in the ring already allocated (PRESSURE_SEND_MINIMUM at least, so that a
+   * connection still moves): writers wait, as Linux's sk_stream_memory_free makes them, and
+   * acknowledgments free room within the ring.
+   */
+  private sendRoom(): number {
+    const buffer = this.sendBuffer;
+    if (!this.host.budget.underPressure) return buffer.free;
+    return Math.max(0, Math.min(buffer.free, Math.max(buffer.allocated, PRESSURE_SEND_MINIMUM) - buffer.length));
   }
 
   /** Bytes ready to read. */
@@ -623,7 +637,6 @@ export class TcpConnection implements BudgetedConnection {
     this.flowCounters.segmentsIn++;
     this.lastReceiveAt = this.now();
     this.keepAlivesSent = 0;
-    this.host.budget.touch(this, this.lastReceiveAt);
     switch (this.state) {
       case "CLOSED":
       case "LISTEN":
@@ -862,6 +875,7 @@ export class TcpConnection implements BudgetedConnection {
     const advance = seqDiff(next, this.rcvNxt);
     buffer.commit(advance);
     this.rcvNxt = next;
+    this.noteProgress();
     this.flowCounters.bytesReceived += advance;
     this.events |= EVENT_READABLE;
     // RFC 1122 §4.2.3.2 and RFC 5681 §4.2: ACK at least every second full-sized segment, and
@@ -895,6 +909,7 @@ export class TcpConnection implements BudgetedConnection {
     }
     if (at !== this.rcvNxt || this.finReceived) return;
     this.rcvNxt = seqAdd(this.rcvNxt, 1);
+    this.noteProgress();
     this.finReceived = true;
     this.outOfOrder.clear();
     this.sackRecent.length = 0;
@@ -983,6 +998,7 @@ export class TcpConnection implements BudgetedConnection {
     this.backoff = 0;
     this.retransmitsInRow = 0;
     this.lastProgressAt = this.now();
+    this.noteProgress();
     if (this.finQueued && this.finAcked && !this.finAckReported) {
       this.finAckReported = true;
       this.events |= EVENT_FIN_ACKED;
@@ -1982,6 +1998,7 @@ export class TcpConnection implements BudgetedConnection {
 
   private becomeEstablished(): void {
     this.state = "ESTABLISHED";
+    this.noteProgress();
     if (this.lifeMode === "connect") {
       this.lifeTimer.stop();
       this.lifeMode = "keepalive";
@@ -2142,6 +2159,16 @@ export class TcpConnection implements BudgetedConnection {
   }
 
   // ——— The budget (budget.ts) ———
+
+  /**
+   * Data arrived in order, new data was acknowledged, or the handshake completed: the connection
+   * is active for the budget. Segments that move nothing (zero-window probes' answers, duplicate
+   * or out-of-window segments) do not count, so they cannot keep a stalled connection from being
+   * spared.
+   */
+  private noteProgress(): void {
+    this.host.budget.touch(this, this.now());
+  }
 
   /** Embryonic, in TIME-WAIT, or silent for `idleMs` (orphaned or not): may be reset to make room. */
   spareable(now: number, idleMs: number): boolean {
