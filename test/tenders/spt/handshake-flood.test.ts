@@ -14,7 +14,7 @@
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { ATOLL, exampleImage } from "../../helpers/cli.ts";
 import { Netns } from "../../helpers/netns.ts";
 import { APPLIANCE_ADDRESS, HOST_ADDRESS, HOST_CIDR, linkMac, memory, script, skipReason, tryExec, waitFor, waitForPing } from "../../net/linux/fixtures/lab.ts";
@@ -52,7 +52,8 @@ after(() => {
 
 /** The appliance process: the child of the `atoll run` process (the spt tender runs it apart). */
 function applianceProcess(cliPid: number): number {
-  const children = execFileSync("pgrep", ["-P", String(cliPid)], { encoding: "utf8" }).trim().split("\n").filter(Boolean).map(Number);
+  // /proc rather than pgrep: procps is not among the packages CI installs.
+  const children = readFileSync(`/proc/${cliPid}/task/${cliPid}/children`, "utf8").trim().split(" ").filter(Boolean).map(Number);
   const pid = children[0];
   if (pid === undefined) throw new Error(`no appliance process under ${cliPid}`);
   return pid;

@@ -10,7 +10,7 @@
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { ATOLL, exampleImage } from "../../helpers/cli.ts";
 import { Netns } from "../../helpers/netns.ts";
 import { APPLIANCE_ADDRESS, HOST_ADDRESS, HOST_CIDR, memory, script, skipReason, tryExec, waitFor, waitForPing } from "../../net/linux/fixtures/lab.ts";
@@ -67,7 +67,8 @@ test("website on spt --memory 64 holds out against 250 uploads that never read t
     const cliPid = appliance.pid ?? assert.fail("no pid");
     let pid = 0;
     await waitFor("the appliance process", () => {
-      pid = Number(execFileSync("pgrep", ["-P", String(cliPid)], { encoding: "utf8" }).trim().split("\n")[0] ?? 0);
+      // /proc rather than pgrep: procps is not among the packages CI installs.
+      pid = Number(readFileSync(`/proc/${cliPid}/task/${cliPid}/children`, "utf8").trim().split(" ")[0] || 0);
       return pid > 0;
     });
     assert.ok(fetchOnce(namespace), "served before");
