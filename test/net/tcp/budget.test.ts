@@ -86,6 +86,22 @@ describe("TCP budget", () => {
     assert.ok(log.entries.some((entry) => entry.level === "warn" && entry.message.includes("maxConnections")), "the refusal was logged");
   });
 
+  it("segments that move nothing (a zero window, answered again and again) do not keep a connection from being spared", async () => {
+    const net = new TcpNetwork();
+    const { host, flows } = server(net, { maxConnections: 1, evictIdleMs: 1000 });
+    const peer = net.rawPeer("198.18.0.7/24");
+    await net.drive(peer.stack.ping(host.address));
+    const synAck = (await handshake(net, peer, host, 80, 2000)) ?? assert.fail("no SYN-ACK");
+    void flows[0]?.write(patternBytes(10_000, 6));
+    // The peer reads nothing: it keeps repeating an ACK of nothing new with a zero window.
+    for (let i = 0; i < 10; i++) {
+      peer.send(host.address, { srcPort: 2000, dstPort: 80, seq: seqAdd(2000 * 1000, 1), ack: seqAdd(synAck.seq, 1), window: 0, flags: TcpFlag.Ack });
+      await net.advance(200);
+    }
+    assert.ok(await handshake(net, peer, host, 80, 2001), "the stalled connection made room");
+    assert.equal(host.tcp.counters.evicted, 1);
+  });
+
   it("logs a limit at most once per limitLogIntervalMs, with the count since the last line", async () => {
     const net = new TcpNetwork();
     const log = new RecordingLog();
@@ -239,6 +255,27 @@ describe("TCP budget", () => {
     assert.equal(host.tcp.counters.orphansTimedOut, 1);
     assert.equal(host.tcp.budget.orphans, 0);
     assert.equal(host.tcp.budget.memoryUsed, 0);
+  });
+
+  it("gives up as an orphan would once the application has sent its FIN and waits for it (shutdown) while the peer is gone", async () => {
+    const net = new TcpNetwork();
+    // The HTTP server's way: answer, shutdown(), wait for the FIN's acknowledgment, then close.
+    const { host, flows } = server(net, { orphanRetransmits: 3, orphanTimeoutMs: 1e9 });
+    const peer = net.rawPeer("198.18.0.7/24");
+    await net.drive(peer.stack.ping(host.address));
+    assert.ok(await handshake(net, peer, host, 80, 2000));
+    const flow = flows[0] ?? assert.fail("no flow");
+    void flow.write(patternBytes(300, 5));
+    const shutdown = flow.shutdown().then(
+      () => "acknowledged",
+      (error: Error) => error.message,
+    );
+    const start = net.clock.now();
+    const outcome = await net.drive(shutdown, 600_000);
+    assert.match(outcome, /no acknowledgment after 3 retransmissions \(orphanRetransmits\)/);
+    assert.ok(net.clock.now() - start < 30_000, `gave up after ${net.clock.now() - start} ms, not maxRetransmits' ~15 minutes`);
+    assert.equal(host.tcp.counters.orphansTimedOut, 1);
+    assert.equal(host.tcp.budget.connections, 0);
   });
 
   it("gives up an orphan after orphanTimeoutMs without progress", async () => {
