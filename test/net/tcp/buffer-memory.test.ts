@@ -1,5 +1,5 @@
 /**
- * Buffer memory: the rings grow as data is held (from 16 KiB, doubling up to the configured
+ * Buffer memory: the rings grow as data is held (from 4 KiB, doubling up to the configured
  * size) and a finished direction gives its memory back. Regressions found against Linux
  * (test/net/tcp-linux/echo.test.ts): 1000 concurrent connections echoing 4 KiB each took the
  * tender to 350 MB, two full 256 KiB buffers per connection; and a connection in TIME-WAIT kept
@@ -41,7 +41,7 @@ describe("buffer memory", () => {
     buffer.place(0, data, 0, 1000);
     buffer.commit(1000);
     assert.deepEqual(buffer.read(600), data.subarray(0, 600));
-    assert.equal(buffer.allocated, 16 * KIB);
+    assert.equal(buffer.allocated, 4 * KIB);
     // Out of order, 100 KiB past the next byte expected: the ring grows to 128 KiB, with the 400
     // unread bytes and the new piece at their places.
     buffer.place(100 * KIB, data, 1000 + 100 * KIB, 1000 + 101 * KIB);

@@ -1,6 +1,6 @@
 /**
  * The byte buffers of a connection, as rings over one Uint8Array each, allocated on first use
- * (a half-open connection costs no buffer memory) and grown by doubling, from 16 KiB up to their
+ * (a half-open connection costs no buffer memory) and grown by doubling, from 4 KiB up to their
  * capacity, as more is held at once: a connection that exchanges a few kilobytes costs tens of
  * kilobytes, not the half megabyte of two full buffers (1000 such connections took 350 MB).
  *
@@ -11,8 +11,12 @@
  *   data at its place in the window: a gap filled later makes it readable without a copy.
  */
 
-/** The first allocation of a buffer (or its capacity, when smaller). */
-const INITIAL_STORAGE = 16 * 1024;
+/**
+ * The first allocation of a buffer (or its capacity, when smaller). 4 KiB holds a request line
+ * and headers; a connection that holds a few bytes and goes silent (the flood of issue #12) costs
+ * no more, and a bulk transfer doubles past it in a few steps.
+ */
+const INITIAL_STORAGE = 4 * 1024;
 
 /** A ring of at least `needed` bytes (doubling from `old`'s length, at most `capacity`) with `old`'s `keep` bytes from `head` at 0. */
 function grown(old: Uint8Array | undefined, head: number, keep: number, needed: number, capacity: number): Uint8Array {

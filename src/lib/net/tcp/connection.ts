@@ -38,6 +38,7 @@ import { TcpFlag, TcpOptions, TCP_HEADER_LENGTH, TCP_MAX_SACK_BLOCKS, TCP_MAX_WI
 import type { NetErrorCode } from "../ipv4.ts";
 import type { Timers } from "../types.ts";
 import type { NetLogger } from "../ethernet.ts";
+import { BudgetEntry, type BudgetedConnection, type TcpBudget } from "./budget.ts";
 import { ReceiveBuffer, SendBuffer } from "./buffers.ts";
 import { createCongestionController, type CongestionController } from "./congestion.ts";
 import type { FlowCounters, TcpCounters } from "./counters.ts";
@@ -91,6 +92,8 @@ export interface ConnectionHost {
   release(connection: TcpConnection): void;
   /** RFC 1122 §4.2.3.5: R1 retransmissions of one segment; ask the IP layer to re-validate the path. */
   adviseUnreachable(connection: TcpConnection): void;
+  /** The layer's connection and memory budget (budget.ts): this connection's activity, buffer memory and orphaning go there. */
+  readonly budget: TcpBudget;
 }
 
 /** The listener a passively opened connection belongs to until its handshake ends. */
@@ -141,6 +144,14 @@ const RTO_AFTER_SYN_TIMEOUT_MS = 3000;
 const MAX_READ_CHUNK = 64 * 1024;
 /** The shortest round over which receive-buffer growth is judged, for paths whose RTT is tiny or not yet known. */
 const MIN_RECEIVE_ROUND_MS = 1;
+/**
+ * Under memory pressure the window offers no more than the receive ring already allocated, but
+ * at least this many segments, so that a connection still makes progress (as Linux's
+ * tcp_clamp_window keeps a few segments' worth).
+ */
+const PRESSURE_WINDOW_SEGMENTS = 4;
+/** Under memory pressure a send buffer takes no more than its allocated ring, or this much when it has none. */
+const PRESSURE_SEND_MINIMUM = 4 * 1024;
 
 const EVENT_ESTABLISHED = 1;
 const EVENT_READABLE = 2;
@@ -170,8 +181,10 @@ export interface CookieOptions {
   tsValue: number | undefined;
 }
 
-export class TcpConnection {
+export class TcpConnection implements BudgetedConnection {
   state: TcpState = "CLOSED";
+  /** The budget's record of this connection (its source, memory charged, orphan state). */
+  readonly entry: BudgetEntry;
   readonly localAddress: Ipv4Address;
   readonly localPort: number;
   readonly remoteAddress: Ipv4Address;
@@ -322,6 +335,7 @@ export class TcpConnection {
     this.remoteAddress = endpoints.remoteAddress;
     this.remotePort = endpoints.remotePort;
     this.settings = settings;
+    this.entry = new BudgetEntry(endpoints.remoteAddress, host.timers.now());
     this.pathMtu = host.mtu;
     let scale = 0;
     // Scaled for the largest the buffer may grow to: the scale cannot change after the SYN.
@@ -495,7 +509,7 @@ export class TcpConnection {
   write(source: Uint8Array, start = 0, end = source.length): number {
     if (!this.canWrite) return 0;
     this.enter();
-    const taken = this.sendBuffer.append(source, start, end);
+    const taken = this.sendBuffer.append(source, start, Math.min(end, start + this.sendRoom()));
     this.leave();
     return taken;
   }
@@ -507,7 +521,19 @@ export class TcpConnection {
 
   /** Free space in the send buffer. */
   get writableBytes(): number {
-    return this.canWrite ? this.sendBuffer.free : 0;
+    return this.canWrite ? this.sendRoom() : 0;
+  }
+
+  /**
+   * What the send buffer takes now: its free space, but under memory pressure (tcp_mem) only
+   * what fits in the ring already allocated (PRESSURE_SEND_MINIMUM at least, so that a
+   * connection still moves): writers wait, as Linux's sk_stream_memory_free makes them, and
+   * acknowledgments free room within the ring.
+   */
+  private sendRoom(): number {
+    const buffer = this.sendBuffer;
+    if (!this.host.budget.underPressure) return buffer.free;
+    return Math.max(0, Math.min(buffer.free, Math.max(buffer.allocated, PRESSURE_SEND_MINIMUM) - buffer.length));
   }
 
   /** Bytes ready to read. */
@@ -567,7 +593,12 @@ export class TcpConnection {
     } else {
       this.queueFin();
       if (this.state === "FIN-WAIT-2") this.startLifeTimer("fin-wait-2", this.settings.finWait2TimeoutMs);
+      if (this.state !== "CLOSED" && this.state !== "TIME-WAIT" && !this.host.budget.orphaned(this)) {
+        // Linux's tcp_close with too many orphans: reset rather than hold one more.
+        this.fail("aborted", "reset at close: too many orphaned connections (maxOrphans)", true);
+      }
     }
+    this.host.budget.releasedByApplication(this);
     this.leave();
   }
 
@@ -844,6 +875,7 @@ export class TcpConnection {
     const advance = seqDiff(next, this.rcvNxt);
     buffer.commit(advance);
     this.rcvNxt = next;
+    this.noteProgress();
     this.flowCounters.bytesReceived += advance;
     this.events |= EVENT_READABLE;
     // RFC 1122 §4.2.3.2 and RFC 5681 §4.2: ACK at least every second full-sized segment, and
@@ -877,6 +909,7 @@ export class TcpConnection {
     }
     if (at !== this.rcvNxt || this.finReceived) return;
     this.rcvNxt = seqAdd(this.rcvNxt, 1);
+    this.noteProgress();
     this.finReceived = true;
     this.outOfOrder.clear();
     this.sackRecent.length = 0;
@@ -965,6 +998,7 @@ export class TcpConnection {
     this.backoff = 0;
     this.retransmitsInRow = 0;
     this.lastProgressAt = this.now();
+    this.noteProgress();
     if (this.finQueued && this.finAcked && !this.finAckReported) {
       this.finAckReported = true;
       this.events |= EVENT_FIN_ACKED;
@@ -1488,7 +1522,7 @@ export class TcpConnection {
 
   /** The (unscaled) window of a SYN: the free space up to 65535 (RFC 7323 §2.2). */
   private synWindow(): number {
-    const window = Math.min(this.receiveBuffer.free, 0xffff);
+    const window = Math.min(this.windowSpace(), 0xffff);
     this.synOfferedWindow = window;
     const edge = seqAdd(this.rcvNxt, window);
     this.rcvAdvertised = edge;
@@ -1503,7 +1537,7 @@ export class TcpConnection {
    */
   private windowField(): number {
     const buffer = this.receiveBuffer;
-    const candidate = seqAdd(this.rcvNxt, buffer.free);
+    const candidate = seqAdd(this.rcvNxt, this.windowSpace());
     if (seqGt(candidate, this.rcvAdvertised) && seqDiff(candidate, this.rcvAdvertised) >= Math.min(buffer.size / 2, this.rcvMss)) {
       this.rcvAdvertised = candidate;
     }
@@ -1514,6 +1548,18 @@ export class TcpConnection {
     const edge = seqAdd(this.rcvNxt, field * unit);
     if (seqGt(edge, this.rcvAcceptEdge)) this.rcvAcceptEdge = edge;
     return field;
+  }
+
+  /**
+   * Free receive space the window may offer: the buffer's, but under memory pressure (tcp_mem)
+   * only what the ring already holds allocated, and PRESSURE_WINDOW_SEGMENTS at least, so that
+   * new data does not make it allocate more (the edge already offered is never taken back).
+   */
+  private windowSpace(): number {
+    const buffer = this.receiveBuffer;
+    if (!this.host.budget.underPressure) return buffer.free;
+    const allowed = Math.max(buffer.allocated, PRESSURE_WINDOW_SEGMENTS * this.rcvMss);
+    return Math.max(0, Math.min(buffer.free, allowed - buffer.readable));
   }
 
   /** RCV.WND for acceptability: up to the furthest edge we offered. */
@@ -1528,6 +1574,8 @@ export class TcpConnection {
    */
   private expandSendBuffer(): void {
     const buffer = this.sendBuffer;
+    // Under memory pressure (tcp_mem) buffers do not grow, as Linux's tcp_should_expand_sndbuf.
+    if (this.host.budget.underPressure) return;
     const wanted = Math.min(this.settings.sendBufferMax, 2 * this.cc.cwnd);
     if (wanted <= buffer.capacity) return;
     buffer.grow(wanted);
@@ -1546,7 +1594,8 @@ export class TcpConnection {
   private adjustReceiveSpace(count: number): void {
     const buffer = this.receiveBuffer;
     const limit = Math.min(this.settings.receiveBufferMax, 0xffff * 2 ** this.rcvScale);
-    if (buffer.size >= limit) return;
+    // Under memory pressure (tcp_mem) no growth, as Linux's tcp_rcv_space_adjust under tcp_under_memory_pressure.
+    if (buffer.size >= limit || this.host.budget.underPressure) return;
     this.readThisRound += count;
     const now = this.now();
     if (now - this.roundStartedAt < Math.max(this.hasRttSample ? this.srtt : 0, MIN_RECEIVE_ROUND_MS)) return;
@@ -1568,7 +1617,7 @@ export class TcpConnection {
    */
   private considerWindowUpdate(): void {
     const buffer = this.receiveBuffer;
-    const candidate = seqAdd(this.rcvNxt, buffer.free);
+    const candidate = seqAdd(this.rcvNxt, this.windowSpace());
     const growth = seqDiff(candidate, this.rcvAdvertised);
     const offered = seqDiff(this.rcvAdvertised, this.rcvNxt);
     const threshold = offered < this.rcvMss ? Math.min(this.rcvMss, buffer.size / 2) : Math.max(offered, Math.min(2 * this.rcvMss, buffer.size / 2));
@@ -1687,7 +1736,7 @@ export class TcpConnection {
   /** The RTO deadline, brought forward to the user timeout when that comes first (RFC 5482). */
   private rtoDeadline(now: number): number {
     const deadline = now + this.currentRto();
-    const userTimeout = this.settings.userTimeoutMs;
+    const userTimeout = this.userTimeoutMs;
     return userTimeout > 0 ? Math.min(deadline, Math.max(now, this.lastProgressAt + userTimeout)) : deadline;
   }
 
@@ -1732,12 +1781,13 @@ export class TcpConnection {
   private retransmissionTimeout(): void {
     const now = this.now();
     if (this.sndUna === this.sndMax) return;
-    if (this.settings.userTimeoutMs > 0 && now - this.lastProgressAt >= this.settings.userTimeoutMs) {
-      this.fail("timeout", `no acknowledgment for ${this.settings.userTimeoutMs} ms (user timeout)`, true);
+    const userTimeout = this.userTimeoutMs;
+    if (userTimeout > 0 && now - this.lastProgressAt >= userTimeout) {
+      this.giveUp(`no acknowledgment for ${userTimeout} ms (${this.windingDown ? "orphanTimeoutMs" : "user timeout"})`);
       return;
     }
-    if (this.retransmitsInRow >= this.settings.maxRetransmits) {
-      this.fail("timeout", `no acknowledgment after ${this.retransmitsInRow} retransmissions`, true);
+    if (this.retransmitsInRow >= this.retransmitLimit) {
+      this.giveUp(`no acknowledgment after ${this.retransmitsInRow} retransmissions${this.windingDown ? " (orphanRetransmits)" : ""}`);
       return;
     }
     // A timeout after R1 retransmissions of this segment: re-validate the path (RFC 1122 §4.2.3.5).
@@ -1767,6 +1817,40 @@ export class TcpConnection {
     }
   }
 
+  /**
+   * Retransmissions of one segment (or unanswered zero-window probes) before giving up: fewer for
+   * an orphan, whose application is gone (Linux's tcp_orphan_retries).
+   */
+  private get retransmitLimit(): number {
+    const limit = this.settings.maxRetransmits;
+    return this.windingDown ? Math.min(limit, this.host.budget.limits.orphanRetransmits) : limit;
+  }
+
+  /**
+   * Orphaned, or the application has sent its last byte (our FIN is queued): what is left is
+   * delivering the tail, which a vanished peer must not stretch to the ~15 minutes of
+   * maxRetransmits. Linux applies tcp_orphan_retries to orphans only; a server that shuts down
+   * and waits for the FIN's acknowledgment before closing (as Atoll's HTTP server does, so that
+   * it can linger) would otherwise hold every connection of a vanished peer for that long.
+   */
+  private get windingDown(): boolean {
+    return this.entry.orphan || this.finQueued;
+  }
+
+  /** The RFC 5482 user timeout in effect: once winding down, at most orphanTimeoutMs, so that a connection whose peer vanished does not linger. */
+  private get userTimeoutMs(): number {
+    const userTimeout = this.settings.userTimeoutMs;
+    if (!this.windingDown) return userTimeout;
+    const orphanTimeout = this.host.budget.limits.orphanTimeoutMs;
+    return userTimeout > 0 ? Math.min(userTimeout, orphanTimeout) : orphanTimeout;
+  }
+
+  /** The peer acknowledges nothing: reset and fail with "timeout"; an orphan's end is counted and logged by the budget. */
+  private giveUp(message: string): void {
+    if (this.windingDown) this.host.budget.bite("orphan-timeout", `gave up a closing connection to ${formatAddress(this.remoteAddress)}:${this.remotePort}: ${message}`);
+    this.fail("timeout", message, true);
+  }
+
   private giveNegativeAdvice(): void {
     this.host.counters.negativeAdvice++;
     this.host.adviseUnreachable(this);
@@ -1776,12 +1860,13 @@ export class TcpConnection {
   private persistTimeout(): void {
     const unsent = seqDiff(this.dataEnd, this.sndNxt);
     if (unsent <= 0 || this.sndNxt !== this.sndUna) return;
-    if (this.probesUnanswered >= this.settings.maxRetransmits) {
-      this.fail("timeout", "zero-window probes unanswered", true);
+    if (this.probesUnanswered >= this.retransmitLimit) {
+      this.giveUp("zero-window probes unanswered");
       return;
     }
-    if (this.settings.userTimeoutMs > 0 && this.now() - this.lastProgressAt >= this.settings.userTimeoutMs) {
-      this.fail("timeout", `no window for ${this.settings.userTimeoutMs} ms (user timeout)`, true);
+    const userTimeout = this.userTimeoutMs;
+    if (userTimeout > 0 && this.now() - this.lastProgressAt >= userTimeout) {
+      this.giveUp(`no window for ${userTimeout} ms (${this.windingDown ? "orphanTimeoutMs" : "user timeout"})`);
       return;
     }
     const windowRoom = seqDiff(seqAdd(this.sndUna, this.sndWnd), this.sndNxt);
@@ -1913,6 +1998,7 @@ export class TcpConnection {
 
   private becomeEstablished(): void {
     this.state = "ESTABLISHED";
+    this.noteProgress();
     if (this.lifeMode === "connect") {
       this.lifeTimer.stop();
       this.lifeMode = "keepalive";
@@ -1928,6 +2014,7 @@ export class TcpConnection {
 
   private enterTimeWait(): void {
     this.state = "TIME-WAIT";
+    this.host.budget.quiesced(this);
     this.retransmitTimer.stop();
     this.delayedAckTimer.stop();
     this.startLifeTimer("time-wait", this.settings.timeWaitMs);
@@ -2046,6 +2133,10 @@ export class TcpConnection {
       if (this.state !== "CLOSED") {
         this.transmitPending();
         this.armTimers();
+        // After the observers ran (they read and write): the budget sees what the buffers hold,
+        // and over its high mark may reset connections, this one included (whose closing event
+        // the next round then dispatches).
+        this.host.budget.setBufferMemory(this, this.sendBuffer.allocated + this.receiveBuffer.allocated);
       }
       if (this.events === 0) break;
     }
@@ -2065,6 +2156,43 @@ export class TcpConnection {
       this.closedReported = true;
       observer.closed(this.error);
     }
+  }
+
+  // ——— The budget (budget.ts) ———
+
+  /**
+   * Data arrived in order, new data was acknowledged, or the handshake completed: the connection
+   * is active for the budget. Segments that move nothing (zero-window probes' answers, duplicate
+   * or out-of-window segments) do not count, so they cannot keep a stalled connection from being
+   * spared.
+   */
+  private noteProgress(): void {
+    this.host.budget.touch(this, this.now());
+  }
+
+  /** Embryonic, in TIME-WAIT, or silent for `idleMs` (orphaned or not): may be reset to make room. */
+  spareable(now: number, idleMs: number): boolean {
+    switch (this.state) {
+      case "SYN-RECEIVED":
+      case "TIME-WAIT":
+        return true;
+      case "SYN-SENT":
+      case "CLOSED":
+      case "LISTEN":
+        return false;
+      default:
+        // Orphans too: one whose peer still acknowledges (a download after the server closed) is kept.
+        return now - this.entry.lastActivityAt >= idleMs;
+    }
+  }
+
+  /** Resets the connection to make room (RST to the peer, unless in TIME-WAIT); the application sees an "aborted" error. */
+  evict(why: string): void {
+    if (this.state === "CLOSED") return;
+    this.enter();
+    if (this.state === "TIME-WAIT") this.terminate(undefined);
+    else this.fail("aborted", why, true);
+    this.leave();
   }
 
   /** Whether segments go with "don't fragment" (RFC 1191 path MTU discovery). */

@@ -56,6 +56,28 @@ export type TcpCounters = {
   pathMtuUpdates: number;
   /** Sends the IP layer refused (no route, too big). */
   sendFailures: number;
+  /**
+   * The budget (budget.ts): new connections refused (their SYN or cookie ACK dropped) at the
+   * global cap (maxConnections), a listener's cap (maxListenerConnections), a source's cap
+   * (maxConnectionsPerSource), or under memory pressure with nothing to spare.
+   */
+  connectionLimitDrops: number;
+  listenerLimitDrops: number;
+  sourceLimitDrops: number;
+  memoryLimitDrops: number;
+  /** Connections reset to make room for new ones or memory (embryonic, TIME-WAIT or silent for evictIdleMs; least recently active first). */
+  evicted: number;
+  /**
+   * Orphans reset at close because maxOrphans were already held; and orphans or shut-down
+   * connections given up for lack of progress (orphanRetransmits, orphanTimeoutMs).
+   */
+  orphansReset: number;
+  orphansTimedOut: number;
+  /** Times the accounted memory went over memoryPressure (tcp_mem's pressure mode began). */
+  memoryPressureEntered: number;
+  /** Gauges: bytes accounted (buffers plus per-connection overhead) and orphans held now. */
+  memoryBytes: number;
+  orphans: number;
 };
 
 export function newTcpCounters(): TcpCounters {
@@ -92,6 +114,16 @@ export function newTcpCounters(): TcpCounters {
     icmpErrors: 0,
     pathMtuUpdates: 0,
     sendFailures: 0,
+    connectionLimitDrops: 0,
+    listenerLimitDrops: 0,
+    sourceLimitDrops: 0,
+    memoryLimitDrops: 0,
+    evicted: 0,
+    orphansReset: 0,
+    orphansTimedOut: 0,
+    memoryPressureEntered: 0,
+    memoryBytes: 0,
+    orphans: 0,
   };
 }
 

@@ -23,6 +23,7 @@ import {
 import type { NetLogger } from "../ethernet.ts";
 import { NetError, type Ipv4Datagram, type Ipv4ErrorReport, type Ipv4Layer, type Ipv4ProtocolHandler, type Ipv4SendOptions } from "../ipv4.ts";
 import type { RandomSource, Timers } from "../types.ts";
+import { TcpBudget } from "./budget.ts";
 import { TcpConnection, type ConnectionHost, type CookieOptions } from "./connection.ts";
 import { cookieMssIndex, encodeCookieTimestamp, makeCookie, COOKIE_MSS_TABLE } from "./cookies.ts";
 import { newTcpCounters, type TcpCounters } from "./counters.ts";
@@ -56,6 +57,8 @@ export interface ListenOptions extends FlowOptions {
   address?: Ipv4Address;
   /** Half-open connections before SYN cookies, and accepted flows waiting for `accept()` (default: the layer's, 128). */
   backlog?: number;
+  /** Connections this listener's application may hold at once (default: the layer's maxListenerConnections, 1024). */
+  maxConnections?: number;
 }
 
 export interface TcpLayerDependencies {
@@ -78,6 +81,8 @@ function remoteKey(address: Ipv4Address, port: number): number {
 
 export class TcpLayer implements Ipv4ProtocolHandler, ConnectionHost, ListenerHost {
   readonly counters: TcpCounters = newTcpCounters();
+  /** Connection caps, memory accounting and orphans (budget.ts). */
+  readonly budget: TcpBudget;
   readonly settings: LayerSettings;
   readonly timers: Timers;
   readonly secrets: TcpSecrets;
@@ -106,6 +111,7 @@ export class TcpLayer implements Ipv4ProtocolHandler, ConnectionHost, ListenerHo
     this.log = dependencies.log;
     this.settings = resolveLayerSettings(options);
     this.proxyProtocolFrom = options.proxyProtocolFrom;
+    this.budget = new TcpBudget(this.settings, this.counters, this.log, this.proxyProtocolFrom, () => this.timers.now());
     this.secrets = new TcpSecrets(dependencies.random);
     this.mtu = dependencies.ipv4.mtu;
     const offloads = dependencies.ipv4.offloads;
@@ -131,7 +137,9 @@ export class TcpLayer implements Ipv4ProtocolHandler, ConnectionHost, ListenerHo
     if (this.listeners.has(port)) throw new NetError("address-in-use", `tcp: port ${port} already has a listener`);
     const backlog = merged.backlog ?? this.settings.backlog;
     if (!Number.isInteger(backlog) || backlog < 1) throw new RangeError(`tcp: backlog ${backlog} is not a positive integer`);
-    const listener = new TcpListener(this, port, merged.address ?? Ipv4Address.UNSPECIFIED, resolveFlowSettings(this.settings, merged), backlog, onFlow);
+    const maxConnections = merged.maxConnections ?? this.settings.maxListenerConnections;
+    if (!Number.isInteger(maxConnections) || maxConnections < 1) throw new RangeError(`tcp: maxConnections ${maxConnections} is not a positive integer`);
+    const listener = new TcpListener(this, port, merged.address ?? Ipv4Address.UNSPECIFIED, resolveFlowSettings(this.settings, merged), backlog, maxConnections, onFlow);
     this.listeners.set(port, listener);
     return listener;
   }
@@ -171,6 +179,8 @@ export class TcpLayer implements Ipv4ProtocolHandler, ConnectionHost, ListenerHo
       { ...resolveFlowSettings(this.settings, options), connectTimeoutMs: connectTimeout(options.connectTimeoutMs, this.settings.connectTimeoutMs) },
     );
     this.insert(connection);
+    // Our own connections are not refused (the application chose to open them), but they count.
+    this.budget.opened(connection, undefined);
     const flow = new TcpFlow(connection);
     connection.openActive();
     return flow;
@@ -275,6 +285,7 @@ export class TcpLayer implements Ipv4ProtocolHandler, ConnectionHost, ListenerHo
   }
 
   release(connection: TcpConnection): void {
+    this.budget.ended(connection);
     const key = remoteKey(connection.remoteAddress, connection.remotePort);
     const group = this.connections.get(key);
     if (group === undefined) return;
@@ -285,6 +296,10 @@ export class TcpLayer implements Ipv4ProtocolHandler, ConnectionHost, ListenerHo
 
   // ——— ListenerHost ———
 
+  admit(listener: TcpListener, source: Ipv4Address): boolean {
+    return this.budget.admit(source, listener, this.timers.now());
+  }
+
   openPassive(listener: TcpListener, syn: Segment): TcpConnection {
     const connection = new TcpConnection(
       this,
@@ -292,6 +307,7 @@ export class TcpLayer implements Ipv4ProtocolHandler, ConnectionHost, ListenerHo
       listener.settings,
     );
     this.insert(connection);
+    this.budget.opened(connection, listener);
     connection.openPassive(syn, listener);
     return connection;
   }
@@ -304,6 +320,7 @@ export class TcpLayer implements Ipv4ProtocolHandler, ConnectionHost, ListenerHo
     );
     connection.owner = listener;
     this.insert(connection);
+    this.budget.opened(connection, listener);
     connection.openFromCookie(ack, iss, options);
     return connection;
   }

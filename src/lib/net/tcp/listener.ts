@@ -13,6 +13,7 @@ import { TcpFlag } from "../../wire/tcp.ts";
 import type { Timers } from "../types.ts";
 import type { CookieOptions, PassiveOpenOwner, TcpConnection } from "./connection.ts";
 import { COOKIE_LIFETIME_MS, checkCookie, decodeCookieTimestamp } from "./cookies.ts";
+import type { ListenerShare } from "./budget.ts";
 import type { TcpCounters } from "./counters.ts";
 import { TcpFlow } from "./flow.ts";
 import { NetError } from "../ipv4.ts";
@@ -29,6 +30,11 @@ export interface ListenerHost {
   readonly counters: TcpCounters;
   readonly secrets: TcpSecrets;
   readonly settings: LayerSettings;
+  /**
+   * Whether the budget takes one more connection from `source` for this listener (after
+   * displacing a spareable one if need be); a refusal is counted and logged there.
+   */
+  admit(listener: TcpListener, source: Ipv4Address): boolean;
   /** Makes a connection in SYN-RECEIVED for `syn` and enters it in the demultiplexing table. */
   openPassive(listener: TcpListener, syn: Segment): TcpConnection;
   /** Makes an ESTABLISHED connection from a valid cookie's ACK. */
@@ -46,7 +52,9 @@ export interface ListenerHost {
 
 export type FlowHandler = (flow: TcpFlow) => void;
 
-export class TcpListener implements PassiveOpenOwner, AsyncIterable<TcpFlow> {
+export class TcpListener implements PassiveOpenOwner, ListenerShare, AsyncIterable<TcpFlow> {
+  /** Connections made through this listener that the application holds (the budget keeps it). */
+  heldConnections = 0;
   /** Connections in SYN-RECEIVED. */
   private halfOpen = 0;
   private readonly queue: TcpFlow[] = [];
@@ -64,6 +72,8 @@ export class TcpListener implements PassiveOpenOwner, AsyncIterable<TcpFlow> {
     readonly settings: ConnectionSettings,
     /** Half-open connections before cookies, and flows waiting for `accept` at most. */
     readonly backlog: number,
+    /** Connections the application may hold at once (the budget refuses more). */
+    readonly maxConnections: number,
     private readonly onFlow: FlowHandler | undefined,
   ) {}
 
@@ -156,6 +166,8 @@ export class TcpListener implements PassiveOpenOwner, AsyncIterable<TcpFlow> {
       this.host.sendCookieSynAck(this, segment);
       return;
     }
+    // State is made here: the budget decides (dropping the SYN, as for a full accept queue).
+    if (!this.host.admit(this, segment.src)) return;
     this.halfOpen++;
     const connection = this.host.openPassive(this, segment);
     if (connection.state === "SYN-RECEIVED") this.halfOpenConnections.add(connection);
@@ -173,6 +185,9 @@ export class TcpListener implements PassiveOpenOwner, AsyncIterable<TcpFlow> {
       return false;
     }
     host.counters.synCookiesValidated++;
+    // A valid cookie makes state: the budget decides; refused, the ACK is dropped (the client
+    // retransmits it, as when Linux's accept queue is full), which the caller must not answer with a RST.
+    if (!host.admit(this, segment.src)) return true;
     const options = segment.options;
     const decoded = options.timestamps ? decodeCookieTimestamp(options.tsEcho) : { windowScale: -1, sackPermitted: false };
     this.halfOpen++;

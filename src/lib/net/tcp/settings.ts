@@ -4,6 +4,7 @@
  * per-connection ones.
  */
 import type { Ipv4Address } from "../../wire/address.ts";
+import type { BudgetLimits } from "./budget.ts";
 import type { CongestionAlgorithm } from "./congestion.ts";
 
 /** Options of one connection (`connect`, `listen`, or the layer's defaults). */
@@ -98,6 +99,48 @@ export interface TcpLayerOptions extends FlowOptions {
    * `net.<dev>.proxy-protocol`), else none.
    */
   proxyProtocolFrom?: Ipv4Address | undefined;
+  // The budget (budget.ts; issue #12 finding 1). The defaults keep examples/website alive under
+  // `--tender spt --memory 64` while a host on the link floods it with forgotten handshakes from
+  // spoofed sources (test/tenders/spt/handshake-flood.test.ts): each such connection costs the
+  // HTTP server's state on top of TCP's, a few tens of KiB of V8 heap in all, so that 1024 of them
+  // fit well inside a 64 MiB heap next to the appliance's own.
+  /** Connections in all states, at most (Linux has none; nginx's worker_connections). Default 1024. */
+  maxConnections?: number;
+  /**
+   * Connections one listener's application holds at most (from the handshake until it closes
+   * them); the accept queue is bounded by `backlog` apart. Default 1024 (as maxConnections: lower it
+   * to keep room for other listeners). `ListenOptions.maxConnections` sets it per listener.
+   */
+  maxListenerConnections?: number;
+  /**
+   * Connections from one remote address at most, TIME-WAIT excepted (as iptables' connlimit or
+   * nginx's limit_conn): one host cannot take them all. The PROXY protocol relay is exempt.
+   * Default 256.
+   */
+  maxConnectionsPerSource?: number;
+  /**
+   * Memory marks in bytes, as Linux's tcp_mem: over `memoryPressure` (default 12 MiB) buffers stop
+   * growing, windows offer only what is allocated, and a new connection must displace a spareable
+   * one, until back under `memoryLow` (default 8 MiB); over `memoryHigh` (default 16 MiB) spareable
+   * connections are reset, least recently active first. Accounted: each connection's allocated
+   * buffer bytes plus `connectionOverhead`. 1024 idle connections (4 KiB of receive ring each)
+   * account for 8 MiB; buffers of bulk transfers (up to sendBufferMax/receiveBufferMax) make the rest.
+   */
+  memoryLow?: number;
+  memoryPressure?: number;
+  memoryHigh?: number;
+  /** Bytes accounted per connection for its objects beyond the buffers (an estimate: the connection, its flow and timers). Default 4 KiB. */
+  connectionOverhead?: number;
+  /** Orphans (connections closed by the application that still hold state) at most; one more is reset at close (Linux tcp_max_orphans). Default 256. */
+  maxOrphans?: number;
+  /** Retransmissions of one segment before an orphan is dropped (Linux tcp_orphan_retries; its 0 means 8). Default 5. */
+  orphanRetransmits?: number;
+  /** An orphan whose peer acknowledges nothing for this long while data or a FIN is outstanding is reset (a user timeout, RFC 5482, for orphans). Default 20 s. */
+  orphanTimeoutMs?: number;
+  /** An established connection that has received nothing for this long may be reset to make room for a new one. Default 1 s. */
+  evictIdleMs?: number;
+  /** Each limit that bites is logged at most once per this interval, with the count since the last line. Default 5 s. */
+  limitLogIntervalMs?: number;
 }
 
 /** Every setting of one connection, resolved. */
@@ -133,7 +176,7 @@ export interface ConnectionSettings {
   readonly pathMtuDiscovery: boolean;
 }
 
-export interface LayerSettings extends ConnectionSettings {
+export interface LayerSettings extends ConnectionSettings, BudgetLimits {
   readonly backlog: number;
   readonly synCookies: "auto" | "never";
 }
@@ -167,6 +210,18 @@ export const DEFAULT_TCP_SETTINGS: LayerSettings = {
   pathMtuDiscovery: true,
   backlog: 128,
   synCookies: "auto",
+  maxConnections: 1024,
+  maxListenerConnections: 1024,
+  maxConnectionsPerSource: 256,
+  memoryLow: 8 * 1024 * 1024,
+  memoryPressure: 12 * 1024 * 1024,
+  memoryHigh: 16 * 1024 * 1024,
+  connectionOverhead: 4 * 1024,
+  maxOrphans: 256,
+  orphanRetransmits: 5,
+  orphanTimeoutMs: 20_000,
+  evictIdleMs: 1000,
+  limitLogIntervalMs: 5000,
 };
 
 function positive(name: string, value: number | undefined, fallback: number, minimum = 0): number {
@@ -198,6 +253,31 @@ export function resolveLayerSettings(options: TcpLayerOptions = {}): LayerSettin
     pathMtuDiscovery: options.pathMtuDiscovery ?? defaults.pathMtuDiscovery,
     backlog: positive("backlog", options.backlog, defaults.backlog, 1),
     synCookies: options.synCookies ?? defaults.synCookies,
+    ...resolveLimits(options),
+  };
+}
+
+function resolveLimits(options: TcpLayerOptions): BudgetLimits {
+  const defaults = DEFAULT_TCP_SETTINGS;
+  const memoryHigh = positive("memoryHigh", options.memoryHigh, defaults.memoryHigh, 1);
+  const memoryPressure = positive("memoryPressure", options.memoryPressure, Math.min(defaults.memoryPressure, memoryHigh), 1);
+  const memoryLow = positive("memoryLow", options.memoryLow, Math.min(defaults.memoryLow, memoryPressure), 0);
+  if (memoryLow > memoryPressure || memoryPressure > memoryHigh) {
+    throw new RangeError(`tcp: memory marks must be ordered memoryLow ≤ memoryPressure ≤ memoryHigh (got ${memoryLow}, ${memoryPressure}, ${memoryHigh})`);
+  }
+  return {
+    maxConnections: positive("maxConnections", options.maxConnections, defaults.maxConnections, 1),
+    maxListenerConnections: positive("maxListenerConnections", options.maxListenerConnections, defaults.maxListenerConnections, 1),
+    maxConnectionsPerSource: positive("maxConnectionsPerSource", options.maxConnectionsPerSource, defaults.maxConnectionsPerSource, 1),
+    memoryLow,
+    memoryPressure,
+    memoryHigh,
+    connectionOverhead: positive("connectionOverhead", options.connectionOverhead, defaults.connectionOverhead),
+    maxOrphans: positive("maxOrphans", options.maxOrphans, defaults.maxOrphans),
+    orphanRetransmits: positive("orphanRetransmits", options.orphanRetransmits, defaults.orphanRetransmits, 1),
+    orphanTimeoutMs: positive("orphanTimeoutMs", options.orphanTimeoutMs, defaults.orphanTimeoutMs, 1),
+    evictIdleMs: positive("evictIdleMs", options.evictIdleMs, defaults.evictIdleMs),
+    limitLogIntervalMs: positive("limitLogIntervalMs", options.limitLogIntervalMs, defaults.limitLogIntervalMs),
   };
 }
 
