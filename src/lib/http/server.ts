@@ -537,8 +537,16 @@ function serverContext(options: ServeOptions, stats: HttpStats, onMaybeIdle: (se
     if (logger.warn !== undefined) logger.warn(line);
     else logger.error(line);
   };
-  return { stats, limits: serverLimits(options.limits), reporter: new LimitReporter(clock.now, warn), timers: clock, logger, onMaybeIdle };
+  let reporter = reporters.get(stats);
+  if (reporter === undefined) {
+    reporter = new LimitReporter(clock.now, warn);
+    reporters.set(stats, reporter);
+  }
+  return { stats, limits: serverLimits(options.limits), reporter, timers: clock, logger, onMaybeIdle };
 }
+
+/** One report per limit per interval for whatever shares its counters (a server, or connections given one HttpStats). */
+const reporters = new WeakMap<HttpStats, LimitReporter>();
 
 const OVERLOADED_BODY = latin1Bytes("Service Unavailable: too many requests in progress; retry later\n");
 
