@@ -28,12 +28,16 @@ export interface ServerLimits {
 }
 
 /**
- * Sized for an appliance under `atoll run --tender spt --memory 64` (a 64 MiB V8 heap). An
- * idle or half-sent connection costs the HTTP layer under 16 KiB beyond TCP's buffers (a request
- * head of at most 8 KiB line + its parser), so 256 of them hold at most ~4 MiB; a request whose
- * client stops reading holds at most ~48 KiB of HTTP buffers (bodyBufferBytes + outputHighWaterBytes
- * + one write in flight, see test/http/limits.test.ts), so 128 of them hold ~6 MiB; the rest of
- * the heap stays for TCP's buffers (their own budget, in atoll/net/tcp) and the application.
+ * Sized for an appliance under `atoll run --tender spt --memory 64` (a 64 MiB V8 heap), from what
+ * a connection costs the HTTP layer beyond TCP's buffers (measured in process, heap and array
+ * buffers, 2000 connections over in-memory flows): ~13 KiB while it sends nothing or a partial
+ * request line, ~23 KiB once it has had an answer (its 8 KiB output arena), at most ~37 KiB with
+ * a whole 24 KiB head pending. So 256 connections hold 3 to 10 MiB whatever their peers do. A
+ * request whose client stops reading holds at most 64 KiB of HTTP buffers (2 × bodyBufferBytes +
+ * 2 × outputHighWaterBytes, test/http/limits.test.ts) and ~110 KiB with its Request, Response and
+ * streams: 128 of them ~14 MiB, for at most sendTimeoutMs. The rest of the heap stays for TCP's
+ * buffers (their own budget, in atoll/net/tcp) and the application. nginx's defaults
+ * (worker_connections 512) assume a machine, not 64 MiB.
  */
 export const DEFAULT_SERVER_LIMITS: ServerLimits = {
   maxConnections: 256,

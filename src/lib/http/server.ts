@@ -619,23 +619,26 @@ function startSession(flow: ByteFlow, handler: FetchHandler, options: ServeOptio
           refuseRequest(exchange);
           return;
         }
+        const unexpected = (error: unknown): void => {
+          logger.error(`unexpected failure answering "${exchange.request.requestLine}": ${describe(error)}`);
+          exchange.abort();
+        };
+        let answering: Promise<void> | undefined;
+        try {
+          answering = answer(exchange, handler, connectionInfo, resolved);
+        } catch (error) {
+          unexpected(error);
+        }
+        // An answer given in this same turn (a static file, most small answers) never holds a
+        // place; one that goes on (a promise, a streamed body) holds it until it settles, or until
+        // the connection goes away.
+        if (answering === undefined) return;
         stats.requestsInFlight++;
         const release = (): void => {
           if (inFlight.delete(release)) stats.requestsInFlight--;
         };
         inFlight.add(release);
-        const unexpected = (error: unknown): void => {
-          logger.error(`unexpected failure answering "${exchange.request.requestLine}": ${describe(error)}`);
-          exchange.abort();
-        };
-        try {
-          const answering = answer(exchange, handler, connectionInfo, resolved);
-          if (answering === undefined) release();
-          else answering.catch(unexpected).finally(release);
-        } catch (error) {
-          unexpected(error);
-          release();
-        }
+        answering.catch(unexpected).finally(release);
       },
       onOutput: () => outputReady.notify(),
       onInputWanted: () => inputWanted.notify(),
