@@ -784,7 +784,8 @@ function startSession(flow: ByteFlow, handler: FetchHandler, options: ServeOptio
   const session: Session = {
     shutdown: () => connection.shutdown(),
     get idle() {
-      return !broken && !reclaimed && connection.idle;
+      // Not while the last answer is still being written: the engine is done with it, the flow not yet.
+      return !broken && !reclaimed && writingBytes === 0 && connection.idle;
     },
     reclaim() {
       if (broken || reclaimed) return;
