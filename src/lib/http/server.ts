@@ -25,7 +25,7 @@ import { ReadableStream } from "../web/streams.ts";
 import { Http1Connection, type ConnectionLimitKind, type Exchange, type ExchangeRecord, type HttpLimits, type HttpTimeouts, type HttpTimers } from "./connection.ts";
 import { HttpStats, commonLogLine } from "./stats.ts";
 import { DEFAULT_SERVER_LIMITS, LimitReporter, type ServerLimits } from "./limits.ts";
-import { httpDate } from "./syntax.ts";
+import { httpDate, latin1Encode } from "./syntax.ts";
 
 /** A connected duplex byte stream: what a TCP flow offers (atoll/net/tcp), and what tests fake. */
 export interface ByteFlow {
@@ -548,13 +548,7 @@ function serverContext(options: ServeOptions, stats: HttpStats, onMaybeIdle: (se
 /** One report per limit per interval for whatever shares its counters (a server, or connections given one HttpStats). */
 const reporters = new WeakMap<HttpStats, LimitReporter>();
 
-const OVERLOADED_BODY = latin1Bytes("Service Unavailable: too many requests in progress; retry later\n");
-
-function latin1Bytes(text: string): Uint8Array {
-  const bytes = new Uint8Array(text.length);
-  for (let index = 0; index < text.length; index++) bytes[index] = text.charCodeAt(index) & 0xff;
-  return bytes;
-}
+const OVERLOADED_BODY = latin1Encode("Service Unavailable: too many requests in progress; retry later\n");
 
 interface Session {
   /** Graceful close: finish the requests in progress, then close. */
