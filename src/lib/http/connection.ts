@@ -457,6 +457,17 @@ export class Http1Connection {
     return !this.destroyed && (this.parse === "stopped" || this.pendingBytes < this.limits.bodyBufferBytes);
   }
 
+  /**
+   * While a request body is read for the application, the most input worth reading now (raw
+   * input is bounded by bodyBufferBytes): a driver that can read into its own buffer reads no
+   * more, so that the rest of a large body stays in TCP. Undefined otherwise (heads, skipped bodies).
+   */
+  get bodyInputRoom(): number | undefined {
+    const owner = this.bodyOwner;
+    if (this.parse !== "body" || owner === undefined || owner.bodyDiscarded) return undefined;
+    return Math.max(0, this.limits.bodyBufferBytes - this.pendingBytes);
+  }
+
   /** Takes the bytes to send, in order (the caller owns them; they may be views of response bodies). */
   takeOutput(): Uint8Array[] {
     const taken = this.output;
@@ -827,9 +838,13 @@ export class Http1Connection {
       this.parse = "head";
       return true;
     }
-    if (!owner.bodyDiscarded && owner.bodyQueuedBytes >= this.limits.bodyBufferBytes) return false;
+    // Body bytes are taken only up to the room left in the application's buffer: a 64 KiB read
+    // from TCP must not land whole in a 16 KiB buffer. A discarded body is skipped at any pace.
+    const room = owner.bodyDiscarded ? chunk.length - start : this.limits.bodyBufferBytes - owner.bodyQueuedBytes;
+    if (room <= 0) return false;
+    const end = Math.min(chunk.length, start + room);
     if (this.chunked === undefined) {
-      const take = Math.min(this.bodyRemaining, chunk.length - start);
+      const take = Math.min(this.bodyRemaining, end - start);
       this.deliverBody(owner, chunk.subarray(start, start + take));
       this.consume(take);
       this.bodyRemaining -= take;
@@ -838,7 +853,7 @@ export class Http1Connection {
     }
     const decoder = this.chunked;
     const consumed = decoder.decode(
-      chunk,
+      end === chunk.length ? chunk : chunk.subarray(0, end),
       start,
       (data) => this.deliverBody(owner, data),
       (size) =>

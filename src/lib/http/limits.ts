@@ -33,9 +33,10 @@ export interface ServerLimits {
  * buffers, 2000 connections over in-memory flows): ~13 KiB while it sends nothing or a partial
  * request line, ~23 KiB once it has had an answer (its 8 KiB output arena), at most ~37 KiB with
  * a whole 24 KiB head pending. So 256 connections hold 3 to 10 MiB whatever their peers do. A
- * request whose client stops reading holds at most 64 KiB of HTTP buffers (2 × bodyBufferBytes +
- * 2 × outputHighWaterBytes, test/http/limits.test.ts) and ~110 KiB with its Request, Response and
- * streams: 128 of them ~14 MiB, for at most sendTimeoutMs. The rest of the heap stays for TCP's
+ * request whose client stops reading holds ~64 to 96 KiB of HTTP buffers (2 × bodyBufferBytes +
+ * 2 × outputHighWaterBytes, and chunked framing merged for writing; test/http/limits*.test.ts)
+ * and ~40 KiB more in its Request, Response and streams: 128 of them ~17 MiB at worst, for at
+ * most sendTimeoutMs. The rest of the heap stays for TCP's
  * buffers (their own budget, in atoll/net/tcp) and the application. nginx's defaults
  * (worker_connections 512) assume a machine, not 64 MiB.
  */

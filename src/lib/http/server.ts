@@ -31,6 +31,12 @@ import { httpDate, latin1Encode } from "./syntax.ts";
 export interface ByteFlow {
   /** The next chunk (which the caller then owns), or undefined at the end of the peer's stream. */
   read(): Promise<Uint8Array | undefined>;
+  /**
+   * Optional: copies at most `buffer.length` bytes into `buffer`, resolving with the count (0 at
+   * the end of the stream), as a TCP flow's readInto. Used for request bodies, so that no more is
+   * taken from the flow than the engine has room for (a plain read returns up to 64 KiB).
+   */
+  readInto?(buffer: Uint8Array): Promise<number>;
   /** Resolves when the bytes are taken (the caller does not modify them meanwhile). */
   write(bytes: Uint8Array): Promise<void>;
   /** Half-close: no more writes; reading goes on. */
@@ -105,6 +111,8 @@ const COALESCE_LIMIT = 64 * 1024;
  * flow is progress for the send timeout, which thus measures a stalled peer, not a long response.
  */
 const WRITE_SLICE_BYTES = 64 * 1024;
+/** A merge buffer up to this size stays with its connection between answers (pipelined small answers reuse it). */
+const MERGE_BUFFER_KEPT = 4 * 1024;
 
 /** A wake-up for one waiting loop: wait() then notify(). */
 class Signal {
@@ -191,6 +199,11 @@ class OutputWriter {
   /** The merge buffer kept from write to write (it grows to COALESCE_LIMIT at most). */
   get retainedBytes(): number {
     return this.merged.length;
+  }
+
+  /** Nothing to write for now: a merge buffer grown by a streamed answer is not kept by an idle connection. */
+  trim(): void {
+    if (this.merged.length > MERGE_BUFFER_KEPT) this.merged = new Uint8Array(0);
   }
 
   /** Writes every piece, in order; `written` counts bytes as each write completes. */
@@ -682,7 +695,8 @@ function startSession(flow: ByteFlow, handler: FetchHandler, options: ServeOptio
       }
       let chunk: Uint8Array | undefined;
       try {
-        chunk = await flow.read();
+        const room = connection.bodyInputRoom;
+        chunk = room !== undefined && flow.readInto !== undefined ? await readBounded(flow, flow.readInto, room) : await flow.read();
       } catch {
         fail();
         return;
@@ -739,6 +753,7 @@ function startSession(flow: ByteFlow, handler: FetchHandler, options: ServeOptio
         continue;
       }
       if (connection.finished || broken) return;
+      writer.trim();
       await outputReady.wait();
     }
   })();
@@ -793,6 +808,21 @@ function startSession(flow: ByteFlow, handler: FetchHandler, options: ServeOptio
   };
   afterResponse = () => context.onMaybeIdle(session);
   return session;
+}
+
+/** Body reads go into buffers of at most this size (and at most the engine's room). */
+const BODY_READ_BYTES = 16 * 1024;
+
+/**
+ * Reads at most `room` bytes (and BODY_READ_BYTES) into a buffer of the connection's own, which the
+ * engine then keeps views of. A read that fills less than half of it is copied to its size, so a
+ * trickle of small segments does not pin a buffer each.
+ */
+async function readBounded(flow: ByteFlow, readInto: (buffer: Uint8Array) => Promise<number>, room: number): Promise<Uint8Array | undefined> {
+  const buffer = new Uint8Array(Math.max(1, Math.min(room, BODY_READ_BYTES)));
+  const count = await readInto.call(flow, buffer);
+  if (count === 0) return undefined;
+  return count * 2 < buffer.length ? buffer.slice(0, count) : buffer.subarray(0, count);
 }
 
 /** Whether `promise` settled within `ms` (true), or the time ran out first (false). */
