@@ -562,3 +562,62 @@ test("counters: every limit shows in the registered snapshot", async () => {
   await a.until(() => a.statuses().length === 2, "both answers");
   await close();
 });
+
+test("request bodies (property): however the input is cut, input held stays within 2 × bodyBufferBytes plus one read, and the body arrives whole", () => {
+  fc.assert(
+    fc.property(
+      fc.uint8Array({ minLength: 0, maxLength: 5000 }),
+      fc.boolean(),
+      fc.array(fc.integer({ min: 1, max: 4000 }), { minLength: 1, maxLength: 8 }),
+      fc.integer({ min: 1, max: 1024 }),
+      fc.array(fc.integer({ min: 1, max: 700 }), { minLength: 1, maxLength: 8 }),
+      (body, chunked, cuts, bodyBufferBytes, chunkSizes) => {
+        let framed: Uint8Array;
+        let head: string;
+        if (chunked) {
+          const parts: Uint8Array[] = [];
+          for (let offset = 0, index = 0; offset < body.length; index++) {
+            const size = Math.min(chunkSizes[index % chunkSizes.length] ?? 1, body.length - offset);
+            parts.push(latin1Encode(`${size.toString(16)}\r\n`), body.subarray(offset, offset + size), latin1Encode("\r\n"));
+            offset += size;
+          }
+          parts.push(latin1Encode("0\r\n\r\n"));
+          framed = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
+          let at = 0;
+          for (const part of parts) {
+            framed.set(part, at);
+            at += part.length;
+          }
+          head = "POST /b HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n";
+        } else {
+          framed = body;
+          head = `POST /b HTTP/1.1\r\nHost: h\r\nContent-Length: ${body.length}\r\n\r\n`;
+        }
+        const { connection, exchanges } = engine({ bodyBufferBytes });
+        const wire = new Uint8Array(head.length + framed.length);
+        wire.set(latin1Encode(head));
+        wire.set(framed, head.length);
+        const received: number[] = [];
+        let ended = false;
+        let fed = 0;
+        for (let turn = 0; turn < 100_000 && !ended; turn++) {
+          if (fed < wire.length && connection.wantsInput) {
+            const size = cuts[turn % cuts.length] ?? 1;
+            connection.receive(wire.slice(fed, fed + size));
+            fed = Math.min(wire.length, fed + size);
+          }
+          assert.ok(connection.bufferedInputBytes <= 2 * bodyBufferBytes + 4096 + head.length, `${connection.bufferedInputBytes} bytes buffered`);
+          const exchange = exchanges[0];
+          if (exchange === undefined) continue;
+          const read = exchange.readBody();
+          if (read.kind === "data") received.push(...read.bytes);
+          else if (read.kind === "end") ended = true;
+          else if (read.kind === "error") throw read.error;
+        }
+        assert.equal(ended, true);
+        assert.deepEqual(Uint8Array.from(received), body);
+      },
+    ),
+    { numRuns: 150 },
+  );
+});
