@@ -104,6 +104,7 @@ test("over TCP: a flood of partial request lines holds maxConnections places, wa
   // Reported once, then counted: a flood costs a line per limit every 5 s.
   assert.equal(warnings.filter((line) => line.includes("maxQueuedConnections")).length, 1);
 
+
   // At 10 s the first ten get 408; the five that waited take their places and get theirs 10 s later.
   await net.advance(10_000);
   assert.equal(stats.headersTimeouts, 10);
@@ -115,5 +116,6 @@ test("over TCP: a flood of partial request lines holds maxConnections places, wa
   const answered = peers.filter((peer) => peer.outcome === "ended");
   assert.equal(answered.length, 15);
   for (const peer of answered) assert.match(peer.text, /^HTTP\/1\.1 408 Request Timeout\r\n/);
+  assert.equal(warnings.filter((line) => line.includes("headersTimeoutMs")).length, 2, "15 timeouts over 10 s: two lines");
   await net.drive(http.close());
 });

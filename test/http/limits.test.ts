@@ -485,7 +485,8 @@ test("a partial request line followed by silence is answered 408 and closed at h
   const [client, server] = createFlowPair();
   const timers = new ManualTimers();
   const stats = new HttpStats();
-  const done = serveHttpConnection(server, () => new Response("never"), { timers, stats, wallClock: () => 0, logger: quietLogger({ warnings: [], errors: [] }), lingerMs: 0, timeouts: { headersTimeoutMs: 10_000 } });
+  const log: Log = { warnings: [], errors: [] };
+  const done = serveHttpConnection(server, () => new Response("never"), { timers, stats, wallClock: () => 0, logger: quietLogger(log), lingerMs: 0, timeouts: { headersTimeoutMs: 10_000 } });
   const peer = new Peer(client);
   await peer.send("GET /index.ht");
   await settle(5);
@@ -501,6 +502,7 @@ test("a partial request line followed by silence is answered 408 and closed at h
   assert.equal(stats.headersTimeouts, 1);
   assert.equal(stats.activeConnections, 0);
   assert.equal(timers.armed, 0);
+  assert.deepEqual(log.warnings, ["198.18.0.1:40000: no complete request head within 10000 ms (headersTimeoutMs): 408 and close"]);
 });
 
 // ── Reports ──────────────────────────────────────────────────────────────────────────────────

@@ -67,13 +67,16 @@ export type LimitKind =
   /** A connection was reset: nothing could be sent to it for sendTimeoutMs. */
   | "sendTimeout";
 
+/** What LimitReporter reports: the limits above, and the engine's timeouts that defend against slow peers (counted as headersTimeouts, bodyTimeouts). */
+export type ReportedLimit = LimitKind | "headersTimeout" | "bodyTimeout";
+
 /**
  * Writes one line per limit at most every `intervalMs`: the first time it bites at once, later
  * ones with the number of times since the line before, so that a flood costs a line every few
  * seconds and still tells its size. (Bites after the last line are told with the next one.)
  */
 export class LimitReporter {
-  private readonly last = new Map<LimitKind, { at: number; unreported: number }>();
+  private readonly last = new Map<ReportedLimit, { at: number; unreported: number }>();
 
   constructor(
     private readonly now: () => number,
@@ -82,7 +85,7 @@ export class LimitReporter {
   ) {}
 
   /** The limit bit once; `describe` builds the line's text only when a line is due. */
-  bit(kind: LimitKind, describe: () => string): void {
+  bit(kind: ReportedLimit, describe: () => string): void {
     const now = this.now();
     let entry = this.last.get(kind);
     if (entry === undefined) {

@@ -652,6 +652,10 @@ function startSession(flow: ByteFlow, handler: FetchHandler, options: ServeOptio
       onProtocolError: (error) => {
         stats.recordProtocolError(error);
         logger.debug(`${remoteAddress ?? "peer"}: ${error.status} ${error.kind}: ${error.message}`);
+        // The slow-peer defences are limits too: reported at most every few seconds. (An idle
+        // keep-alive connection timing out is ordinary, and stays a debug line.)
+        const kind = error.kind;
+        if (kind === "headersTimeout" || kind === "bodyTimeout") reporter.bit(kind, () => `${peer}: ${error.message} (${kind}Ms): ${error.status} and close`);
       },
       onExchangeComplete: (record: ExchangeRecord) => {
         stats.recordResponse(record);
