@@ -18,7 +18,13 @@
  *
  * Every protocol error is answered with its status and `Connection: close`, after the responses
  * already owed, and then the connection closes: after a framing error nothing later on the
- * connection can be trusted. Timers (headers, idle, body) come from an injected clock.
+ * connection can be trusted. Timers (headers, idle, body, send) come from an injected clock.
+ *
+ * The send timeout is the driver's contract: from takeOutput() handing it bytes, it reports
+ * progress (outputProgress) as parts are sent and releaseOutput() once all are; with neither for
+ * sendTimeoutMs, the peer is taken to have stopped reading, `onLimit("sendTimeout")` is called and
+ * the connection is destroyed. Pipelining is bounded in requests and in head bytes parsed ahead
+ * (maxPipelinedRequests, maxPipelinedBytes); when a bound pauses parsing, `onLimit` says so.
  */
 import { ChunkedDecoder } from "./chunked.ts";
 import { ProtocolError } from "./errors.ts";
@@ -40,7 +46,15 @@ export interface HttpLimits {
   readonly maxChunkLineBytes: number;
   /** Requests parsed ahead of their responses; beyond this, parsing waits (backpressure, not an error). */
   readonly maxPipelinedRequests: number;
-  /** Unread request-body bytes held for the application before parsing pauses. */
+  /**
+   * Head bytes of the requests parsed ahead of the one being answered; beyond this, parsing waits
+   * as for maxPipelinedRequests. Without it, 16 pipelined heads of 16 KiB each would hold 256 KiB.
+   */
+  readonly maxPipelinedBytes: number;
+  /**
+   * Unread request-body bytes held for the application before parsing pauses; raw input read
+   * ahead of the parser is bounded by the same figure (`wantsInput`), so the rest waits in TCP.
+   */
   readonly bodyBufferBytes: number;
   /** Response bytes queued before an exchange stops being writable. */
   readonly outputHighWaterBytes: number;
@@ -53,6 +67,12 @@ export interface HttpTimeouts {
   readonly idleTimeoutMs: number;
   /** How long the application may wait for the next request-body byte; then 408 and close. */
   readonly bodyTimeoutMs: number;
+  /**
+   * How long output the driver took may go without any of it being sent (the peer does not read,
+   * its window stays shut); then the connection is reset, since nothing more can reach it. As
+   * nginx's `send_timeout` (60 s): between two successive writes, not for the whole response.
+   */
+  readonly sendTimeoutMs: number;
 }
 
 export const DEFAULT_LIMITS: HttpLimits = {
@@ -62,15 +82,22 @@ export const DEFAULT_LIMITS: HttpLimits = {
   maxBodyBytes: 1 << 20,
   maxChunkLineBytes: 1024,
   maxPipelinedRequests: 16,
-  bodyBufferBytes: 64 * 1024,
-  outputHighWaterBytes: 64 * 1024,
+  maxPipelinedBytes: 32 * 1024,
+  // 16 KiB each way: the TCP buffers beneath (256 KiB to send) keep the link busy; these only
+  // hand bytes over, and a connection whose peer stops reading holds them for sendTimeoutMs.
+  bodyBufferBytes: 16 * 1024,
+  outputHighWaterBytes: 16 * 1024,
 };
 
 export const DEFAULT_TIMEOUTS: HttpTimeouts = {
   headersTimeoutMs: 10_000,
   idleTimeoutMs: 5_000,
   bodyTimeoutMs: 10_000,
+  sendTimeoutMs: 60_000,
 };
+
+/** Limits of one connection that may bite without being an error in what the peer sent. */
+export type ConnectionLimitKind = "pipelinedRequests" | "pipelinedBytes" | "sendTimeout";
 
 /** A clock and one-shot timers in milliseconds: structurally the network stack's Timers (atoll/net/types). */
 export interface HttpTimers {
@@ -123,6 +150,12 @@ export interface ConnectionHooks {
   onProtocolError?(error: ProtocolError): void;
   /** An exchange's response was fully queued (or aborted). */
   onExchangeComplete?(record: ExchangeRecord): void;
+  /**
+   * A limit bit: parsing paused on a pipelining bound (once per pause), or the send timeout
+   * expired. After "sendTimeout" the connection is destroyed: the driver should reset its flow,
+   * whose write is stuck.
+   */
+  onLimit?(kind: ConnectionLimitKind): void;
 }
 
 export interface ConnectionOptions {
@@ -196,6 +229,8 @@ class ExchangeState {
     readonly connection: Http1Connection,
     readonly request: RequestInfo | undefined,
     readonly requestLine: string | undefined,
+    /** Size of its request head, counted against maxPipelinedBytes while it waits. */
+    readonly headBytes = 0,
   ) {
     this.bodyStatus = request === undefined || request.body.kind === "none" ? "complete" : "receiving";
     this.facade = request === undefined ? undefined : new Exchange(this, request);
@@ -375,8 +410,13 @@ export class Http1Connection {
   private headersDeadline = NO_DEADLINE;
   private idleDeadline = NO_DEADLINE;
   private bodyDeadline = NO_DEADLINE;
+  private sendDeadline = NO_DEADLINE;
   private watchdog: { cancel(): void } | undefined;
   private watchdogAt = NO_DEADLINE;
+  /** Head bytes of the queued exchanges (maxPipelinedBytes). */
+  private queuedHeadBytes = 0;
+  /** Parsing is paused on a pipelining bound (reported once per pause). */
+  private pipelineStalled = false;
 
   bytesReceived = 0;
   bytesSent = 0;
@@ -417,14 +457,37 @@ export class Http1Connection {
     return !this.destroyed && (this.parse === "stopped" || this.pendingBytes < this.limits.bodyBufferBytes);
   }
 
+  /**
+   * While a request body is read for the application, the most input worth reading now (raw
+   * input is bounded by bodyBufferBytes): a driver that can read into its own buffer reads no
+   * more, so that the rest of a large body stays in TCP. Undefined otherwise (heads, skipped bodies).
+   */
+  get bodyInputRoom(): number | undefined {
+    const owner = this.bodyOwner;
+    if (this.parse !== "body" || owner === undefined || owner.bodyDiscarded) return undefined;
+    return Math.max(0, this.limits.bodyBufferBytes - this.pendingBytes);
+  }
+
   /** Takes the bytes to send, in order (the caller owns them; they may be views of response bodies). */
   takeOutput(): Uint8Array[] {
     const taken = this.output;
-    this.output = [];
-    this.bytesSent += this.outputBytes;
-    this.outputBytes = 0;
+    if (taken.length > 0) {
+      this.output = [];
+      this.bytesSent += this.outputBytes;
+      this.outputBytes = 0;
+      // The driver now writes: it must report progress (outputProgress) within sendTimeoutMs.
+      if (this.sendDeadline === NO_DEADLINE && !this.destroyed) {
+        this.sendDeadline = this.timers.now() + this.timeouts.sendTimeoutMs;
+        this.armWatchdog();
+      }
+    }
     this.queue[0]?.notifyWritable();
     return taken;
+  }
+
+  /** Part of what takeOutput() gave was sent: the peer still reads, so the send timeout starts over. */
+  outputProgress(): void {
+    if (this.sendDeadline !== NO_DEADLINE) this.sendDeadline = this.timers.now() + this.timeouts.sendTimeoutMs;
   }
 
   /**
@@ -432,6 +495,11 @@ export class Http1Connection {
    * engine may reuse their memory. A driver that does not call this keeps its pieces for good.
    */
   releaseOutput(): void {
+    if (this.sendDeadline !== NO_DEADLINE) {
+      this.sendDeadline = NO_DEADLINE;
+      // The last response of a finished connection was sent: no deadline is left to watch.
+      if (this.finished) this.cancelTimers();
+    }
     // Pieces not yet taken, or buffered by exchanges waiting their turn, still use the arena:
     // then it goes on filling forward (a new one when full), and is reused from the start at a
     // later release that finds nothing held.
@@ -443,6 +511,15 @@ export class Http1Connection {
   /** Whether output is waiting in takeOutput(). */
   get hasOutput(): boolean {
     return this.output.length > 0;
+  }
+
+  /**
+   * Whether closing now would lose nothing: no request in progress or owed an answer, not a byte
+   * of the next one received. A server short of connections closes such keep-alive connections
+   * first (as nginx reuses its "reusable" ones), never one with a request in flight.
+   */
+  get idle(): boolean {
+    return !this.destroyed && this.acceptRequests && this.queue.length === 0 && !this.head.started && this.pendingBytes === 0 && this.output.length === 0;
   }
 
   /** True when no further output will be produced: flush what takeOutput() holds, then close. */
@@ -472,6 +549,7 @@ export class Http1Connection {
     if (this.bodyOwner !== undefined) this.failBody(this.bodyOwner, error);
     for (const state of this.queue) state.cancel();
     this.queue = [];
+    this.queuedHeadBytes = 0;
     this.pending = [];
     this.pendingBytes = 0;
     this.parse = "stopped";
@@ -481,6 +559,13 @@ export class Http1Connection {
   get bufferedInputBytes(): number {
     let bytes = this.pendingBytes + this.head.bufferedBytes + (this.chunked?.bufferedBytes ?? 0);
     for (const state of this.queue) bytes += state.bodyQueuedBytes;
+    return bytes;
+  }
+
+  /** Response bytes queued and not yet taken by the driver: the head of line's and those waiting their turn. */
+  get bufferedOutputBytes(): number {
+    let bytes = this.outputBytes;
+    for (const state of this.queue) bytes += state.pendingOutputBytes;
     return bytes;
   }
 
@@ -734,7 +819,7 @@ export class Http1Connection {
         this.stopInput();
         return false;
       }
-      if (this.queue.length >= this.limits.maxPipelinedRequests) return false;
+      if (this.pipelineFull()) return false;
       const consumed = this.head.feed(chunk, start);
       this.consume(consumed);
       // The headers deadline (from the head's first byte) is set in updateTimers, at the end of
@@ -753,9 +838,13 @@ export class Http1Connection {
       this.parse = "head";
       return true;
     }
-    if (!owner.bodyDiscarded && owner.bodyQueuedBytes >= this.limits.bodyBufferBytes) return false;
+    // Body bytes are taken only up to the room left in the application's buffer: a 64 KiB read
+    // from TCP must not land whole in a 16 KiB buffer. A discarded body is skipped at any pace.
+    const room = owner.bodyDiscarded ? chunk.length - start : this.limits.bodyBufferBytes - owner.bodyQueuedBytes;
+    if (room <= 0) return false;
+    const end = Math.min(chunk.length, start + room);
     if (this.chunked === undefined) {
-      const take = Math.min(this.bodyRemaining, chunk.length - start);
+      const take = Math.min(this.bodyRemaining, end - start);
       this.deliverBody(owner, chunk.subarray(start, start + take));
       this.consume(take);
       this.bodyRemaining -= take;
@@ -764,7 +853,7 @@ export class Http1Connection {
     }
     const decoder = this.chunked;
     const consumed = decoder.decode(
-      chunk,
+      end === chunk.length ? chunk : chunk.subarray(0, end),
       start,
       (data) => this.deliverBody(owner, data),
       (size) =>
@@ -781,8 +870,27 @@ export class Http1Connection {
     return consumed > 0;
   }
 
+  /**
+   * Whether the requests parsed ahead fill the pipelining bounds: then the next head waits (in
+   * `pending`, then in TCP), and the first time per pause the limit is reported.
+   */
+  private pipelineFull(): boolean {
+    const queued = this.queue.length;
+    if (queued === 0) return false;
+    let kind: ConnectionLimitKind | undefined;
+    if (queued >= this.limits.maxPipelinedRequests) kind = "pipelinedRequests";
+    else if (this.queuedHeadBytes >= this.limits.maxPipelinedBytes) kind = "pipelinedBytes";
+    else return false;
+    if (!this.pipelineStalled) {
+      this.pipelineStalled = true;
+      this.hooks.onLimit?.(kind);
+    }
+    return true;
+  }
+
   private beginRequest(): void {
-    const head = parseRequestHead(this.head.bytes(), this.headCache);
+    const headBytes = this.head.bytes();
+    const head = parseRequestHead(headBytes, this.headCache);
     const info = head instanceof ProtocolError ? head : interpretRequest(head, this.limits.maxBodyBytes);
     // The request line as text only for the log of a request that failed (a good one carries its own).
     const failedLine = info instanceof ProtocolError ? this.head.firstLine() : undefined;
@@ -792,8 +900,9 @@ export class Http1Connection {
       this.protocolError(info, failedLine);
       return;
     }
-    const state = new ExchangeState(this, info, info.requestLine);
+    const state = new ExchangeState(this, info, info.requestLine, headBytes.length);
     this.queue.push(state);
+    this.queuedHeadBytes += state.headBytes;
     if (!info.keepAlive) this.acceptRequests = false;
     if (info.body.kind === "length") {
       this.parse = "body";
@@ -923,10 +1032,13 @@ export class Http1Connection {
   private advanceQueue(): void {
     for (let head = this.queue[0]; head !== undefined && head.response === "complete"; head = this.queue[0]) {
       this.queue.shift();
+      this.queuedHeadBytes -= head.headBytes;
+      this.pipelineStalled = false;
       if (head.closeAfter) {
         this.acceptRequests = false;
         for (const later of this.queue) later.cancel();
         this.queue = [];
+        this.queuedHeadBytes = 0;
         this.stopInput();
         if (this.bodyOwner !== undefined) {
           this.failBody(this.bodyOwner, new Error("the connection is closing"));
@@ -978,7 +1090,15 @@ export class Http1Connection {
   private updateTimers(): void {
     if (this.destroyed) return;
     if (this.finished) {
-      this.cancelTimers();
+      // No request will come, but the last response may still be on its way: its send timeout stays.
+      if (this.sendDeadline === NO_DEADLINE) {
+        this.cancelTimers();
+      } else {
+        this.headersDeadline = NO_DEADLINE;
+        this.idleDeadline = NO_DEADLINE;
+        this.bodyDeadline = NO_DEADLINE;
+        this.armWatchdog();
+      }
       return;
     }
     if (this.head.started) {
@@ -993,7 +1113,7 @@ export class Http1Connection {
 
   /** Sets the watchdog for the nearest deadline, unless it is already set for that time or sooner. */
   private armWatchdog(): void {
-    const next = Math.min(this.headersDeadline, this.idleDeadline, this.bodyDeadline);
+    const next = Math.min(this.headersDeadline, this.idleDeadline, this.bodyDeadline, this.sendDeadline);
     if (next === NO_DEADLINE || next >= this.watchdogAt) return;
     this.watchdog?.cancel();
     this.watchdogAt = next;
@@ -1006,9 +1126,16 @@ export class Http1Connection {
     this.watchdogAt = NO_DEADLINE;
     if (this.destroyed) return;
     const now = this.timers.now();
-    const next = Math.min(this.headersDeadline, this.idleDeadline, this.bodyDeadline);
+    const next = Math.min(this.headersDeadline, this.idleDeadline, this.bodyDeadline, this.sendDeadline);
     if (next > now) {
       this.armWatchdog();
+      return;
+    }
+    if (next === this.sendDeadline) {
+      // Nothing we owe can reach the peer: no response is possible, so no 408 either.
+      this.sendDeadline = NO_DEADLINE;
+      this.hooks.onLimit?.("sendTimeout");
+      this.destroy();
       return;
     }
     if (next === this.headersDeadline) {
@@ -1031,6 +1158,7 @@ export class Http1Connection {
     this.headersDeadline = NO_DEADLINE;
     this.idleDeadline = NO_DEADLINE;
     this.bodyDeadline = NO_DEADLINE;
+    this.sendDeadline = NO_DEADLINE;
   }
 
   private updateInputWanted(): void {

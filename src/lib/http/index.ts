@@ -9,6 +9,7 @@
  * Layers, each usable alone:
  *   connection.ts  Http1Connection: the protocol engine, a state machine over bytes (no I/O)
  *   server.ts      serveHttp / serveHttpConnection: the engine over a ByteFlow, with fetch handlers
+ *   limits.ts      the server's budgets (connections, requests in flight) and their rate-limited reports
  *   static.ts      serveStatic: a handler for baked assets (atoll/assets)
  *   testing.ts     createFlowPair, ManualTimers: in-memory flows and timers
  */
@@ -19,6 +20,7 @@ export {
   Http1Connection,
   type BodyRead,
   type ConnectionHooks,
+  type ConnectionLimitKind,
   type ConnectionOptions,
   type ExchangeRecord,
   type HttpLimits,
@@ -26,6 +28,7 @@ export {
   type HttpTimers,
   type ResponseHead,
 } from "./connection.ts";
+export { DEFAULT_SERVER_LIMITS, LIMIT_REPORT_INTERVAL_MS, LimitReporter, type LimitKind, type ServerLimits } from "./limits.ts";
 export { PROTOCOL_ERRORS, ProtocolError, type ProtocolErrorKind } from "./errors.ts";
 export type { BodyFraming, RequestInfo, TargetForm } from "./framing.ts";
 export type { FieldLine, RequestHead } from "./head.ts";

@@ -22,14 +22,21 @@ import { Request, serverRequest } from "../web/request.ts";
 import { serializedUrl } from "../web/url.ts";
 import { Response, responseBody } from "../web/response.ts";
 import { ReadableStream } from "../web/streams.ts";
-import { Http1Connection, type Exchange, type ExchangeRecord, type HttpLimits, type HttpTimeouts, type HttpTimers } from "./connection.ts";
+import { Http1Connection, type ConnectionLimitKind, type Exchange, type ExchangeRecord, type HttpLimits, type HttpTimeouts, type HttpTimers } from "./connection.ts";
 import { HttpStats, commonLogLine } from "./stats.ts";
-import { httpDate } from "./syntax.ts";
+import { DEFAULT_SERVER_LIMITS, LimitReporter, type ServerLimits } from "./limits.ts";
+import { httpDate, latin1Encode } from "./syntax.ts";
 
 /** A connected duplex byte stream: what a TCP flow offers (atoll/net/tcp), and what tests fake. */
 export interface ByteFlow {
   /** The next chunk (which the caller then owns), or undefined at the end of the peer's stream. */
   read(): Promise<Uint8Array | undefined>;
+  /**
+   * Optional: copies at most `buffer.length` bytes into `buffer`, resolving with the count (0 at
+   * the end of the stream), as a TCP flow's readInto. Used for request bodies, so that no more is
+   * taken from the flow than the engine has room for (a plain read returns up to 64 KiB).
+   */
+  readInto?(buffer: Uint8Array): Promise<number>;
   /** Resolves when the bytes are taken (the caller does not modify them meanwhile). */
   write(bytes: Uint8Array): Promise<void>;
   /** Half-close: no more writes; reading goes on. */
@@ -59,11 +66,14 @@ export interface HttpLogger {
   /** Whether access lines are wanted now; when it says false, they are not even built. Absent: always. */
   accessEnabled?(): boolean;
   error(message: string): void;
+  /** Limits that bite (rate-limited); absent: they go to `error`. */
+  warn?(message: string): void;
   debug(message: string): void;
 }
 
 export interface ServeOptions {
-  readonly limits?: Partial<HttpLimits> | undefined;
+  /** Per connection (HttpLimits, DEFAULT_LIMITS) and per server (ServerLimits, DEFAULT_SERVER_LIMITS). */
+  readonly limits?: Partial<HttpLimits & ServerLimits> | undefined;
   readonly timeouts?: Partial<HttpTimeouts> | undefined;
   /** Timers in ms; default: the image's scheduler. */
   readonly timers?: HttpTimers | undefined;
@@ -96,6 +106,13 @@ const NS_PER_MS = 1e6;
 /** Output pieces smaller than this are merged into one write (a response head and a small body make one segment). */
 const COALESCE_BELOW = 16 * 1024;
 const COALESCE_LIMIT = 64 * 1024;
+/**
+ * Larger pieces (a big static file) are written in slices of this size: each slice taken by the
+ * flow is progress for the send timeout, which thus measures a stalled peer, not a long response.
+ */
+const WRITE_SLICE_BYTES = 64 * 1024;
+/** A merge buffer up to this size stays with its connection between answers (pipelined small answers reuse it). */
+const MERGE_BUFFER_KEPT = 4 * 1024;
 
 /** A wake-up for one waiting loop: wait() then notify(). */
 class Signal {
@@ -144,6 +161,7 @@ function defaultLogger(): HttpLogger {
     access: (line) => access.info(line),
     accessEnabled: () => access.enabled("info"),
     error: (message) => log.error(message),
+    warn: (message) => log.warn(message),
     debug: (message) => log.debug(message),
   };
 }
@@ -178,6 +196,16 @@ class OutputWriter {
     private readonly broken: () => boolean,
   ) {}
 
+  /** The merge buffer kept from write to write (it grows to COALESCE_LIMIT at most). */
+  get retainedBytes(): number {
+    return this.merged.length;
+  }
+
+  /** Nothing to write for now: a merge buffer grown by a streamed answer is not kept by an idle connection. */
+  trim(): void {
+    if (this.merged.length > MERGE_BUFFER_KEPT) this.merged = new Uint8Array(0);
+  }
+
   /** Writes every piece, in order; `written` counts bytes as each write completes. */
   async write(pieces: readonly Uint8Array[], written: (bytes: number) => void): Promise<void> {
     for (let index = 0; index < pieces.length && !this.broken(); index++) {
@@ -186,15 +214,29 @@ class OutputWriter {
       if (piece.length >= COALESCE_BELOW || (this.mergedBytes === 0 && (next === undefined || next.length >= COALESCE_BELOW))) {
         // Large, or small but alone: no copy.
         if (this.mergedBytes > 0) await this.flush(written);
-        if (this.broken()) return;
-        await this.flow.write(piece);
-        written(piece.length);
+        await this.writeSliced(piece, written);
         continue;
       }
       if (this.mergedBytes + piece.length > COALESCE_LIMIT) await this.flush(written);
       this.append(piece);
     }
     if (this.mergedBytes > 0) await this.flush(written);
+  }
+
+  /** Writes one piece, in slices of at most WRITE_SLICE_BYTES (views, no copy). */
+  async writeSliced(piece: Uint8Array, written: (bytes: number) => void): Promise<void> {
+    if (piece.length <= WRITE_SLICE_BYTES) {
+      if (this.broken()) return;
+      await this.flow.write(piece);
+      written(piece.length);
+      return;
+    }
+    for (let offset = 0; offset < piece.length; offset += WRITE_SLICE_BYTES) {
+      if (this.broken()) return;
+      const slice = piece.subarray(offset, offset + WRITE_SLICE_BYTES);
+      await this.flow.write(slice);
+      written(slice.length);
+    }
   }
 
   private append(piece: Uint8Array): void {
@@ -475,16 +517,67 @@ async function handlerErrorResponse(error: unknown, request: Request, options: R
   return plainResponse(500, "Internal Server Error");
 }
 
+/** What the connections of one server share: counters, budgets, the limit reports, the clock and the log. */
+interface ServerContext {
+  readonly stats: HttpStats;
+  readonly limits: ServerLimits;
+  readonly reporter: LimitReporter;
+  readonly timers: HttpTimers;
+  readonly logger: HttpLogger;
+  /** A connection finished a response and may be idle: a connection waiting for a place may take it. */
+  readonly onMaybeIdle: (session: Session) => void;
+}
+
+/** The server limits of `options.limits`, over the defaults. */
+function serverLimits(limits: ServeOptions["limits"]): ServerLimits {
+  return {
+    maxConnections: limits?.maxConnections ?? DEFAULT_SERVER_LIMITS.maxConnections,
+    maxQueuedConnections: limits?.maxQueuedConnections ?? DEFAULT_SERVER_LIMITS.maxQueuedConnections,
+    maxConcurrentRequests: limits?.maxConcurrentRequests ?? DEFAULT_SERVER_LIMITS.maxConcurrentRequests,
+    retryAfterSeconds: limits?.retryAfterSeconds ?? DEFAULT_SERVER_LIMITS.retryAfterSeconds,
+  };
+}
+
+function serverContext(options: ServeOptions, stats: HttpStats, onMaybeIdle: (session: Session) => void): ServerContext {
+  // The image's scheduler only when a connection comes: serveHttp may be set up before it runs.
+  let timers = options.timers;
+  const clock: HttpTimers = {
+    now: () => (timers ??= defaultTimers()).now(),
+    at: (deadlineMs, callback) => (timers ??= defaultTimers()).at(deadlineMs, callback),
+  };
+  const logger = options.logger ?? defaultLogger();
+  const warn = (line: string): void => {
+    if (logger.warn !== undefined) logger.warn(line);
+    else logger.error(line);
+  };
+  let reporter = reporters.get(stats);
+  if (reporter === undefined) {
+    reporter = new LimitReporter(clock.now, warn);
+    reporters.set(stats, reporter);
+  }
+  return { stats, limits: serverLimits(options.limits), reporter, timers: clock, logger, onMaybeIdle };
+}
+
+/** One report per limit per interval for whatever shares its counters (a server, or connections given one HttpStats). */
+const reporters = new WeakMap<HttpStats, LimitReporter>();
+
+const OVERLOADED_BODY = latin1Encode("Service Unavailable: too many requests in progress; retry later\n");
+
 interface Session {
   /** Graceful close: finish the requests in progress, then close. */
   shutdown(): void;
+  /** Whether closing it now loses nothing: no request in progress, none begun (Http1Connection.idle). */
+  readonly idle: boolean;
+  /** Closes an idle connection at once, with a FIN and without lingering: it owes the peer nothing. */
+  reclaim(): void;
+  /** Resolves when the connection has no more HTTP work to do (before lingering): its place is free. */
+  readonly settled: Promise<void>;
   readonly done: Promise<void>;
 }
 
-function startSession(flow: ByteFlow, handler: FetchHandler, options: ServeOptions, stats: HttpStats): Session {
-  const timers = options.timers ?? defaultTimers();
+function startSession(flow: ByteFlow, handler: FetchHandler, options: ServeOptions, context: ServerContext): Session {
+  const { stats, reporter, timers, logger } = context;
   const wallClock = options.wallClock ?? (() => base().clockWall() / NS_PER_MS);
-  const logger = options.logger ?? defaultLogger();
   const resolved: ResolvedOptions = {
     lastUrl: { scheme: "", authority: "", target: "", url: "" },
     scheme: options.scheme ?? "http",
@@ -494,10 +587,32 @@ function startSession(flow: ByteFlow, handler: FetchHandler, options: ServeOptio
     stats,
   };
   const remoteAddress = addressText(flow.remoteAddress);
+  const peer = remoteAddress === undefined ? "a peer" : `${remoteAddress}:${flow.remotePort ?? "?"}`;
   const connectionInfo: ConnectionInfo = { remoteAddress, remotePort: flow.remotePort };
   const accessLog = options.accessLog ?? true;
   const outputReady = new Signal();
   const inputWanted = new Signal();
+  const requestLimit = context.limits.maxConcurrentRequests;
+  /** Releases of this connection's requests in flight, so that a connection that dies releases them all. */
+  const inFlight = new Set<() => void>();
+
+  /** Answers at once with 503 rather than running the handler: maxConcurrentRequests are in flight. */
+  const refuseRequest = (exchange: Exchange): void => {
+    stats.limitHits.requestsRejected++;
+    reporter.bit("requestsRejected", () => `${requestLimit} requests in flight (maxConcurrentRequests): answered 503 to "${exchange.request.requestLine}" from ${peer}`);
+    exchange.discardBody();
+    exchange.send(
+      {
+        status: 503,
+        headers: [
+          ["Content-Type", "text/plain; charset=utf-8"],
+          ["Retry-After", String(context.limits.retryAfterSeconds)],
+        ],
+        contentLength: OVERLOADED_BODY.length,
+      },
+      OVERLOADED_BODY,
+    );
+  };
 
   const connection = new Http1Connection({
     timers,
@@ -507,25 +622,49 @@ function startSession(flow: ByteFlow, handler: FetchHandler, options: ServeOptio
     hooks: {
       onRequest: (exchange) => {
         stats.requests++;
+        if (stats.requestsInFlight >= requestLimit) {
+          refuseRequest(exchange);
+          return;
+        }
         const unexpected = (error: unknown): void => {
           logger.error(`unexpected failure answering "${exchange.request.requestLine}": ${describe(error)}`);
           exchange.abort();
         };
+        let answering: Promise<void> | undefined;
         try {
-          answer(exchange, handler, connectionInfo, resolved)?.catch(unexpected);
+          answering = answer(exchange, handler, connectionInfo, resolved);
         } catch (error) {
           unexpected(error);
         }
+        // An answer given in this same turn (a static file, most small answers) never holds a
+        // place; one that goes on (a promise, a streamed body) holds it until it settles, or until
+        // the connection goes away.
+        if (answering === undefined) return;
+        stats.requestsInFlight++;
+        const release = (): void => {
+          if (inFlight.delete(release)) stats.requestsInFlight--;
+        };
+        inFlight.add(release);
+        answering.catch(unexpected).finally(release);
       },
       onOutput: () => outputReady.notify(),
       onInputWanted: () => inputWanted.notify(),
       onProtocolError: (error) => {
         stats.recordProtocolError(error);
         logger.debug(`${remoteAddress ?? "peer"}: ${error.status} ${error.kind}: ${error.message}`);
+        // The slow-peer defences are limits too: reported at most every few seconds. (An idle
+        // keep-alive connection timing out is ordinary, and stays a debug line.)
+        const kind = error.kind;
+        if (kind === "headersTimeout" || kind === "bodyTimeout") reporter.bit(kind, () => `${peer}: ${error.message} (${kind}Ms): ${error.status} and close`);
       },
       onExchangeComplete: (record: ExchangeRecord) => {
         stats.recordResponse(record);
         if (accessLog && logger.accessEnabled?.() !== false) logger.access(commonLogLine(remoteAddress, wallClock(), record));
+      },
+      onLimit: (kind: ConnectionLimitKind) => {
+        stats.limitHits[kind]++;
+        reporter.bit(kind, () => connectionLimitLine(kind, peer, connection));
+        if (kind === "sendTimeout") stalled();
       },
     },
   });
@@ -533,6 +672,7 @@ function startSession(flow: ByteFlow, handler: FetchHandler, options: ServeOptio
   stats.activeConnections++;
 
   let broken = false;
+  let reclaimed = false;
   const fail = (): void => {
     if (broken) return;
     broken = true;
@@ -541,17 +681,26 @@ function startSession(flow: ByteFlow, handler: FetchHandler, options: ServeOptio
     outputReady.notify();
     inputWanted.notify();
   };
+  /** The send timeout expired (the engine destroys itself): reset the flow, which also ends the write stuck in it. */
+  const stalled = (): void => {
+    if (broken) return;
+    broken = true;
+    flow.abort();
+    outputReady.notify();
+    inputWanted.notify();
+  };
 
   const reading = (async (): Promise<void> => {
     for (;;) {
-      if (broken) return;
+      if (broken || reclaimed) return;
       if (!connection.wantsInput) {
         await inputWanted.wait();
         continue;
       }
       let chunk: Uint8Array | undefined;
       try {
-        chunk = await flow.read();
+        const room = connection.bodyInputRoom;
+        chunk = room !== undefined && flow.readInto !== undefined ? await readBounded(flow, flow.readInto, room) : await flow.read();
       } catch {
         fail();
         return;
@@ -566,18 +715,32 @@ function startSession(flow: ByteFlow, handler: FetchHandler, options: ServeOptio
   })();
 
   const writer = new OutputWriter(flow, () => broken);
+  /** Bytes taken from the engine and not yet taken by the flow. */
+  let writingBytes = 0;
   const countOut = (bytes: number): void => {
     stats.bytesOut += bytes;
+    writingBytes -= bytes;
+    connection.outputProgress();
   };
+  const untrack = stats.trackBuffers(() => connection.bufferedInputBytes + connection.bufferedOutputBytes + writingBytes + writer.retainedBytes);
+
+  let settle: () => void = () => undefined;
+  const settled = new Promise<void>((resolve) => {
+    settle = resolve;
+  });
+  /** After each response written: set once the session exists (below), before any response can be. */
+  let afterResponse: () => void = () => undefined;
+
   const writing = (async (): Promise<void> => {
     for (;;) {
       const pieces = connection.takeOutput();
       if (pieces.length > 0) {
         if (broken) return;
+        for (const piece of pieces) writingBytes += piece.length;
         try {
           // One piece (a response with its body, the usual case) needs no merging: write it as it is.
           const only = pieces.length === 1 ? pieces[0] : undefined;
-          if (only !== undefined) {
+          if (only !== undefined && only.length <= WRITE_SLICE_BYTES) {
             await flow.write(only);
             stats.bytesOut += only.length;
           } else {
@@ -587,11 +750,14 @@ function startSession(flow: ByteFlow, handler: FetchHandler, options: ServeOptio
           fail();
           return;
         }
+        writingBytes = 0;
         // The flow has taken every piece: the engine may reuse their memory.
         connection.releaseOutput();
+        afterResponse();
         continue;
       }
       if (connection.finished || broken) return;
+      writer.trim();
       await outputReady.wait();
     }
   })();
@@ -599,42 +765,106 @@ function startSession(flow: ByteFlow, handler: FetchHandler, options: ServeOptio
   const lingerMs = options.lingerMs ?? 2000;
   const done = (async (): Promise<void> => {
     await writing;
+    settle();
     if (broken) {
       flow.abort();
+    } else if (reclaimed) {
+      await flow.close().catch(() => flow.abort());
     } else {
       try {
-        await flow.shutdown();
-        // RFC 9112 §9.6: keep reading a while after our FIN, or data the peer still sends would
-        // make its stack answer with a reset that can destroy our last response in flight.
-        let lingerTimer: { cancel(): void } | undefined;
-        await Promise.race([
-          reading,
-          new Promise<void>((resolve) => {
-            lingerTimer = timers.at(timers.now() + lingerMs, resolve);
-          }),
-        ]);
-        lingerTimer?.cancel();
-        await flow.close();
+        // The FIN goes after what TCP still buffers: a peer that reads nothing never acknowledges
+        // it, so the send timeout bounds this wait too.
+        if (!(await withDeadline(flow.shutdown(), timers, connection.timeouts.sendTimeoutMs))) {
+          stats.limitHits.sendTimeout++;
+          reporter.bit("sendTimeout", () => connectionLimitLine("sendTimeout", peer, connection));
+          flow.abort();
+        } else {
+          // RFC 9112 §9.6: keep reading a while after our FIN, or data the peer still sends would
+          // make its stack answer with a reset that can destroy our last response in flight.
+          await withDeadline(reading, timers, lingerMs);
+          await flow.close();
+        }
       } catch {
         flow.abort();
       }
     }
     connection.destroy();
+    untrack();
+    for (const release of [...inFlight]) release();
     stats.activeConnections--;
   })();
 
-  return { shutdown: () => connection.shutdown(), done };
+  const session: Session = {
+    shutdown: () => connection.shutdown(),
+    get idle() {
+      // Not while the last answer is still being written: the engine is done with it, the flow not yet.
+      return !broken && !reclaimed && writingBytes === 0 && connection.idle;
+    },
+    reclaim() {
+      if (broken || reclaimed) return;
+      reclaimed = true;
+      connection.destroy();
+      outputReady.notify();
+      inputWanted.notify();
+    },
+    settled,
+    done,
+  };
+  afterResponse = () => context.onMaybeIdle(session);
+  return session;
+}
+
+/** Body reads go into buffers of at most this size (and at most the engine's room). */
+const BODY_READ_BYTES = 16 * 1024;
+
+/**
+ * Reads at most `room` bytes (and BODY_READ_BYTES) into a buffer of the connection's own, which the
+ * engine then keeps views of. A read that fills less than half of it is copied to its size, so a
+ * trickle of small segments does not pin a buffer each.
+ */
+async function readBounded(flow: ByteFlow, readInto: (buffer: Uint8Array) => Promise<number>, room: number): Promise<Uint8Array | undefined> {
+  const buffer = new Uint8Array(Math.max(1, Math.min(room, BODY_READ_BYTES)));
+  const count = await readInto.call(flow, buffer);
+  if (count === 0) return undefined;
+  return count * 2 < buffer.length ? buffer.slice(0, count) : buffer.subarray(0, count);
+}
+
+/** Whether `promise` settled within `ms` (true), or the time ran out first (false). */
+async function withDeadline(promise: Promise<unknown>, timers: HttpTimers, ms: number): Promise<boolean> {
+  let timer: { cancel(): void } | undefined;
+  const expired = new Promise<boolean>((resolve) => {
+    timer = timers.at(timers.now() + ms, () => resolve(false));
+  });
+  try {
+    return await Promise.race([promise.then(() => true), expired]);
+  } finally {
+    timer?.cancel();
+  }
+}
+
+function connectionLimitLine(kind: ConnectionLimitKind, peer: string, connection: Http1Connection): string {
+  const limits = connection.limits;
+  if (kind === "pipelinedRequests") return `${peer}: ${limits.maxPipelinedRequests} requests parsed ahead of their answers (maxPipelinedRequests): reading paused`;
+  if (kind === "pipelinedBytes") return `${peer}: ${limits.maxPipelinedBytes} bytes of request heads parsed ahead of their answers (maxPipelinedBytes): reading paused`;
+  return `${peer}: nothing could be sent for ${connection.timeouts.sendTimeoutMs} ms (sendTimeoutMs): connection reset`;
 }
 
 /** Serves HTTP/1.1 on one connection until it closes. Never rejects. */
 export function serveHttpConnection(flow: ByteFlow, handler: FetchHandler, options: ServeOptions = {}): Promise<void> {
-  return startSession(flow, handler, options, options.stats ?? new HttpStats()).done;
+  const context = serverContext(options, options.stats ?? new HttpStats(), () => undefined);
+  return startSession(flow, handler, options, context).done;
 }
 
 /**
  * Serves HTTP/1.1 on every connection `listen` accepts, e.g.
  * `serveHttp((accept) => tcp.listen(80, accept), handler)`. Counters are registered as "http"
  * (or `countersName`).
+ *
+ * At most `maxConnections` connections are served at once (ServerLimits). At the cap, a new one
+ * takes the place of the oldest idle connection, which is closed (it owes nothing); with none
+ * idle, it waits unread (its bytes stay in TCP, whose window then closes) among at most
+ * `maxQueuedConnections`, and takes the next place that frees up, or that of the next
+ * connection to turn idle; beyond those, it is reset. A request is never dropped to make room.
  */
 export function serveHttp(
   listen: (accept: (flow: ByteFlow) => void) => unknown,
@@ -643,21 +873,83 @@ export function serveHttp(
 ): HttpServer {
   const stats = options.stats ?? new HttpStats();
   registerCounters(options.countersName ?? "http", () => stats.snapshot());
+  /** Every session until it closed, for close(). */
   const sessions = new Set<Session>();
+  /** Sessions holding a place under maxConnections, oldest first. */
+  const serving = new Set<Session>();
+  const waiting: ByteFlow[] = [];
   let closing = false;
+
+  const reclaim = (session: Session): void => {
+    serving.delete(session);
+    session.reclaim();
+    stats.limitHits.idleConnectionsClosed++;
+    context.reporter.bit("idleConnectionsClosed", () => `${context.limits.maxConnections} connections open (maxConnections): closed the oldest idle one for a new one`);
+  };
+  const start = (flow: ByteFlow): void => {
+    const session = startSession(flow, handler, options, context);
+    sessions.add(session);
+    serving.add(session);
+    void session.settled.then(() => {
+      serving.delete(session);
+      admitWaiting();
+    });
+    void session.done.then(() => sessions.delete(session));
+  };
+  const admitWaiting = (): void => {
+    while (!closing && serving.size < context.limits.maxConnections) {
+      const next = waiting.shift();
+      if (next === undefined) break;
+      stats.queuedConnections = waiting.length;
+      start(next);
+    }
+  };
+  const context = serverContext(options, stats, (session) => {
+    if (waiting.length === 0 || !serving.has(session) || !session.idle) return;
+    reclaim(session);
+    admitWaiting();
+  });
+  const { maxConnections, maxQueuedConnections } = context.limits;
+
   listen((flow) => {
     if (closing) {
       flow.close().catch(() => flow.abort());
       return;
     }
-    const session = startSession(flow, handler, options, stats);
-    sessions.add(session);
-    void session.done.then(() => sessions.delete(session));
+    if (serving.size >= maxConnections) {
+      let idle: Session | undefined;
+      for (const session of serving) {
+        if (session.idle) {
+          idle = session;
+          break;
+        }
+      }
+      if (idle !== undefined) {
+        reclaim(idle);
+      } else if (waiting.length < maxQueuedConnections) {
+        waiting.push(flow);
+        stats.queuedConnections = waiting.length;
+        stats.limitHits.connectionsQueued++;
+        context.reporter.bit("connectionsQueued", () => `${maxConnections} connections open (maxConnections), none idle: new connections wait for a place`);
+        return;
+      } else {
+        stats.limitHits.connectionsRefused++;
+        context.reporter.bit(
+          "connectionsRefused",
+          () => `${maxConnections} connections open and ${maxQueuedConnections} waiting (maxConnections, maxQueuedConnections): new connection from ${addressText(flow.remoteAddress) ?? "a peer"} reset`,
+        );
+        flow.abort();
+        return;
+      }
+    }
+    start(flow);
   });
   return {
     stats,
     async close() {
       closing = true;
+      for (const flow of waiting.splice(0)) flow.close().catch(() => flow.abort());
+      stats.queuedConnections = 0;
       const open = [...sessions];
       for (const session of open) session.shutdown();
       await Promise.all(open.map((session) => session.done));

@@ -5,6 +5,7 @@
 import type { CounterSnapshot } from "../runtime/counters.ts";
 import type { ExchangeRecord } from "./connection.ts";
 import { isTimeoutKind, type ProtocolError, type ProtocolErrorKind } from "./errors.ts";
+import type { LimitKind } from "./limits.ts";
 
 export class HttpStats {
   connections = 0;
@@ -27,6 +28,39 @@ export class HttpStats {
   headersTimeouts = 0;
   idleTimeouts = 0;
   bodyTimeouts = 0;
+  /** How often each server or connection limit bit (see LimitKind in limits.ts). */
+  readonly limitHits: Record<LimitKind, number> = {
+    connectionsQueued: 0,
+    idleConnectionsClosed: 0,
+    connectionsRefused: 0,
+    requestsRejected: 0,
+    pipelinedRequests: 0,
+    pipelinedBytes: 0,
+    sendTimeout: 0,
+  };
+  /** Requests handed to the handler whose responses are not finished yet. */
+  requestsInFlight = 0;
+  /** Connections waiting for a place under maxConnections. */
+  queuedConnections = 0;
+  /** Measures of each open connection's HTTP-layer buffers (see bufferedBytes). */
+  private readonly bufferProbes = new Set<() => number>();
+
+  /**
+   * Bytes the HTTP layer holds for open connections right now: raw input read ahead of the
+   * parser, request heads and bodies not yet taken by handlers, response bytes queued or being
+   * written to the flow. Not TCP's buffers (atoll/net/tcp counts those), not what handlers keep.
+   */
+  get bufferedBytes(): number {
+    let bytes = 0;
+    for (const probe of this.bufferProbes) bytes += probe();
+    return bytes;
+  }
+
+  /** Adds a connection's buffer measure to bufferedBytes; returns its removal. */
+  trackBuffers(probe: () => number): () => void {
+    this.bufferProbes.add(probe);
+    return () => this.bufferProbes.delete(probe);
+  }
 
   recordResponse(record: ExchangeRecord): void {
     if (record.aborted) this.abortedResponses++;
@@ -65,6 +99,16 @@ export class HttpStats {
       headersTimeouts: this.headersTimeouts,
       idleTimeouts: this.idleTimeouts,
       bodyTimeouts: this.bodyTimeouts,
+      sendTimeouts: this.limitHits.sendTimeout,
+      connectionsQueued: this.limitHits.connectionsQueued,
+      idleConnectionsClosed: this.limitHits.idleConnectionsClosed,
+      connectionsRefused: this.limitHits.connectionsRefused,
+      requestsRejected: this.limitHits.requestsRejected,
+      pipelinedRequestsLimited: this.limitHits.pipelinedRequests,
+      pipelinedBytesLimited: this.limitHits.pipelinedBytes,
+      requestsInFlight: this.requestsInFlight,
+      queuedConnections: this.queuedConnections,
+      bufferedBytes: this.bufferedBytes,
     };
     for (const [kind, count] of this.parseErrorsByKind) snapshot[`parseErrors.${kind}`] = count;
     return snapshot;
