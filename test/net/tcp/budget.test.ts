@@ -218,6 +218,42 @@ describe("TCP budget", () => {
     assert.equal(resets[0], 2000, "the least recently active went first");
   });
 
+  it("over memoryHigh with nothing to spare, drops received data that would grow a ring (unacknowledged, counted), and takes it again once read", async () => {
+    const net = new TcpNetwork();
+    // One connection with its request: a 4 KiB ring and 1 KiB of overhead, under pressure (4 KiB) but not over the high mark (6 KiB).
+    const { host, flows } = server(net, { connectionOverhead: 1024, memoryLow: 2 * 1024, memoryPressure: 4 * 1024, memoryHigh: 6 * 1024 });
+    const peer = net.rawPeer("198.18.0.7/24");
+    await net.drive(peer.stack.ping(host.address));
+    const synAck = (await handshake(net, peer, host, 80, 2000, REQUEST)) ?? assert.fail("no SYN-ACK");
+    assert.equal(host.tcp.budget.underPressure, true);
+    // The peer fills the window it was offered before the pressure began, 1000 bytes a segment; the application does not read.
+    const isn = 2000 * 1000;
+    const body = patternBytes(20_000, 7);
+    const sendFrom = (offset: number): void => {
+      for (let at = offset; at < body.length; at += 1000) {
+        peer.send(host.address, { srcPort: 2000, dstPort: 80, seq: seqAdd(isn, 1 + REQUEST.length + at), ack: seqAdd(synAck.seq, 1), flags: TcpFlag.Ack, payload: body.subarray(at, Math.min(at + 1000, body.length)) });
+      }
+    };
+    peer.received.length = 0;
+    sendFrom(0);
+    await net.advance(50);
+    const acked = (): number => Math.max(...peer.received.filter((segment) => segment.dstPort === 2000 && segment.flags & TcpFlag.Ack).map((segment) => segment.ack - (isn + 1)));
+    const taken = acked();
+    assert.ok(host.tcp.counters.receivePruned >= 1, "the drop was counted");
+    assert.ok(taken < REQUEST.length + body.length, `not all was acknowledged (${taken})`);
+    assert.ok(host.tcp.budget.memoryUsed <= 1024 + 8192, `the ring grew once at most: ${host.tcp.budget.memoryUsed} bytes accounted`);
+    // The application reads what was taken; the peer retransmits the rest, which now fits: nothing is lost.
+    const flow = flows[0] ?? assert.fail("no flow");
+    const received: Uint8Array[] = [];
+    for (let round = 0; round < 20 && acked() < REQUEST.length + body.length; round++) {
+      while (flow.connection.readableBytes > 0) received.push((await net.drive(flow.read())) ?? new Uint8Array());
+      sendFrom(acked() - REQUEST.length);
+      await net.advance(50);
+    }
+    while (flow.connection.readableBytes > 0) received.push((await net.drive(flow.read())) ?? new Uint8Array());
+    assert.deepEqual(Buffer.concat(received), Buffer.concat([REQUEST, body]));
+  });
+
   it("resets a connection closed beyond maxOrphans, and counts it", async () => {
     const net = new TcpNetwork();
     const { host, flows } = server(net, { maxOrphans: 1 });

@@ -81,7 +81,7 @@ export class BudgetEntry {
 }
 
 /** The limits that bite, each with its own log line and counter. */
-export type BudgetLimit = "connections" | "listener" | "source" | "memory" | "orphans" | "orphan-timeout" | "evicted";
+export type BudgetLimit = "connections" | "listener" | "source" | "memory" | "orphans" | "orphan-timeout" | "evicted" | "pruned";
 
 export type MemoryState = "normal" | "pressure";
 
@@ -131,6 +131,17 @@ export class TcpBudget {
   /** Under pressure buffers stop growing and windows offer only what is allocated (tcp_mem's pressure mode). */
   get underPressure(): boolean {
     return this.state === "pressure";
+  }
+
+  /**
+   * Over the high mark with nothing left to spare: received data that would make a ring allocate
+   * more is dropped unacknowledged (the peer retransmits it), as Linux drops segments when
+   * tcp_try_rmem_schedule fails over tcp_mem's hard limit (TCPRcvQDrop). Windows offered before
+   * the pressure began are never taken back (RFC 9293 §3.8.6), so without this the peers of
+   * connections admitted before it could still fill them all.
+   */
+  get overHigh(): boolean {
+    return this.memory > this.limits.memoryHigh;
   }
 
   get connections(): number {
@@ -287,6 +298,9 @@ export class TcpBudget {
         break;
       case "evicted":
         counters.evicted++;
+        break;
+      case "pruned":
+        counters.receivePruned++;
         break;
     }
     this.strained = true;

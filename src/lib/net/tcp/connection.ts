@@ -841,7 +841,15 @@ export class TcpConnection implements BudgetedConnection {
   private acceptData(start: number, bytes: Uint8Array, dataStart: number, length: number): void {
     const buffer = this.receiveBuffer;
     const offset = seqDiff(start, this.rcvNxt);
-    const room = buffer.roomAt(offset);
+    let room = buffer.roomAt(offset);
+    // Over the memory high mark, only what the ring already allocated can hold (budget.overHigh).
+    if (this.host.budget.overHigh) {
+      const held = Math.max(0, buffer.allocated - buffer.readable - offset);
+      if (length > held) {
+        room = Math.min(room, held);
+        this.host.budget.bite("pruned", `dropped received data over the memory high mark (${kibText(this.host.budget.limits.memoryHigh)}, memoryHigh): the peer retransmits it`);
+      }
+    }
     if (length > room) length = room;
     if (length <= 0) {
       this.ackNow = true;
@@ -2312,4 +2320,8 @@ function formatSeconds(ms: number): string {
 
 function formatAddress(address: Ipv4Address): string {
   return `${address >>> 24}.${(address >>> 16) & 0xff}.${(address >>> 8) & 0xff}.${address & 0xff}`;
+}
+
+function kibText(bytes: number): string {
+  return `${Math.round(bytes / 1024)} KiB`;
 }

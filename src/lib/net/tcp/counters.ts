@@ -66,6 +66,8 @@ export type TcpCounters = {
   sourceLimitDrops: number;
   memoryLimitDrops: number;
   /** Connections reset to make room for new ones or memory (embryonic, TIME-WAIT or silent for evictIdleMs; least recently active first). */
+  /** Received segments (or their tails) dropped unacknowledged over the memory high mark: their ring would have grown (TCPRcvQDrop). */
+  receivePruned: number;
   evicted: number;
   /**
    * Orphans reset at close because maxOrphans were already held; and orphans or shut-down
@@ -118,6 +120,7 @@ export function newTcpCounters(): TcpCounters {
     listenerLimitDrops: 0,
     sourceLimitDrops: 0,
     memoryLimitDrops: 0,
+    receivePruned: 0,
     evicted: 0,
     orphansReset: 0,
     orphansTimedOut: 0,
