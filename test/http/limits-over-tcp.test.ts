@@ -88,8 +88,8 @@ test("over TCP: clients that POST 1 MiB to /echo and never read hold bounded HTT
   for (const flow of flows) flow.abort();
 });
 
-test("over TCP: a flood of partial request lines holds maxConnections places, waits or is reset beyond, and every one closes at headersTimeoutMs", async () => {
-  const { net, stats, connect, warnings, http } = setup({ limits: { maxConnections: 10, maxQueuedConnections: 5 }, timeouts: { headersTimeoutMs: 10_000 } });
+test("over TCP: a flood of partial request lines younger than stalledHeadMs holds maxConnections places, waits or is reset beyond, and every one closes at headersTimeoutMs", async () => {
+  const { net, stats, connect, warnings, http } = setup({ limits: { maxConnections: 10, maxQueuedConnections: 5, stalledHeadMs: 60_000 }, timeouts: { headersTimeoutMs: 10_000 } });
   const peers: ReturnType<typeof drain>[] = [];
   for (let index = 0; index < 30; index++) {
     const flow = await connect();

@@ -210,6 +210,54 @@ test("maxConnections: with none idle the next connection waits unread, takes the
   await close();
 });
 
+test("maxConnections: with none idle, a new connection takes the place of the oldest stalled request head (a slowloris flood holds no place), never of a request in flight", async () => {
+  const gate = gatedHandler();
+  const { connect, stats, log, close } = listening(gate.handler, { limits: { maxConnections: 3, maxQueuedConnections: 1 } });
+  const busy = connect();
+  await busy.send(GET("/wait"));
+  const slowOld = connect();
+  await slowOld.send("GET / HTTP/1.1\r\nHo");
+  await settle(5);
+  const slowNew = connect();
+  await slowNew.send("GET / HTTP/1.1\r\nHo");
+  await settle(5);
+
+  // At the cap, none idle: the oldest partial head goes, with a FIN; the younger one and the request in flight stay.
+  const client = connect();
+  await slowOld.until(() => slowOld.outcome !== "open", "the oldest stalled head to be closed");
+  assert.equal(slowOld.outcome, "ended");
+  assert.equal(slowNew.outcome, "open");
+  await client.send(GET("/c"));
+  await client.until(() => client.statuses().length === 1, "the new connection's answer");
+  assert.deepEqual(client.statuses(), [200]);
+  assert.equal(stats.limitHits.stalledHeadsClosed, 1);
+  assert.equal(stats.limitHits.connectionsQueued, 0);
+  assert.match(log.warnings.join("\n"), /none idle: closed the one whose request head had been arriving longest \(stalledHeadMs\)/);
+  gate.release();
+  await busy.until(() => busy.statuses().length === 1, "the request in flight");
+  assert.deepEqual(busy.statuses(), [200]);
+  await close();
+});
+
+test("maxConnections: a stalled head younger than stalledHeadMs keeps its place; the new connection waits", async () => {
+  const gate = gatedHandler();
+  const { connect, stats, close } = listening(gate.handler, { limits: { maxConnections: 2, maxQueuedConnections: 1, stalledHeadMs: 60_000 } });
+  const busy = connect();
+  await busy.send(GET("/wait"));
+  const slow = connect();
+  await slow.send("GET / HTTP/1.1\r\nHo");
+  await settle(5);
+  const queued = connect();
+  await queued.send(GET("/q"));
+  await settle(5);
+  assert.equal(slow.outcome, "open");
+  assert.equal(stats.limitHits.stalledHeadsClosed, 0);
+  assert.equal(stats.limitHits.connectionsQueued, 1);
+  gate.release();
+  await busy.until(() => busy.statuses().length === 1, "the request in flight");
+  await close();
+});
+
 test("maxConcurrentRequests: a request past the cap gets 503 with Retry-After at once; the ones in flight finish", async () => {
   const gate = gatedHandler();
   const { connect, stats, log, close } = listening(gate.handler, { limits: { maxConcurrentRequests: 2, retryAfterSeconds: 3 } });
@@ -557,7 +605,7 @@ test("counters: every limit shows in the registered snapshot", async () => {
   assert.equal(snapshot.connectionsRefused, 1);
   assert.equal(snapshot.requestsInFlight, 1);
   assert.equal(typeof snapshot.bufferedBytes, "number");
-  for (const name of ["sendTimeouts", "connectionsQueued", "idleConnectionsClosed", "requestsRejected", "pipelinedRequestsLimited", "pipelinedBytesLimited", "queuedConnections"]) {
+  for (const name of ["sendTimeouts", "connectionsQueued", "idleConnectionsClosed", "stalledHeadsClosed", "requestsRejected", "pipelinedRequestsLimited", "pipelinedBytesLimited", "queuedConnections"]) {
     assert.equal(typeof snapshot[name], "number", name);
   }
   gate.release();

@@ -522,6 +522,16 @@ export class Http1Connection {
     return !this.destroyed && this.acceptRequests && this.queue.length === 0 && !this.head.started && this.pendingBytes === 0 && this.output.length === 0;
   }
 
+  /**
+   * When a request head has been arriving since (ms, the timers' clock) with nothing else in
+   * progress or to write on this connection: what the server may spare at its connection cap
+   * (ServerLimits.stalledHeadMs). Undefined otherwise.
+   */
+  get headStalledSince(): number | undefined {
+    if (this.destroyed || !this.head.started || this.queue.length > 0 || this.output.length > 0 || this.headersDeadline === NO_DEADLINE) return undefined;
+    return this.headersDeadline - this.timeouts.headersTimeoutMs;
+  }
+
   /** True when no further output will be produced: flush what takeOutput() holds, then close. */
   get finished(): boolean {
     return this.destroyed || (!this.acceptRequests && this.queue.length === 0);

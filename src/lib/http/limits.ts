@@ -18,6 +18,16 @@ export interface ServerLimits {
   /** Connections waiting for a place (the HTTP side of a listen backlog); beyond it they are reset. */
   readonly maxQueuedConnections: number;
   /**
+   * At the cap with none idle, the connection whose request head has been arriving longest without
+   * completing (nothing else in progress on it), if for at least this long, is closed like an idle
+   * one to make room (counted as stalledHeadsClosed). A flood of partial request lines (slowloris)
+   * would otherwise hold every place until headersTimeoutMs while real clients wait. Default 0:
+   * the oldest such head, however young: a flood of 400 connections a second turns 256 places over
+   * in 0.64 s, so any fixed age above that would let it keep every place; a real client's head
+   * comes in one segment or a few within a round trip, so it is the youngest, not the oldest.
+   */
+  readonly stalledHeadMs: number;
+  /**
    * Requests whose handlers run (or whose responses are still being produced) at once, over all
    * connections; beyond it a request is answered at once with 503 and `Retry-After` (RFC 9110
    * §15.6.4, §10.2.3) rather than queued: an answer costs no memory, and the client knows.
@@ -43,6 +53,7 @@ export interface ServerLimits {
 export const DEFAULT_SERVER_LIMITS: ServerLimits = {
   maxConnections: 256,
   maxQueuedConnections: 64,
+  stalledHeadMs: 0,
   maxConcurrentRequests: 128,
   retryAfterSeconds: 1,
 };
@@ -56,6 +67,8 @@ export type LimitKind =
   | "connectionsQueued"
   /** An idle keep-alive connection was closed to make room for a new one. */
   | "idleConnectionsClosed"
+  /** A connection whose request head stalled for stalledHeadMs was closed to make room for a new one. */
+  | "stalledHeadsClosed"
   /** A connection was reset: maxConnections served and maxQueuedConnections waiting. */
   | "connectionsRefused"
   /** A request was answered 503: maxConcurrentRequests in flight. */

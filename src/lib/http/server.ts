@@ -533,6 +533,7 @@ function serverLimits(limits: ServeOptions["limits"]): ServerLimits {
   return {
     maxConnections: limits?.maxConnections ?? DEFAULT_SERVER_LIMITS.maxConnections,
     maxQueuedConnections: limits?.maxQueuedConnections ?? DEFAULT_SERVER_LIMITS.maxQueuedConnections,
+    stalledHeadMs: limits?.stalledHeadMs ?? DEFAULT_SERVER_LIMITS.stalledHeadMs,
     maxConcurrentRequests: limits?.maxConcurrentRequests ?? DEFAULT_SERVER_LIMITS.maxConcurrentRequests,
     retryAfterSeconds: limits?.retryAfterSeconds ?? DEFAULT_SERVER_LIMITS.retryAfterSeconds,
   };
@@ -568,7 +569,9 @@ interface Session {
   shutdown(): void;
   /** Whether closing it now loses nothing: no request in progress, none begun (Http1Connection.idle). */
   readonly idle: boolean;
-  /** Closes an idle connection at once, with a FIN and without lingering: it owes the peer nothing. */
+  /** When its request head began arriving, if that is all it is doing (Http1Connection.headStalledSince). */
+  readonly headStalledSince: number | undefined;
+  /** Closes an idle (or stalled) connection at once, with a FIN and without lingering: it owes the peer nothing. */
   reclaim(): void;
   /** Resolves when the connection has no more HTTP work to do (before lingering): its place is free. */
   readonly settled: Promise<void>;
@@ -800,6 +803,9 @@ function startSession(flow: ByteFlow, handler: FetchHandler, options: ServeOptio
       // Not while the last answer is still being written: the engine is done with it, the flow not yet.
       return !broken && !reclaimed && writingBytes === 0 && connection.idle;
     },
+    get headStalledSince() {
+      return broken || reclaimed || writingBytes > 0 ? undefined : connection.headStalledSince;
+    },
     reclaim() {
       if (broken || reclaimed) return;
       reclaimed = true;
@@ -886,6 +892,29 @@ export function serveHttp(
     stats.limitHits.idleConnectionsClosed++;
     context.reporter.bit("idleConnectionsClosed", () => `${context.limits.maxConnections} connections open (maxConnections): closed the oldest idle one for a new one`);
   };
+  /** At the cap with none idle: the connection whose head stalled longest (stalledHeadMs at least), if any. */
+  const oldestStalledHead = (): Session | undefined => {
+    const before = context.timers.now() - context.limits.stalledHeadMs;
+    let oldest: Session | undefined;
+    let oldestSince = before;
+    for (const session of serving) {
+      const since = session.headStalledSince;
+      if (since !== undefined && since <= before && (oldest === undefined || since < oldestSince)) {
+        oldest = session;
+        oldestSince = since;
+      }
+    }
+    return oldest;
+  };
+  const reclaimStalled = (session: Session): void => {
+    serving.delete(session);
+    session.reclaim();
+    stats.limitHits.stalledHeadsClosed++;
+    context.reporter.bit(
+      "stalledHeadsClosed",
+      () => `${context.limits.maxConnections} connections open (maxConnections), none idle: closed the one whose request head had been arriving longest (stalledHeadMs) for a new one`,
+    );
+  };
   const start = (flow: ByteFlow): void => {
     const session = startSession(flow, handler, options, context);
     sessions.add(session);
@@ -924,8 +953,11 @@ export function serveHttp(
           break;
         }
       }
+      const stalled = idle === undefined ? oldestStalledHead() : undefined;
       if (idle !== undefined) {
         reclaim(idle);
+      } else if (stalled !== undefined) {
+        reclaimStalled(stalled);
       } else if (waiting.length < maxQueuedConnections) {
         waiting.push(flow);
         stats.queuedConnections = waiting.length;

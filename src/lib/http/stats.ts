@@ -32,6 +32,7 @@ export class HttpStats {
   readonly limitHits: Record<LimitKind, number> = {
     connectionsQueued: 0,
     idleConnectionsClosed: 0,
+    stalledHeadsClosed: 0,
     connectionsRefused: 0,
     requestsRejected: 0,
     pipelinedRequests: 0,
@@ -102,6 +103,7 @@ export class HttpStats {
       sendTimeouts: this.limitHits.sendTimeout,
       connectionsQueued: this.limitHits.connectionsQueued,
       idleConnectionsClosed: this.limitHits.idleConnectionsClosed,
+      stalledHeadsClosed: this.limitHits.stalledHeadsClosed,
       connectionsRefused: this.limitHits.connectionsRefused,
       requestsRejected: this.limitHits.requestsRejected,
       pipelinedRequestsLimited: this.limitHits.pipelinedRequests,
