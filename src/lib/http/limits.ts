@@ -18,9 +18,10 @@ export interface ServerLimits {
   /** Connections waiting for a place (the HTTP side of a listen backlog); beyond it they are reset. */
   readonly maxQueuedConnections: number;
   /**
-   * At the cap with none idle, the connection whose request head has been arriving longest without
-   * completing (nothing else in progress on it), if for at least this long, is closed like an idle
-   * one to make room (counted as stalledHeadsClosed). A flood of partial request lines (slowloris)
+   * At the cap with no keep-alive connection idle, the connection that has waited longest for a
+   * request (silent since it was accepted, or with a head arriving that has not completed, and
+   * nothing else in progress on it), if for at least this long, is closed like an idle one to make
+   * room (counted as stalledHeadsClosed). A flood of partial request lines (slowloris)
    * would otherwise hold every place until headersTimeoutMs while real clients wait. Default 0:
    * the oldest such head, however young: a flood of 400 connections a second turns 256 places over
    * in 0.64 s, so any fixed age above that would let it keep every place; a real client's head

@@ -569,8 +569,14 @@ interface Session {
   shutdown(): void;
   /** Whether closing it now loses nothing: no request in progress, none begun (Http1Connection.idle). */
   readonly idle: boolean;
-  /** When its request head began arriving, if that is all it is doing (Http1Connection.headStalledSince). */
-  readonly headStalledSince: number | undefined;
+  /** Idle after answering at least one request: a keep-alive connection between requests. */
+  readonly keptAlive: boolean;
+  /**
+   * Since when (ms) it has been only waiting for a request: idle and never answered (since it was
+   * accepted), or with a request head arriving and nothing else in progress (since that head
+   * began, Http1Connection.headStalledSince). Undefined while it does anything else.
+   */
+  readonly waitingSince: number | undefined;
   /** Closes an idle (or stalled) connection at once, with a FIN and without lingering: it owes the peer nothing. */
   reclaim(): void;
   /** Resolves when the connection has no more HTTP work to do (before lingering): its place is free. */
@@ -581,6 +587,8 @@ interface Session {
 function startSession(flow: ByteFlow, handler: FetchHandler, options: ServeOptions, context: ServerContext): Session {
   const { stats, reporter, timers, logger } = context;
   const wallClock = options.wallClock ?? (() => base().clockWall() / NS_PER_MS);
+  const acceptedAt = timers.now();
+  let answered = false;
   const resolved: ResolvedOptions = {
     lastUrl: { scheme: "", authority: "", target: "", url: "" },
     scheme: options.scheme ?? "http",
@@ -803,8 +811,12 @@ function startSession(flow: ByteFlow, handler: FetchHandler, options: ServeOptio
       // Not while the last answer is still being written: the engine is done with it, the flow not yet.
       return !broken && !reclaimed && writingBytes === 0 && connection.idle;
     },
-    get headStalledSince() {
-      return broken || reclaimed || writingBytes > 0 ? undefined : connection.headStalledSince;
+    get keptAlive() {
+      return answered && session.idle;
+    },
+    get waitingSince() {
+      if (broken || reclaimed || writingBytes > 0) return undefined;
+      return connection.idle ? (answered ? undefined : acceptedAt) : connection.headStalledSince;
     },
     reclaim() {
       if (broken || reclaimed) return;
@@ -816,7 +828,10 @@ function startSession(flow: ByteFlow, handler: FetchHandler, options: ServeOptio
     settled,
     done,
   };
-  afterResponse = () => context.onMaybeIdle(session);
+  afterResponse = () => {
+    answered = true;
+    context.onMaybeIdle(session);
+  };
   return session;
 }
 
@@ -892,13 +907,16 @@ export function serveHttp(
     stats.limitHits.idleConnectionsClosed++;
     context.reporter.bit("idleConnectionsClosed", () => `${context.limits.maxConnections} connections open (maxConnections): closed the oldest idle one for a new one`);
   };
-  /** At the cap with none idle: the connection whose head stalled longest (stalledHeadMs at least), if any. */
+  /**
+   * At the cap with no keep-alive connection idle: the connection that has been waiting longest
+   * for a request (silent since accepted, or with an incomplete head), stalledHeadMs at least.
+   */
   const oldestStalledHead = (): Session | undefined => {
     const before = context.timers.now() - context.limits.stalledHeadMs;
     let oldest: Session | undefined;
     let oldestSince = before;
     for (const session of serving) {
-      const since = session.headStalledSince;
+      const since = session.waitingSince;
       if (since !== undefined && since <= before && (oldest === undefined || since < oldestSince)) {
         oldest = session;
         oldestSince = since;
@@ -912,7 +930,7 @@ export function serveHttp(
     stats.limitHits.stalledHeadsClosed++;
     context.reporter.bit(
       "stalledHeadsClosed",
-      () => `${context.limits.maxConnections} connections open (maxConnections), none idle: closed the one whose request head had been arriving longest (stalledHeadMs) for a new one`,
+      () => `${context.limits.maxConnections} connections open (maxConnections), none idle: closed the one waiting longest for a request (silent, or its head incomplete; stalledHeadMs) for a new one`,
     );
   };
   const start = (flow: ByteFlow): void => {
@@ -947,8 +965,11 @@ export function serveHttp(
     }
     if (serving.size >= maxConnections) {
       let idle: Session | undefined;
+      // Keep-alive connections between requests first, as nginx reuses them; a connection not yet
+      // answered is waiting for its first request, and competes by age with incomplete heads
+      // (a new one whose request has not been read yet must not be the first to go).
       for (const session of serving) {
-        if (session.idle) {
+        if (session.keptAlive) {
           idle = session;
           break;
         }

@@ -110,7 +110,7 @@ test("website on spt --memory 64 survives a spoofed-source handshake flood and d
     assert.equal(appliance.exitCode, null, `the appliance is alive: ${appliance.output()}`);
     assert.ok(ok / (ok + failed) >= 0.9 && worstStreak <= 3, report);
     assert.ok(peak.hwmKiB - baseline <= MEMORY_GROWTH_BOUND_KIB, report);
-    assert.match(appliance.output(), /tcp: .*refused|tcp: reset the least recently active/, "the limits that bit were logged");
+    assert.match(appliance.output(), /tcp: .*refused|tcp: reset /, "the limits that bit were logged");
     await waitFor("the TCP layer back at rest", () => atRest(appliance.output()), DRAIN_BOUND_MS);
     const drained = Date.now() - floodEnded;
     assert.ok(fetchOnce(namespace), "served after the flood");

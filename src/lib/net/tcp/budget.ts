@@ -242,7 +242,7 @@ export class TcpBudget {
     const entry = connection.entry;
     if (entry.orphan) return true;
     if (this.orphanCount >= this.limits.maxOrphans) {
-      this.refuse("orphans", `${this.limits.maxOrphans} orphaned connections (maxOrphans)`);
+      this.bite("orphans", `reset a connection its application closed: ${this.limits.maxOrphans} orphaned connections already (maxOrphans)`);
       return false;
     }
     entry.orphan = true;
