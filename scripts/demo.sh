@@ -66,7 +66,14 @@ for _ in $(seq 1 150); do
   sleep 0.1
 done
 echo "== GET http://127.0.0.1:$port/$(have curl || echo '   (curl is not installed: fetched with Node)')"
-response=$(fetch "http://127.0.0.1:$port/")
+# The gateway listens on the host port before the appliance has its address and its listener (it
+# learns them by DHCP first); a connection relayed before then is refused by the appliance and
+# reset, as with any published port whose service is still starting. So retry for a while.
+for attempt in $(seq 1 50); do
+  if response=$(fetch "http://127.0.0.1:$port/" 2>/dev/null); then break; fi
+  if [ "$attempt" -eq 50 ]; then response=$(fetch "http://127.0.0.1:$port/"); fi
+  sleep 0.1
+done
 head -n 20 <<<"$response"
 echo "..."
 echo "== GET http://127.0.0.1:$port/nope"
