@@ -122,6 +122,14 @@ export function allowlist(fds: LockdownFds): AllowedCall[] {
     { syscall: "epoll_ctl", why: "libuv registers its fds lazily, on the first loop turns after lockdown", when: onFds(fds.epolls) },
     ...engineCalls(fds.pid),
     { syscall: "close", why: "the tender closes its devices at the end (no call can create an fd, so any number is safe)", when: "always" },
+    ...nodeExitCalls("the appliance"),
+  ];
+  return calls;
+}
+
+/** What Node's exit path needs, in any process that runs Node: `who` ends with exit_group. */
+export function nodeExitCalls(who: string): AllowedCall[] {
+  return [
     { syscall: "fstat", why: "Node restores the state of stdin/stdout/stderr at exit (on those fds only)", when: onFds(STDIO) },
     { syscall: "fcntl", why: "Node restores stdio's O_NONBLOCK flag at exit", when: [...onFds(STDIO, argIs(1, F_GETFL)), ...onFds(STDIO, argIs(1, F_SETFL))] },
     {
@@ -130,9 +138,8 @@ export function allowlist(fds: LockdownFds): AllowedCall[] {
       when: [...onFds(STDIO, argIs(1, TCGETS)), ...onFds(STDIO, argIs(1, TCSETS))],
     },
     { syscall: "exit", why: "a thread ends (V8's workers at exit)", when: "always" },
-    { syscall: "exit_group", why: "the appliance ends", when: "always" },
+    { syscall: "exit_group", why: `${who} ends`, when: "always" },
   ];
-  return calls;
 }
 
 /**

@@ -25,7 +25,7 @@
  * bit in the argument passes while the kernel reads the low 32; and a frame too large for the
  * appliance's buffer is cut short there and dropped as malformed anyway.)
  */
-import { argIs, engineCalls, onFds, type AllowedCall } from "../spt/allowlist.ts";
+import { argIs, engineCalls, nodeExitCalls, onFds, type AllowedCall } from "../spt/allowlist.ts";
 
 /** The file descriptors the gateway holds at lockdown, by role. */
 export interface GatewayLockdownFds {
@@ -39,18 +39,12 @@ export interface GatewayLockdownFds {
   readonly pid: number;
 }
 
-const STDIO = [0, 1, 2];
-
 // Linux x86_64 values (uapi headers).
 const SOL_SOCKET = 1;
 const SO_LINGER = 13;
 const IPPROTO_TCP = 6;
 const TCP_NODELAY = 1;
 const SHUT_WR = 1;
-const TCGETS = 0x5401;
-const TCSETS = 0x5402;
-const F_GETFL = 3;
-const F_SETFL = 4;
 /** accept4's flags: libuv accepts with SOCK_NONBLOCK | SOCK_CLOEXEC, so nothing else is needed. */
 const SOCK_NONBLOCK_CLOEXEC = 0o4000 | 0o2000000;
 
@@ -85,15 +79,7 @@ export function gatewayAllowlist(fds: GatewayLockdownFds): AllowedCall[] {
     { syscall: "epoll_ctl", why: "libuv registers each accepted connection and each watcher change", when: onFds(fds.epolls) },
     ...engineCalls(fds.pid),
     { syscall: "close", why: "connections end; the gateway's sockets close at exit", when: "always" },
-    { syscall: "fstat", why: "Node restores the state of stdin/stdout/stderr at exit (on those fds only)", when: onFds(STDIO) },
-    { syscall: "fcntl", why: "Node restores stdio's O_NONBLOCK flag at exit", when: [...onFds(STDIO, argIs(1, F_GETFL)), ...onFds(STDIO, argIs(1, F_SETFL))] },
-    {
-      syscall: "ioctl",
-      why: "Node restores a terminal's mode at exit (TCGETS and TCSETS on stdio only)",
-      when: [...onFds(STDIO, argIs(1, TCGETS)), ...onFds(STDIO, argIs(1, TCSETS))],
-    },
-    { syscall: "exit", why: "a thread ends (V8's workers at exit)", when: "always" },
-    { syscall: "exit_group", why: "the gateway ends", when: "always" },
+    ...nodeExitCalls("the gateway"),
   ];
 }
 

@@ -17,7 +17,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { ATOLL, exampleImage } from "../../helpers/cli.ts";
 import { Netns } from "../../helpers/netns.ts";
-import { APPLIANCE_ADDRESS, HOST_ADDRESS, HOST_CIDR, linkMac, memory, script, skipReason, tryExec, waitFor, waitForPing } from "../../net/linux/fixtures/lab.ts";
+import { APPLIANCE_ADDRESS, HOST_ADDRESS, HOST_CIDR, linkMac, memory, probeUntil, script, skipReason, tryExec, waitFor, waitForPing } from "../../net/linux/fixtures/lab.ts";
 
 const skip = skipReason("python3", "curl");
 const FLOOD_SECONDS = 15;
@@ -85,22 +85,7 @@ test("website on spt --memory 64 survives a spoofed-source handshake flood and d
     const baseline = memory(pid).rssKiB;
     const applianceMac = /lladdr (\S+)/.exec(namespace.exec(["ip", "neigh", "show", APPLIANCE_ADDRESS]))?.[1] ?? assert.fail("no neighbour entry");
     const flood = namespace.spawn(["python3", script("handshake-flood.py"), "tap0", linkMac(namespace, "tap0"), applianceMac, APPLIANCE_ADDRESS, "80", String(FLOOD_SECONDS), "--rate", String(FLOOD_RATE)]);
-    let ok = 0;
-    let failed = 0;
-    let streak = 0;
-    let worstStreak = 0;
-    let floodDone = false;
-    void flood.exited.then(() => (floodDone = true));
-    while (!floodDone) {
-      if (fetchOnce(namespace)) {
-        ok++;
-        streak = 0;
-      } else {
-        failed++;
-        worstStreak = Math.max(worstStreak, ++streak);
-      }
-      await new Promise((resolve) => setTimeout(resolve, 300));
-    }
+    const { ok, failed, worstStreak } = await probeUntil(flood.exited, () => fetchOnce(namespace));
     const floodEnded = Date.now();
     assert.equal(await flood.exited, 0, flood.output());
     const stats = JSON.parse(flood.output().trim().split("\n").pop() ?? "{}") as { completed?: number };

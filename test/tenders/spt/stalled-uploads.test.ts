@@ -19,7 +19,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { ATOLL, exampleImage } from "../../helpers/cli.ts";
 import { Netns } from "../../helpers/netns.ts";
-import { APPLIANCE_ADDRESS, HOST_ADDRESS, HOST_CIDR, memory, script, skipReason, tryExec, waitFor, waitForPing } from "../../net/linux/fixtures/lab.ts";
+import { APPLIANCE_ADDRESS, HOST_ADDRESS, HOST_CIDR, memory, probeUntil, script, skipReason, tryExec, waitFor, waitForPing } from "../../net/linux/fixtures/lab.ts";
 
 const skip = skipReason("python3", "curl");
 /** The uploaders' own address, so that the per-source cap they share does not hold curl back. */
@@ -79,22 +79,7 @@ test("website on spt --memory 64 holds out against 250 uploads that never read t
     assert.ok(fetchOnce(namespace), "served before");
     const baseline = memory(pid).rssKiB;
     const uploads = namespace.spawn(["python3", script("stalled-posts.py"), APPLIANCE_ADDRESS, "80", String(UPLOADERS), String(1 << 20), String(STALL_SECONDS), "--bind", UPLOADERS_ADDRESS]);
-    let ok = 0;
-    let failed = 0;
-    let streak = 0;
-    let worstStreak = 0;
-    let done = false;
-    void uploads.exited.then(() => (done = true));
-    while (!done) {
-      if (fetchOnce(namespace)) {
-        ok++;
-        streak = 0;
-      } else {
-        failed++;
-        worstStreak = Math.max(worstStreak, ++streak);
-      }
-      await new Promise((resolve) => setTimeout(resolve, 300));
-    }
+    const { ok, failed, worstStreak } = await probeUntil(uploads.exited, () => fetchOnce(namespace));
     const ended = Date.now();
     assert.equal(await uploads.exited, 0, uploads.output());
     const stats = JSON.parse(uploads.output().trim().split("\n").pop() ?? "{}") as { connected?: number; sent?: number };
